@@ -1,0 +1,5 @@
+import sys
+
+from adcut.cli import main
+
+sys.exit(main())

@@ -1,0 +1,277 @@
+"""Decoding any common audio format to mono float32 at the feature rate, and encoding audio back.
+
+Everything goes through PyAV (the FFmpeg libraries inside its wheel): no ffmpeg executable and no
+intermediate WAV file. Decoding streams in blocks, so a multi-hour episode never sits in memory
+at its original rate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+Seconds = float
+
+# Extensions `adcut process DIR` treats as audio.
+AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".m4b", ".aac", ".mp4", ".wma", ".aif", ".aiff")
+
+# How much decoded audio is gathered before it is resampled and handed on (bounds memory).
+DEFAULT_BLOCK_SECONDS: Seconds = 30.0
+# A file whose decoded length falls short of its declared length by more than this is truncated.
+_TRUNCATION_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file is, as read from its container without decoding it."""
+
+    path: str
+    format_name: str  # container, e.g. "mp3", "wav", "ogg", "mov,mp4,m4a,3gp,3g2,mj2"
+    codec: str  # e.g. "mp3", "pcm_s16le", "vorbis", "aac"
+    sample_rate: int
+    channels: int
+    bit_rate: int | None  # bits per second, None when the container does not say
+    duration: Seconds | None  # declared duration, None when the container does not say
+
+
+def _open(path: Path):
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty")
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except av.FFmpegError as error:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(error)})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise AudioError(f"{path}: cannot open ({error})") from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(f"{path}: contains no audio stream")
+    return container
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.split(";")[0].strip().rstrip(":") or type(error).__name__
+
+
+def probe(path: Path) -> AudioInfo:
+    """Read an audio file's format, rate, channels, bitrate and declared duration."""
+    container = _open(path)
+    try:
+        return _info(path, container)
+    finally:
+        container.close()
+
+
+def _info(path: Path, container) -> AudioInfo:
+    stream = container.streams.audio[0]
+    ctx = stream.codec_context
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    bit_rate = ctx.bit_rate or container.bit_rate or None
+    return AudioInfo(
+        path=str(path),
+        format_name=container.format.name,
+        codec=ctx.name,
+        sample_rate=int(ctx.sample_rate or 0),
+        channels=int(ctx.channels or 0),
+        bit_rate=int(bit_rate) if bit_rate else None,
+        duration=duration,
+    )
+
+
+def frame_to_float(frame) -> np.ndarray:
+    """A decoded PyAV frame as float32 ``(channels, samples)`` in [-1, 1], whatever its sample format."""
+    array = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        array = array.reshape(-1, channels).T  # packed: (1, n*ch) -> (ch, n)
+    kind = array.dtype
+    if kind == np.float32:
+        return array
+    if kind == np.float64:
+        return array.astype(np.float32)
+    if kind == np.int16:
+        return array.astype(np.float32) * (1.0 / 32768.0)
+    if kind == np.int32:
+        return array.astype(np.float32) * (1.0 / 2147483648.0)
+    if kind == np.uint8:
+        return (array.astype(np.float32) - 128.0) * (1.0 / 128.0)
+    if kind == np.int64:
+        return (array.astype(np.float64) * (1.0 / 9223372036854775808.0)).astype(np.float32)
+    raise AudioError(f"unsupported sample format {frame.format.name}")
+
+
+def iter_frames(path: Path) -> Iterator[tuple[AudioInfo, np.ndarray]]:
+    """Decoded frames of the first audio stream as float32 ``(channels, samples)`` at the file's rate.
+
+    Raises AudioError for corrupt data, and for a file that decodes to clearly less audio than its
+    container declares (truncated download).
+    """
+    import av
+
+    container = _open(path)
+    try:
+        info = _info(path, container)
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.sample_rate != info.sample_rate and decoded:
+                    raise AudioError(f"{path}: sample rate changes inside the file; convert it first")
+                samples = frame_to_float(frame)
+                decoded += samples.shape[1]
+                yield info, samples
+        except av.FFmpegError as error:
+            raise AudioError(f"{path}: corrupt audio after {decoded / max(info.sample_rate, 1):.1f} s ({_reason(error)})") from None
+        if decoded == 0:
+            raise AudioError(f"{path}: contains no audio samples")
+        if info.duration and info.sample_rate:
+            got = decoded / info.sample_rate
+            if got < info.duration * (1 - _TRUNCATION_TOLERANCE) - 1.0:
+                raise AudioError(
+                    f"{path}: truncated or corrupt: decoded {got:.1f} s of a declared {info.duration:.1f} s"
+                )
+    finally:
+        container.close()
+
+
+def iter_blocks(
+    path: Path, sample_rate: int, block_seconds: Seconds = DEFAULT_BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at ``sample_rate``: channels averaged (not summed), resampled with soxr."""
+    import soxr
+
+    resampler = None
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    block_limit = 0
+    for info, samples in iter_frames(path):
+        if resampler is None:
+            block_limit = max(1, int(block_seconds * info.sample_rate))
+            if info.sample_rate != sample_rate:
+                resampler = soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="HQ")
+            else:
+                resampler = False
+        pending.append(samples.mean(axis=0) if samples.shape[0] > 1 else samples[0])
+        pending_samples += samples.shape[1]
+        if pending_samples >= block_limit:
+            block = np.concatenate(pending)
+            pending, pending_samples = [], 0
+            yield resampler.resample_chunk(block) if resampler else block
+    block = np.concatenate(pending) if pending else np.zeros(0, np.float32)
+    if resampler:
+        yield resampler.resample_chunk(block, last=True)
+    elif block.size:
+        yield block
+
+
+def decode(path: Path, sample_rate: int) -> np.ndarray:
+    """The whole file as one mono float32 array at ``sample_rate``."""
+    blocks = list(iter_blocks(path, sample_rate))
+    return np.concatenate(blocks).astype(np.float32, copy=False) if blocks else np.zeros(0, np.float32)
+
+
+def decode_original(path: Path) -> tuple[AudioInfo, np.ndarray]:
+    """The whole file at its own rate and channel count, float32 ``(channels, samples)``."""
+    info = None
+    frames = []
+    for info, samples in iter_frames(path):
+        frames.append(samples)
+    assert info is not None  # iter_frames raises when nothing decodes
+    return info, np.concatenate(frames, axis=1)
+
+
+# --------------------------------------------------------------------------- encoding
+
+# Encoder and sample format for each container adcut writes; the codec follows the input's.
+_ENCODERS = {
+    "mp3": ("libmp3lame", "fltp"),
+    "aac": ("aac", "fltp"),
+    "vorbis": ("vorbis", "fltp"),
+    "opus": ("libopus", "flt"),
+    "flac": ("flac", "s16"),
+    "pcm_s16le": ("pcm_s16le", "s16"),
+    "pcm_s24le": ("pcm_s24le", "s32"),
+    "pcm_f32le": ("pcm_f32le", "flt"),
+}
+_CODEC_ALIASES = {"mp3float": "mp3", "libvorbis": "vorbis", "libopus": "opus", "aac_latm": "aac", "pcm_s16be": "pcm_s16le"}
+_FORMAT_BY_SUFFIX = {".mp3": "mp3", ".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".opus": "ogg", ".m4a": "ipod", ".m4b": "ipod", ".aac": "adts", ".mp4": "mp4"}
+_CODEC_BY_SUFFIX = {".mp3": "mp3", ".wav": "pcm_s16le", ".flac": "flac", ".ogg": "vorbis", ".opus": "opus", ".m4a": "aac", ".m4b": "aac", ".aac": "aac", ".mp4": "aac"}
+
+
+def write_audio(
+    path: Path,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    codec: str | None = None,
+    bit_rate: int | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Encode float32 ``samples`` (``(channels, n)`` or mono ``(n,)``) to ``path`` (format by suffix).
+
+    Writes to ``path`` directly: callers that must not leave half-written files give a temporary
+    name and rename it afterwards (see ``export.py``).
+    """
+    import av
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    codec = _CODEC_ALIASES.get(codec, codec) if codec else _CODEC_BY_SUFFIX.get(suffix)
+    if codec not in _ENCODERS or suffix not in _FORMAT_BY_SUFFIX:
+        raise AudioError(f"{path}: cannot write this format (codec {codec})")
+    encoder, sample_format = _ENCODERS[codec]
+    samples = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    channels = samples.shape[0]
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    container = av.open(str(path), mode="w", format=_FORMAT_BY_SUFFIX[suffix])
+    try:
+        for key, value in (metadata or {}).items():
+            container.metadata[key] = value
+        stream = container.add_stream(encoder, rate=sample_rate, layout=layout)
+        if bit_rate and codec not in ("flac",) and not codec.startswith("pcm"):
+            stream.bit_rate = bit_rate
+        if encoder == "vorbis":
+            stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
+        stream.codec_context.open()
+        # Frames go over in the encoder's sample format and frame size (Opus, AAC and MP3 drop the
+        # rest of a frame that is larger than they take).
+        block = stream.codec_context.frame_size or 4608
+        planar = sample_format.endswith("p")
+        clipped = np.clip(samples, -1.0, 1.0)
+        for start in range(0, clipped.shape[1], block):
+            chunk = clipped[:, start : start + block]
+            if sample_format.startswith("s16"):
+                chunk = (chunk * 32767.0).round().astype(np.int16)
+            elif sample_format.startswith("s32"):
+                chunk = (chunk * 2147483647.0).round().astype(np.int32)
+            data = chunk if planar else chunk.T.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=sample_format, layout=layout)
+            frame.sample_rate = sample_rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    finally:
+        container.close()

@@ -1,0 +1,1 @@
+"""One module per ``adcut`` subcommand: argument parsing and printing only, the work lives elsewhere."""

@@ -1,0 +1,56 @@
+"""Running a model over feature windows: batching, device choice and torch's thread count."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from adcut.errors import AdcutError
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def choose_device(requested: str | None = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise AdcutError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+    if requested not in ("cpu", "cuda"):
+        raise AdcutError(f"--device must be auto, cpu or cuda, not {requested!r}")
+    return requested
+
+
+def set_torch_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads deliberately (``ADCUT_THREADS`` or ``threads``; default: cores).
+
+    For batched inference all cores help; small-batch LSTM training is often faster on one
+    thread (measured by ``benchmarks/train_speed.py``), so training passes its own number.
+    """
+    import torch
+
+    if threads is None:
+        threads = int(os.environ.get("ADCUT_THREADS", "0")) or (os.cpu_count() or 1)
+    threads = max(1, threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def predict_windows(model, windows: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu") -> np.ndarray:
+    """Class probabilities ``(n_windows, n_classes)`` for ``(n_windows, frames, features)`` windows."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size])).to(device)
+            out.append(torch.softmax(model(batch).float(), dim=-1).cpu().numpy())
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(out)
