@@ -1,0 +1,295 @@
+"""Side-by-side figures for several checkpoints: size, window accuracy / F1, and inference speed.
+
+Each model is scored on labelled windows cut with its *own* feature settings, so models that use
+cheaper features than others (a distilled student, say) are compared on the same audio and the
+same time spans' labels. Labelled windows come from a dataset's validation episodes or from
+episodes given directly (audio files with a label file beside them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adcut.audio import AUDIO_SUFFIXES
+from adcut.errors import AdcutError, DatasetError, LabelError
+from adcut.features import FeatureConfig, episode_features, window_starts, windows
+from adcut.labels import LABEL_SUFFIXES, Segment, read_labels
+
+log = logging.getLogger(__name__)
+
+Seconds = float
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """How inference speed is measured: a fixed batch, warm-up first, then timed repeats."""
+
+    batch_size: int = 256
+    warmup_batches: int = 2
+    min_batches: int = 3
+    min_seconds: Seconds = 1.0
+
+
+@dataclass
+class LabelledEpisode:
+    """An episode's audio and its labels tiled over the whole duration."""
+
+    audio: Path
+    segments: list[Segment]
+
+
+@dataclass
+class LabelledWindows:
+    windows: np.ndarray  # (n, frames, features)
+    labels: np.ndarray  # (n,) class index, -1 where the label is not one of the model's classes
+
+
+@dataclass
+class ModelReport:
+    name: str
+    model_type: str
+    parameters: int
+    file_bytes: int
+    feature_config: FeatureConfig
+    class_names: tuple[str, ...]
+    teacher: str | None
+    n_windows: int = 0
+    accuracy: float | None = None
+    f1: float | None = None  # of the positive class (``ad`` where present)
+    windows_per_second: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "model_type": self.model_type, "parameters": self.parameters,
+            "file_bytes": self.file_bytes, "feature_config": self.feature_config.to_dict(),
+            "class_names": list(self.class_names), "teacher": self.teacher, "windows": self.n_windows,
+            "accuracy": self.accuracy, "f1": self.f1, "windows_per_second": self.windows_per_second, **self.extra,
+        }
+
+
+# --------------------------------------------------------------------------- models
+
+
+def count_parameters(model) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def positive_class(class_names: Sequence[str]) -> int:
+    """Index of the class F1 is reported for: ``ad`` when the model has it, else the first class."""
+    return list(class_names).index("ad") if "ad" in class_names else 0
+
+
+# --------------------------------------------------------------------------- labelled episodes
+
+
+def label_file_for(audio: Path) -> Path | None:
+    """The label file beside ``audio`` (same stem, any supported label suffix), if there is one."""
+    for suffix in LABEL_SUFFIXES:
+        candidate = audio.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_episodes(sources: Sequence[Path]) -> list[Path]:
+    """Audio files named directly or found (non-recursively) in folders, each needing a label file."""
+    found: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            inside = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not inside:
+                raise AdcutError(f"{source}: no audio files in this folder (and it is not a dataset)")
+            found.extend(inside)
+        elif source.is_file():
+            found.append(source)
+        else:
+            raise AdcutError(f"{source}: no such file or folder")
+    for audio in found:
+        if label_file_for(audio) is None:
+            raise LabelError(f"{audio}: no label file beside it ({', '.join(audio.stem + s for s in LABEL_SUFFIXES[:1])} or similar)")
+    return found
+
+
+def window_labels(segments: Sequence[Segment], starts: np.ndarray, config: FeatureConfig,
+                  class_names: Sequence[str]) -> np.ndarray:
+    """Class index of the label covering most of each window (-1 for a class the model lacks)."""
+    index = {name: i for i, name in enumerate(class_names)}
+    frame = config.frame_seconds
+    out = np.full(len(starts), -1, dtype=np.int64)
+    for i, start in enumerate(starts):
+        w_start, w_end = start * frame, (start + config.window_frames) * frame
+        cover: dict[str, float] = {}
+        for seg in segments:
+            overlap = min(seg.end, w_end) - max(seg.start, w_start)
+            if overlap > 0:
+                cover[seg.label] = cover.get(seg.label, 0.0) + overlap
+        if cover:
+            out[i] = index.get(max(cover, key=cover.get), -1)
+    return out
+
+
+class EpisodeWindows:
+    """Features of a fixed set of labelled episodes, computed once per feature config."""
+
+    def __init__(self, episodes: Sequence[LabelledEpisode] | Sequence[Path]):
+        self._episodes = [e if isinstance(e, LabelledEpisode) else LabelledEpisode(Path(e), []) for e in episodes]
+        self._cache: dict[FeatureConfig, list[tuple[np.ndarray, float]]] = {}
+
+    def _features(self, config: FeatureConfig) -> list[tuple[np.ndarray, float]]:
+        if config not in self._cache:
+            self._cache[config] = [episode_features(e.audio, config) for e in self._episodes]
+        return self._cache[config]
+
+    def get(self, config: FeatureConfig, class_names: Sequence[str]) -> LabelledWindows:
+        all_windows, all_labels = [], []
+        for episode, (feats, duration) in zip(self._episodes, self._features(config)):
+            background = "content" if "content" in class_names else class_names[-1]
+            segments = episode.segments or read_labels(label_file_for(episode.audio), duration=duration,
+                                                       classes=class_names, background=background)
+            starts = window_starts(len(feats), config.window_frames, config.window_hop_frames)
+            all_windows.append(windows(feats, starts, config.window_frames))
+            all_labels.append(window_labels(segments, starts, config, class_names))
+        return LabelledWindows(np.concatenate(all_windows), np.concatenate(all_labels))
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def accuracy_and_f1(predicted: np.ndarray, labels: np.ndarray, positive: int) -> tuple[float | None, float | None]:
+    """Window accuracy, and F1 of class ``positive``; windows labelled -1 are left out."""
+    keep = labels >= 0
+    predicted, labels = predicted[keep], labels[keep]
+    if len(labels) == 0:
+        return None, None
+    accuracy = float(np.mean(predicted == labels))
+    tp = int(np.sum((predicted == positive) & (labels == positive)))
+    fp = int(np.sum((predicted == positive) & (labels != positive)))
+    fn = int(np.sum((predicted != positive) & (labels == positive)))
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0  # nothing to find, nothing found
+    return accuracy, float(f1)
+
+
+def windows_per_second(model, window_frames: int, n_features: int, *, device: str = "cpu",
+                       speed: SpeedConfig = SpeedConfig(), sample: np.ndarray | None = None) -> float:
+    """Inference throughput on one fixed batch (real windows when given, else noise of that shape)."""
+    import torch
+
+    if sample is not None and len(sample):
+        reps = -(-speed.batch_size // len(sample))
+        batch_np = np.concatenate([sample] * reps)[: speed.batch_size]
+    else:
+        batch_np = np.random.default_rng(0).standard_normal((speed.batch_size, window_frames, n_features))
+    batch = torch.from_numpy(np.ascontiguousarray(batch_np, dtype=np.float32)).to(device)
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(speed.warmup_batches):
+            model(batch)
+        _sync(device)
+        runs, started = 0, time.perf_counter()
+        while runs < speed.min_batches or time.perf_counter() - started < speed.min_seconds:
+            model(batch)
+            runs += 1
+        _sync(device)
+        elapsed = time.perf_counter() - started
+    return runs * speed.batch_size / elapsed
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", speed: SpeedConfig | None = SpeedConfig(),
+                   batch_size: int = 256) -> list[ModelReport]:
+    """A report per checkpoint; ``data`` is an ``EpisodeWindows``-like object (``get(config, classes)``) or None."""
+    from adcut.checkpoint import load_checkpoint
+    from adcut.inference import predict_windows
+
+    reports = []
+    for path in map(Path, model_paths):
+        ckpt = load_checkpoint(path)
+        model = ckpt.build_model(device)
+        report = ModelReport(
+            name=path.name, model_type=ckpt.model_type, parameters=count_parameters(model),
+            file_bytes=path.stat().st_size, feature_config=ckpt.feature_config,
+            class_names=tuple(ckpt.class_names), teacher=ckpt.teacher,
+        )
+        sample = None
+        if data is not None:
+            labelled = data.get(ckpt.feature_config, ckpt.class_names)
+            check_window_shape(labelled.windows, ckpt, path)
+            probs = predict_windows(model, labelled.windows, batch_size=batch_size, device=device)
+            report.n_windows = int(np.sum(labelled.labels >= 0))
+            report.accuracy, report.f1 = accuracy_and_f1(probs.argmax(axis=1), labelled.labels, positive_class(ckpt.class_names))
+            sample = labelled.windows[: (speed or SpeedConfig()).batch_size]
+        if speed is not None:
+            cfg = ckpt.feature_config
+            report.windows_per_second = windows_per_second(model, cfg.window_frames, cfg.n_features, device=device,
+                                                           speed=speed, sample=sample)
+        log.info("%s: %s", path.name, report.to_dict())
+        reports.append(report)
+    return reports
+
+
+def check_window_shape(batch: np.ndarray, ckpt, path: Path) -> None:
+    from adcut.errors import ModelError
+
+    expected = ckpt.model_config.get("n_features")
+    if expected is not None and batch.shape[-1] != expected:
+        raise ModelError(f"{path}: model reads {expected} features per frame but its feature settings give {batch.shape[-1]}")
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return str(n_bytes)
+
+
+def describe_features(config: FeatureConfig) -> str:
+    """Short form, e.g. ``4096Hz 10mfcc 131fr``."""
+    return f"{config.sample_rate}Hz {config.n_mfcc}mfcc {config.window_frames}fr"
+
+
+def format_table(reports: Sequence[ModelReport]) -> str:
+    headers = ["model", "type", "params", "size", "features", "teacher", "windows", "accuracy", "F1", "windows/s"]
+    rows = []
+    for r in reports:
+        rows.append([
+            r.name, r.model_type, f"{r.parameters:,}", _size(r.file_bytes), describe_features(r.feature_config),
+            Path(r.teacher).name if r.teacher else "-", str(r.n_windows) if r.accuracy is not None else "-",
+            f"{r.accuracy:.3f}" if r.accuracy is not None else "-", f"{r.f1:.3f}" if r.f1 is not None else "-",
+            f"{r.windows_per_second:,.0f}" if r.windows_per_second is not None else "-",
+        ])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    left = {0, 1, 4, 5}
+    def line(cells):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# --------------------------------------------------------------------------- datasets
+
+DATASET_MANIFEST = "manifest.json"
+
+
+def is_dataset(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / DATASET_MANIFEST).is_file()
+
+
+def dataset_episodes(path: Path, *, validation_only: bool = True) -> list[LabelledEpisode]:
+    """The (validation) episodes of a dataset folder, with the labels the dataset was built from."""
+    raise DatasetError(f"{path}: reading datasets is not available yet")

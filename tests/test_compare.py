@@ -1,0 +1,144 @@
+"""``adcut models compare`` / ``models info`` and the scoring behind them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from adcut.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from adcut.cli import main
+from adcut.compare import accuracy_and_f1, window_labels
+from adcut.features import FeatureConfig
+from adcut.labels import Segment
+from adcut.models import build_model, config_dict
+from adcut.synth import EpisodeSpec
+
+CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)
+FAST = ["--min-seconds", "0", "--batch-size", "8"]
+
+
+def constant_checkpoint(path, model_type, class_index, feature_config=FeatureConfig(), **config):
+    """A model that always answers ``class_index``: its scores are known without running anything else."""
+    torch.manual_seed(0)
+    model = build_model(model_type, {"n_features": feature_config.n_features, **config})
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([5.0, -5.0] if class_index == 0 else [-5.0, 5.0]))
+    save_checkpoint(path, Checkpoint(model_type, config_dict(model), feature_config, ("ad", "content"), model.state_dict()))
+    return path
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    lines = text.strip().splitlines()
+    assert lines[0].split()[:3] == ["model", "type", "params"]
+    return {line.split()[0]: line.split() for line in lines[2:]}
+
+
+def test_table_lists_every_model_with_its_true_parameter_count(random_checkpoint, make_episode, capsys):
+    episode, _ = make_episode("ep", EpisodeSpec(30.0, ((8.0, 20.0),)))
+    paths = [
+        random_checkpoint("big_lstm.pt", "lstm", hidden_size=24),
+        random_checkpoint("tiny_tf.pt", "transformer", d_model=16, n_heads=2, dim_feedforward=32),
+        random_checkpoint("cheap_tf.pt", "transformer", feature_config=CHEAP, d_model=8, n_heads=2, dim_feedforward=16),
+    ]
+    assert main(["-q", "models", "compare", *map(str, paths), "--data", str(episode), *FAST]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert set(rows) == {p.name for p in paths}
+    for path in paths:
+        model = load_checkpoint(path).build_model()
+        expected = sum(p.numel() for p in model.parameters())
+        row = rows[path.name]
+        assert int(row[2].replace(",", "")) == expected
+        assert row[1] == load_checkpoint(path).model_type
+        assert float(row[-1].replace(",", "")) > 0  # windows/s
+        accuracy = float(row[-3])
+        assert 0.0 <= accuracy <= 1.0
+    # Each model is scored on windows of its own feature settings: the cheap model sees more, shorter windows.
+    assert int(rows["cheap_tf.pt"][-4]) > int(rows["tiny_tf.pt"][-4])
+
+
+def test_scores_of_models_with_known_answers(tmp_path, make_episode, capsys):
+    episode, _ = make_episode("ep", EpisodeSpec(40.0, ((12.0, 30.0),)))
+    always_ad = constant_checkpoint(tmp_path / "ad.pt", "transformer", 0, d_model=16, n_heads=2)
+    always_content = constant_checkpoint(tmp_path / "content.pt", "lstm", 1, hidden_size=8)
+    assert main(["-q", "models", "compare", str(always_ad), str(always_content), "--data", str(episode),
+                 "--no-speed", "--json"]) == 0
+    reports = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    ad, content = reports["ad.pt"], reports["content.pt"]
+    assert 0 < ad["accuracy"] < 1
+    assert ad["accuracy"] + content["accuracy"] == pytest.approx(1.0)
+    assert content["f1"] == 0.0  # never finds an ad
+    precision = ad["accuracy"]  # says "ad" everywhere: precision is the share of ad windows, recall 1
+    assert ad["f1"] == pytest.approx(2 * precision / (precision + 1))
+    assert ad["windows_per_second"] is None
+
+
+def test_folder_of_episodes_and_all_ads(tmp_path, make_episode, capsys):
+    folder = tmp_path / "eps"
+    make_episode("a", EpisodeSpec(20.0, ((0.0, 20.0),)), folder=folder)
+    make_episode("b", EpisodeSpec(20.0, ((0.0, 20.0),)), folder=folder, seed=1)
+    always_ad = constant_checkpoint(tmp_path / "ad.pt", "lstm", 0, hidden_size=8)
+    assert main(["-q", "models", "compare", str(always_ad), "--data", str(folder), "--no-speed", "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert (report["accuracy"], report["f1"]) == (1.0, 1.0)
+    assert report["windows"] == 2 * 4  # 20 s = 321 frames: windows start at 0, 64, 128 and 190 (the last moved back)
+
+
+def test_without_data_only_size_and_speed(random_checkpoint, capsys):
+    path = random_checkpoint("m.pt", "transformer", d_model=16, n_heads=2)
+    assert main(["-q", "models", "compare", str(path), *FAST]) == 0
+    row = table_rows(capsys.readouterr().out)["m.pt"]
+    assert row[-2:-4:-1] == ["-", "-"]  # no accuracy, no F1
+    assert float(row[-1].replace(",", "")) > 0
+
+
+def test_info_describes_a_distilled_student(tmp_path, capsys):
+    model = build_model("transformer", {"n_features": CHEAP.n_features, "d_model": 16, "n_heads": 2})
+    path = tmp_path / "student.pt"
+    save_checkpoint(path, Checkpoint("transformer", config_dict(model), CHEAP, ("ad", "content"), model.state_dict(),
+                                     metrics={"val_accuracy": 0.875}, teacher="models/teacher.pt"))
+    assert main(["models", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "teacher:     models/teacher.pt" in out
+    assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in out
+    assert "4 MFCC + deltas at 2048 Hz, window 32 frames" in out
+    assert "val_accuracy=0.875" in out
+
+
+@pytest.mark.parametrize("make_args,message", [
+    (lambda d: ["models", "compare", str(d / "missing.pt")], "{d}/missing.pt: model file not found"),
+    (lambda d: ["models", "compare", str(d / "m.pt"), "--data", str(d / "nowhere")], "{d}/nowhere: no such file or folder"),
+    (lambda d: ["models", "compare", str(d / "m.pt"), "--data", str(d / "unlabelled.wav")],
+     "{d}/unlabelled.wav: no label file beside it"),
+    (lambda d: ["models", "compare", str(d / "m.pt"), "--batch-size", "0"], "--batch-size must be at least 1"),
+    (lambda d: ["models", "info", str(d / "junk.pt")], "{d}/junk.pt: not an adcut checkpoint or damaged"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, make_episode, random_checkpoint, capsys, make_args, message):
+    random_checkpoint("m.pt")
+    make_episode("unlabelled", EpisodeSpec(10.0, ()), labels=False)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(make_args(tmp_path)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("adcut: error: " + message.format(d=tmp_path))
+
+
+def test_window_labels_take_the_majority_class():
+    cfg = FeatureConfig(window_frames=32, window_hop_frames=16)  # 2 s windows at 16 frames/s
+    segments = [Segment(0.0, 3.0, "content"), Segment(3.0, 10.0, "ad")]
+    starts = np.array([0, 16, 40, 48])  # windows 0-2 s, 1-3 s, 2.5-4.5 s, 3-5 s
+    assert window_labels(segments, starts, cfg, ("ad", "content")).tolist() == [1, 1, 0, 0]
+    assert window_labels([Segment(0.0, 10.0, "music")], starts, cfg, ("ad", "content")).tolist() == [-1] * 4
+
+
+def test_accuracy_and_f1_on_known_predictions():
+    labels = np.array([0, 0, 1, 1, 1, -1])
+    predicted = np.array([0, 1, 1, 1, 0, 0])
+    accuracy, f1 = accuracy_and_f1(predicted, labels, positive=0)
+    assert accuracy == pytest.approx(3 / 5)  # the unlabelled window is left out
+    assert f1 == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
