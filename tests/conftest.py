@@ -67,6 +67,7 @@ def random_checkpoint(tmp_path):
         config.setdefault("n_features", feature_config.n_features)
         model = build_model(model_type, config)
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(path, Checkpoint(model_type, config_dict(model), feature_config, ("ad", "content"), model.state_dict()))
         return path
 

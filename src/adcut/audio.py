@@ -185,6 +185,50 @@ def iter_blocks(
         yield block
 
 
+def prefetch(iterator: Iterator, depth: int = 4) -> Iterator:
+    """Run ``iterator`` in a background thread, ``depth`` items ahead.
+
+    FFmpeg decoding and soxr resampling release the GIL, so decoding the next block overlaps with
+    the caller's feature extraction and inference on the other core. Errors reach the caller.
+    """
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("end", done))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            items.put(("error", error))
+
+    worker = threading.Thread(target=produce, name="adcut-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def decode(path: Path, sample_rate: int) -> np.ndarray:
     """The whole file as one mono float32 array at ``sample_rate``."""
     blocks = list(iter_blocks(path, sample_rate))
