@@ -139,7 +139,10 @@ def train(
     device = choose_device(config.device)
     threads = set_torch_threads(config.threads or DEFAULT_TRAIN_THREADS)
     if teacher is not None:
-        _check_teacher(teacher, dataset)
+        from adcut.distill import check_teacher_classes
+
+        # Other features than the dataset's are computed from the audio (adcut.distill), not refused.
+        check_teacher_classes(teacher, dataset)
 
     train_samples = dataset.training_samples()
     val_samples = dataset.samples(VALIDATION)
@@ -163,7 +166,9 @@ def train(
     teacher_logits = None
     if teacher is not None:
         log.info("computing teacher logits of %d training windows", len(train_samples))
-        teacher_logits = _logits(teacher.build_model(device), dataset, train_samples, device)
+        from adcut.distill import teacher_logits as distill_teacher_logits
+
+        teacher_logits = distill_teacher_logits(teacher, dataset, train_samples, device)
 
     uniform = dataset.config.augment_half_swap
     weights = None if uniform else sampling_weights(train_samples.label, len(dataset.classes))
