@@ -22,11 +22,15 @@ def register(subparsers) -> None:
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="MODEL.pt",
                         help="checkpoint to write (default: models/<model>-<dataset id>-<time>.pt)")
-    parser.add_argument("--model", dest="model_type", default=None, help="architecture: lstm, or another registered one (default lstm)")
+    parser.add_argument("--model", dest="model_type", default=None, help="architecture: lstm or transformer (default lstm)")
     parser.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
                         help="architecture setting, e.g. hidden_size=64; repeatable")
     parser.add_argument("--teacher", type=Path, default=None, metavar="T.pt",
-                        help="distil from this trained model (the dataset must use its features)")
+                        help=("distil from this trained model: loss = alpha * cross-entropy(labels) + (1 - alpha) * T^2 * "
+                              "KL(student/T || teacher/T). The student uses the dataset's features, which may be cheaper "
+                              "than the teacher's: then the teacher's inputs are computed from each episode's source audio "
+                              "with the teacher's own features, its window centred on the student's window (so that audio "
+                              "must still be where the dataset was built from). The checkpoint records the teacher"))
     parser.add_argument("--alpha", type=float, default=None, help="distillation: weight of the label loss (default 0.5)")
     parser.add_argument("--temperature", type=float, default=None, help="distillation temperature (default 2)")
     parser.add_argument("--epochs", type=int, default=None, help="most epochs (default 30)")
