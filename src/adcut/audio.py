@@ -86,6 +86,11 @@ def _info(path: Path, container) -> AudioInfo:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None:
         duration = container.duration / 1_000_000
+    if container.format.name == "wav" and ctx.sample_rate and ctx.bit_rate:
+        # FFmpeg clamps a WAV's duration to the bytes present, hiding truncation: use the header's.
+        declared = _wav_data_bytes(path)
+        if declared:
+            duration = max(duration or 0.0, declared * 8 / ctx.bit_rate)
     bit_rate = ctx.bit_rate or container.bit_rate or None
     return AudioInfo(
         path=str(path),
@@ -96,6 +101,26 @@ def _info(path: Path, container) -> AudioInfo:
         bit_rate=int(bit_rate) if bit_rate else None,
         duration=duration,
     )
+
+
+def _wav_data_bytes(path: Path) -> int | None:
+    """Size of a RIFF/WAVE file's ``data`` chunk as its header declares it (None: unknown/streamed)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            for _ in range(64):  # chunks before 'data' are few (fmt, LIST, fact)
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                size = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    return size if 0 < size < 0xFFFFFFF0 else None  # 0 / -1: written by a streaming encoder
+                handle.seek(size + (size & 1), 1)
+    except OSError:
+        return None
+    return None
 
 
 def frame_to_float(frame) -> np.ndarray:
