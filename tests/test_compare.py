@@ -10,9 +10,8 @@ import torch
 
 from adcut.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from adcut.cli import main
-from adcut.compare import accuracy_and_f1, window_labels
+from adcut.compare import accuracy_and_f1
 from adcut.features import FeatureConfig
-from adcut.labels import Segment
 from adcut.models import build_model, config_dict
 from adcut.synth import EpisodeSpec
 
@@ -128,17 +127,31 @@ def test_bad_input_is_one_clear_line(tmp_path, make_episode, random_checkpoint, 
     assert err.startswith("adcut: error: " + message.format(d=tmp_path))
 
 
-def test_window_labels_take_the_majority_class():
-    cfg = FeatureConfig(window_frames=32, window_hop_frames=16)  # 2 s windows at 16 frames/s
-    segments = [Segment(0.0, 3.0, "content"), Segment(3.0, 10.0, "ad")]
-    starts = np.array([0, 16, 40, 48])  # windows 0-2 s, 1-3 s, 2.5-4.5 s, 3-5 s
-    assert window_labels(segments, starts, cfg, ("ad", "content")).tolist() == [1, 1, 0, 0]
-    assert window_labels([Segment(0.0, 10.0, "music")], starts, cfg, ("ad", "content")).tolist() == [-1] * 4
-
-
 def test_accuracy_and_f1_on_known_predictions():
     labels = np.array([0, 0, 1, 1, 1, -1])
     predicted = np.array([0, 1, 1, 1, 0, 0])
     accuracy, f1 = accuracy_and_f1(predicted, labels, positive=0)
     assert accuracy == pytest.approx(3 / 5)  # the unlabelled window is left out
     assert f1 == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+
+
+def test_dataset_validation_scores_match_training_and_other_features_come_from_audio(tmp_path, make_episode, capsys):
+    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.train import TrainConfig, train
+
+    folder = tmp_path / "eps"
+    for i, ads in enumerate([((10.0, 30.0),), ((5.0, 20.0), (35.0, 45.0)), ((20.0, 40.0),)]):
+        make_episode(f"ep{i}", EpisodeSpec(50.0, ads), folder=folder, seed=i, sample_rate=8000)
+    dataset = build_dataset(find_episodes([folder]), tmp_path / "ds", FeatureConfig(),
+                            DatasetConfig(validation_episodes=("ep1",)), progress=False)
+    trained = train(dataset, TrainConfig(model_config={"hidden_size": 8}, lr=3e-3, epochs=2, device="cpu"),
+                    tmp_path / "lstm.pt", progress=False)
+    cheap = constant_checkpoint(tmp_path / "cheap.pt", "transformer", 0, CHEAP, d_model=8, n_heads=2)
+    assert main(["-q", "models", "compare", str(tmp_path / "lstm.pt"), str(cheap), "--data", str(tmp_path / "ds"),
+                 "--no-speed", "--json"]) == 0
+    reports = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert reports["lstm.pt"]["accuracy"] == pytest.approx(trained.metrics["val_accuracy"], abs=1e-6)
+    assert reports["lstm.pt"]["windows"] == trained.training["validation_windows"]
+    # The cheap model's windows are cut from ep1's audio with its own settings: 2 s windows, 1 s apart.
+    assert reports["cheap.pt"]["windows"] > 2 * reports["lstm.pt"]["windows"]
+    assert 0 < reports["cheap.pt"]["accuracy"] < 1

@@ -117,45 +117,43 @@ def find_episodes(sources: Sequence[Path]) -> list[Path]:
     return found
 
 
-def window_labels(segments: Sequence[Segment], starts: np.ndarray, config: FeatureConfig,
-                  class_names: Sequence[str]) -> np.ndarray:
-    """Class index of the label covering most of each window (-1 for a class the model lacks)."""
-    index = {name: i for i, name in enumerate(class_names)}
-    frame = config.frame_seconds
-    out = np.full(len(starts), -1, dtype=np.int64)
-    for i, start in enumerate(starts):
-        w_start, w_end = start * frame, (start + config.window_frames) * frame
-        cover: dict[str, float] = {}
-        for seg in segments:
-            overlap = min(seg.end, w_end) - max(seg.start, w_start)
-            if overlap > 0:
-                cover[seg.label] = cover.get(seg.label, 0.0) + overlap
-        if cover:
-            out[i] = index.get(max(cover, key=cover.get), -1)
-    return out
-
-
 class EpisodeWindows:
-    """Features of a fixed set of labelled episodes, computed once per feature config."""
+    """Labelled windows of a fixed set of episodes, with features computed once per feature config.
 
-    def __init__(self, episodes: Sequence[LabelledEpisode] | Sequence[Path]):
+    A window's label is the class covering it (give or take a frame); windows across a label
+    boundary are left out unless ``keep_straddling``, as in a dataset's validation windows.
+    """
+
+    def __init__(self, episodes: Sequence[LabelledEpisode] | Sequence[Path], *, keep_straddling: bool = False,
+                 cached: dict[FeatureConfig, list[tuple[np.ndarray, float]]] | None = None):
         self._episodes = [e if isinstance(e, LabelledEpisode) else LabelledEpisode(Path(e), []) for e in episodes]
-        self._cache: dict[FeatureConfig, list[tuple[np.ndarray, float]]] = {}
+        self._keep_straddling = keep_straddling
+        self._cache: dict[FeatureConfig, list[tuple[np.ndarray, float]]] = dict(cached or {})
 
     def _features(self, config: FeatureConfig) -> list[tuple[np.ndarray, float]]:
         if config not in self._cache:
+            for episode in self._episodes:
+                if not episode.audio.is_file():
+                    raise DatasetError(f"{episode.audio}: audio is gone, so features for another feature config cannot be computed")
             self._cache[config] = [episode_features(e.audio, config) for e in self._episodes]
         return self._cache[config]
 
     def get(self, config: FeatureConfig, class_names: Sequence[str]) -> LabelledWindows:
+        from adcut.dataset import window_labels
+
         all_windows, all_labels = [], []
+        background = "content" if "content" in class_names else class_names[-1]
         for episode, (feats, duration) in zip(self._episodes, self._features(config)):
-            background = "content" if "content" in class_names else class_names[-1]
             segments = episode.segments or read_labels(label_file_for(episode.audio), duration=duration,
                                                        classes=class_names, background=background)
+            unknown = {s.label for s in segments} - set(class_names)
+            if unknown:
+                raise LabelError(f"{episode.audio}: labelled {', '.join(sorted(unknown))}, which the model does not know "
+                                 f"(its classes: {', '.join(class_names)})")
             starts = window_starts(len(feats), config.window_frames, config.window_hop_frames)
+            labels = window_labels(segments, starts, len(feats), duration, config, tuple(class_names), self._keep_straddling)
             all_windows.append(windows(feats, starts, config.window_frames))
-            all_labels.append(window_labels(segments, starts, config, class_names))
+            all_labels.append(labels)
         return LabelledWindows(np.concatenate(all_windows), np.concatenate(all_labels))
 
 
@@ -283,13 +281,28 @@ def format_table(reports: Sequence[ModelReport]) -> str:
 
 # --------------------------------------------------------------------------- datasets
 
-DATASET_MANIFEST = "manifest.json"
-
-
 def is_dataset(path: Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / DATASET_MANIFEST).is_file()
+    from adcut.dataset import MANIFEST_NAME
+
+    return Path(path).is_dir() and (Path(path) / MANIFEST_NAME).is_file()
 
 
-def dataset_episodes(path: Path, *, validation_only: bool = True) -> list[LabelledEpisode]:
-    """The (validation) episodes of a dataset folder, with the labels the dataset was built from."""
-    raise DatasetError(f"{path}: reading datasets is not available yet")
+def dataset_windows(path: Path, *, validation_only: bool = True) -> EpisodeWindows:
+    """The (validation) episodes of a dataset: its cached features for its own feature config, and
+    the source audio for any other config (for models that use other features)."""
+    from adcut.dataset import VALIDATION, load_dataset
+
+    dataset = load_dataset(path)
+    chosen = [i for i, e in enumerate(dataset.episodes) if e["split"] == VALIDATION or not validation_only]
+    if not chosen:
+        raise DatasetError(f"{path}: dataset has no validation episodes (use --all-episodes to score on all of them)")
+    episodes, cached = [], []
+    for i in chosen:
+        record = dataset.episodes[i]
+        segments = [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in record["segments"]]
+        episodes.append(LabelledEpisode(Path(record["source"]), segments))
+        n_frames = int(record["n_frames"])
+        start = int(dataset.offsets[i])
+        cached.append((dataset.frames[start : start + n_frames], float(record["duration"])))
+    return EpisodeWindows(episodes, keep_straddling=dataset.config.keep_straddling,
+                          cached={dataset.feature_config: cached})

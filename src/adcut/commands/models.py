@@ -62,10 +62,10 @@ def register(subparsers) -> None:
 
 def _data_source(paths: list[Path], all_episodes: bool):
     """A dataset folder's episodes, or episode files / folders given directly."""
-    from adcut.compare import EpisodeWindows, find_episodes, dataset_episodes, is_dataset
+    from adcut.compare import EpisodeWindows, dataset_windows, find_episodes, is_dataset
 
     if len(paths) == 1 and is_dataset(paths[0]):
-        return EpisodeWindows(dataset_episodes(paths[0], validation_only=not all_episodes))
+        return dataset_windows(paths[0], validation_only=not all_episodes)
     if any(is_dataset(p) for p in paths):
         raise AdcutError("--data takes one dataset folder, or episode files and folders, not both")
     return EpisodeWindows(find_episodes(paths))
