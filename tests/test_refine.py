@@ -1,0 +1,85 @@
+"""Boundary refinement: boundaries move onto nearby pauses / feature jumps, within the limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adcut.features import FeatureConfig, compute_features
+from adcut.labels import Segment
+from adcut.refine import refine_boundaries
+from adcut.synth import EpisodeSpec, render_episode
+
+CFG = FeatureConfig()
+FPS = 1 / CFG.frame_seconds  # 16 frames per second
+
+
+def hand_features(seconds: float, change_at: float | None, pauses=(), seed=0) -> np.ndarray:
+    """Noisy features whose mean shifts at ``change_at`` and whose level (c0) drops in ``pauses``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FPS)
+    feats = rng.normal(0, 1, (n, CFG.n_features)).astype(np.float32)
+    feats[:, 0] += 400.0  # c0: a steady level
+    if change_at is not None:
+        feats[int(change_at * FPS) :, 1:CFG.n_mfcc] += 3.0
+    for a, b in pauses:
+        feats[int(a * FPS) : int(b * FPS), 0] -= 20 * np.sqrt(CFG.n_mels)  # 20 dB quieter
+    return feats
+
+
+def tiling(*times, labels=("content", "ad"), end=60.0):
+    edges = [0.0, *times, end]
+    return [Segment(a, b, labels[i % 2]) for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+
+
+def test_boundary_near_a_pause_moves_onto_it():
+    feats = hand_features(60, change_at=30.0, pauses=[(29.8, 30.2)])
+    out = refine_boundaries(tiling(28.4), feats, CFG, max_shift_seconds=3.0)
+    assert out[1].start == pytest.approx(30.0, abs=0.15)
+    assert out[0].start == 0.0 and out[-1].end == 60.0 and out[0].end == out[1].start
+
+
+def test_boundary_moves_to_feature_jump_without_a_pause():
+    feats = hand_features(60, change_at=32.0)
+    out = refine_boundaries(tiling(30.0), feats, CFG, max_shift_seconds=3.0)
+    assert out[1].start == pytest.approx(32.0, abs=0.3)
+
+
+def test_pause_far_from_the_jump_is_ignored():
+    # content pauses 2 s away from the real change must not capture the boundary
+    feats = hand_features(60, change_at=30.0, pauses=[(27.8, 28.2), (29.9, 30.1)])
+    out = refine_boundaries(tiling(29.0), feats, CFG, max_shift_seconds=3.0)
+    assert out[1].start == pytest.approx(30.0, abs=0.15)
+
+
+def test_shift_limit_is_respected():
+    feats = hand_features(60, change_at=32.5, pauses=[(32.3, 32.7)])
+    out = refine_boundaries(tiling(30.0), feats, CFG, max_shift_seconds=1.5)
+    assert out[1].start == pytest.approx(31.5, abs=1e-9)  # as close to the change as allowed
+    assert refine_boundaries(tiling(30.0), feats, CFG, max_shift_seconds=0.0) == tiling(30.0)
+
+
+def test_no_change_nearby_keeps_the_boundary():
+    feats = hand_features(60, change_at=36.0, pauses=[(35.8, 36.2)])
+    assert refine_boundaries(tiling(30.0), feats, CFG, max_shift_seconds=3.0) == tiling(30.0)
+
+
+def test_boundary_never_passes_its_neighbours():
+    # changes at 20 and 22 s but boundaries placed at 21 and 23: they must stay ordered and apart
+    feats = hand_features(60, change_at=20.0)
+    feats[int(22 * FPS) :, 1:CFG.n_mfcc] -= 3.0
+    out = refine_boundaries(tiling(21.0, 23.0), feats, CFG, max_shift_seconds=3.0)
+    starts = [s.start for s in out]
+    assert starts == sorted(starts)
+    assert all(b.start - a.start >= 1.0 - 1e-9 for a, b in zip(out, out[1:]))
+    assert [s.label for s in out] == ["content", "ad", "content"]
+
+
+def test_real_synthetic_break_is_found_within_a_fraction_of_a_second():
+    spec = EpisodeSpec(90.0, ((40.0, 70.0),))
+    audio = render_episode(spec, CFG.sample_rate, seed=2)
+    feats = compute_features(audio, CFG)
+    out = refine_boundaries(tiling(38.2, 71.9, end=90.0), feats, CFG, max_shift_seconds=3.0)
+    assert out[1].start == pytest.approx(40.0, abs=0.3)
+    assert out[2].start == pytest.approx(70.0, abs=0.3)
+    assert out[-1].end == 90.0
