@@ -1,0 +1,1 @@
+"""The browser labeller: a local web server (``server.py``) and waveform peaks (``peaks.py``) for ``adcut label``."""
