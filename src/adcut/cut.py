@@ -1,0 +1,296 @@
+"""Write an episode with some classes cut out, in its own format, with tags, cover art and re-timed chapters.
+
+The audio is streamed: frames are decoded, kept, dropped or faded by their time, and encoded as
+they come, so a 3-hour episode never sits in memory. Fades lie on the kept (content) side of each
+cut: not one sample of removed audio survives at an edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AudioError, OutputError
+from adcut.labels import Segment
+
+log = logging.getLogger(__name__)
+
+Seconds = float
+
+DEFAULT_FADE_SECONDS: Seconds = 0.03  # long enough to avoid a click, short enough to lose no words
+CUT_SUFFIX = ".adcut"
+# Chapters shorter than this after re-timing (they lay inside removed audio) are dropped.
+MIN_CHAPTER_SECONDS: Seconds = 0.5
+
+
+class NothingKept(OutputError):
+    """The whole episode would be removed: there is no audio to write."""
+
+
+@dataclass(frozen=True)
+class CutResult:
+    path: Path
+    kept_seconds: Seconds
+    removed_seconds: Seconds
+    chapters: int  # chapters carried over from the input
+    cover_art: bool
+
+
+def cut_path(episode: Path, outdir: Path | None = None) -> Path:
+    """``<stem>.adcut.<ext>`` next to the episode or in ``outdir``."""
+    episode = Path(episode)
+    return Path(outdir or episode.parent) / f"{episode.stem}{CUT_SUFFIX}{episode.suffix}"
+
+
+def kept_spans(segments: Sequence[Segment], remove: Sequence[str], duration: Seconds) -> list[tuple[Seconds, Seconds]]:
+    """Merged ``(start, end)`` spans of the segments whose class is not removed."""
+    spans: list[tuple[Seconds, Seconds]] = []
+    for seg in sorted(segments):
+        if seg.label in remove:
+            continue
+        start, end = max(0.0, seg.start), min(seg.end, duration)
+        if end <= start:
+            continue
+        if spans and start <= spans[-1][1] + 1e-9:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def retime(t: Seconds, spans: Sequence[tuple[Seconds, Seconds]]) -> Seconds:
+    """Where time ``t`` of the original lands in the cut audio (removed time maps to its cut point)."""
+    new = 0.0
+    for start, end in spans:
+        if t <= start:
+            break
+        new += min(t, end) - start
+    return new
+
+
+def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict]:
+    """Input chapters moved to the cut audio's times; those that fall inside removed audio are dropped."""
+    out = []
+    for chapter in chapters:
+        base = chapter["time_base"] or Fraction(1, 1000)
+        start = float(chapter["start"] * base)
+        end = float(chapter["end"] * base) if chapter.get("end") is not None else duration
+        new_start, new_end = retime(start, spans), retime(end, spans)
+        if new_end - new_start < MIN_CHAPTER_SECONDS:
+            continue
+        out.append({
+            "id": len(out) + 1,
+            "start": round(new_start * 1000),
+            "end": round(new_end * 1000),
+            "time_base": Fraction(1, 1000),
+            "metadata": dict(chapter.get("metadata") or {}),
+        })
+    return out
+
+
+class GainPlan:
+    """Per-sample gain over the original timeline: 1 inside kept spans, ramps at their cut edges, 0 elsewhere."""
+
+    def __init__(self, spans, sample_rate: int, total_samples: int, fade_seconds: Seconds):
+        self.spans = []
+        for start, end in spans:
+            a, b = int(round(start * sample_rate)), min(int(round(end * sample_rate)), total_samples)
+            if b <= a:
+                continue
+            fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
+            fade_in = fade if a > 0 else 0  # the episode's own start and end are not cuts
+            fade_out = fade if b < total_samples else 0
+            self.spans.append((a, b, fade_in, fade_out))
+        self.kept_samples = sum(b - a for a, b, _, _ in self.spans)
+        self._next = 0
+
+    def apply(self, samples: np.ndarray, position: int) -> list[np.ndarray]:
+        """The kept, faded pieces of a frame that starts at sample ``position``."""
+        n = samples.shape[1]
+        pieces = []
+        while self._next < len(self.spans) and self.spans[self._next][1] <= position:
+            self._next += 1
+        index = self._next
+        while index < len(self.spans) and self.spans[index][0] < position + n:
+            a, b, fade_in, fade_out = self.spans[index]
+            lo, hi = max(a, position), min(b, position + n)
+            if hi > lo:
+                piece = samples[:, lo - position : hi - position].copy()
+                times = np.arange(lo, hi)
+                gain = np.ones(hi - lo, np.float32)
+                if fade_in:
+                    gain = np.minimum(gain, _ramp((times - a + 0.5) / fade_in))
+                if fade_out:
+                    gain = np.minimum(gain, _ramp((b - times - 0.5) / fade_out))
+                pieces.append(piece * gain)
+            index += 1
+        return pieces
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """Raised-cosine fade from 0 to 1 over x in [0, 1]; 1 beyond."""
+    x = np.clip(x, 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
+
+
+class StreamEncoder:
+    """Encodes float32 ``(channels, n)`` pieces in the encoder's frame size as they arrive."""
+
+    def __init__(self, container, stream, sample_format: str, layout: str, sample_rate: int):
+        self.container, self.stream = container, stream
+        self.sample_format, self.layout, self.sample_rate = sample_format, layout, sample_rate
+        self.frame_size = stream.codec_context.frame_size or 4608
+        self.pending: list[np.ndarray] = []
+        self.pending_samples = 0
+        self.pts = 0
+
+    def push(self, piece: np.ndarray) -> None:
+        self.pending.append(piece)
+        self.pending_samples += piece.shape[1]
+        if self.pending_samples >= self.frame_size:
+            joined = np.concatenate(self.pending, axis=1)
+            whole = (joined.shape[1] // self.frame_size) * self.frame_size
+            for start in range(0, whole, self.frame_size):
+                self._encode(joined[:, start : start + self.frame_size])
+            rest = joined[:, whole:]
+            self.pending, self.pending_samples = ([rest] if rest.shape[1] else []), rest.shape[1]
+
+    def finish(self) -> None:
+        if self.pending_samples:
+            self._encode(np.concatenate(self.pending, axis=1))
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+    def _encode(self, chunk: np.ndarray) -> None:
+        import av
+
+        chunk = np.clip(chunk, -1.0, 1.0)
+        if self.sample_format.startswith("s16"):
+            chunk = (chunk * 32767.0).round().astype(np.int16)
+        elif self.sample_format.startswith("s32"):
+            chunk = (chunk * 2147483647.0).round().astype(np.int32)
+        data = chunk if self.sample_format.endswith("p") else chunk.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=self.sample_format, layout=self.layout)
+        frame.sample_rate = self.sample_rate
+        frame.pts = self.pts
+        self.pts += chunk.shape[1]
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+
+def _output_codec(info, suffix: str) -> tuple[str, str, str]:
+    """(encoder, sample format, container format) that reproduce the input's format."""
+    from adcut.audio import _CODEC_ALIASES, _CODEC_BY_SUFFIX, _ENCODERS, _FORMAT_BY_SUFFIX
+
+    codec = _CODEC_ALIASES.get(info.codec, info.codec)
+    if codec not in _ENCODERS:
+        codec = _CODEC_BY_SUFFIX.get(suffix, codec)
+    if codec not in _ENCODERS or suffix not in _FORMAT_BY_SUFFIX:
+        raise OutputError(f"{info.path}: cannot write a cut file in this format ({suffix or 'no suffix'}, codec {info.codec})")
+    encoder, sample_format = _ENCODERS[codec]
+    return encoder, sample_format, _FORMAT_BY_SUFFIX[suffix]
+
+
+def cut_episode(
+    path: Path,
+    segments: Sequence[Segment],
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = DEFAULT_FADE_SECONDS,
+) -> CutResult:
+    """Write ``path`` without the ``remove`` classes to ``out_path`` (temporary name, then rename)."""
+    from adcut.audio import probe
+
+    path, out_path = Path(path), Path(out_path)
+    if out_path.resolve() == path.resolve():
+        raise OutputError(f"{out_path}: refusing to overwrite the input episode")
+    info = probe(path)
+    if not kept_spans(segments, remove, max([s.end for s in segments] + [info.duration or 0.0])):
+        raise NothingKept(f"{path}: every segment is {'/'.join(remove)}; no cut file written")
+    encoder, sample_format, container_format = _output_codec(info, path.suffix.lower())
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
+    try:
+        result = _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
+        os.replace(tmp, out_path)
+        return result
+    except OSError as error:
+        raise OutputError(f"{out_path}: cannot write ({error.strerror or error})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
+    import av
+
+    from adcut.audio import _open, frame_to_float
+
+    source = _open(path)
+    try:
+        audio_in = source.streams.audio[0]
+        sample_rate = info.sample_rate
+        # The container's declared duration, else the last segment's end, bounds the timeline.
+        duration = max([s.end for s in segments] + [info.duration or 0.0])
+        total_samples = int(round(duration * sample_rate)) + 1
+        spans = kept_spans(segments, remove, duration)
+        plan = GainPlan(spans, sample_rate, total_samples, fade_seconds)
+        pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+
+        out = av.open(str(tmp), mode="w", format=container_format)
+        try:
+            for key, value in source.metadata.items():
+                if key.lower() not in ("encoder",):
+                    out.metadata[key] = value
+            layout = audio_in.codec_context.layout.name
+            stream = out.add_stream(encoder, rate=sample_rate, layout=layout)
+            for key, value in audio_in.metadata.items():
+                stream.metadata[key] = value
+            if info.bit_rate and encoder not in ("flac",) and not encoder.startswith("pcm"):
+                stream.bit_rate = info.bit_rate
+            if encoder == "vorbis":
+                stream.codec_context.options = {"strict": "experimental"}
+            stream.codec_context.open()
+            picture_streams = {}
+            for picture in pictures:
+                try:
+                    copy = out.add_stream_from_template(picture)
+                    copy.disposition = av.stream.Disposition.attached_pic
+                    picture_streams[picture.index] = copy
+                except (av.FFmpegError, ValueError) as error:
+                    log.warning("%s: cover art not copied (%s)", path.name, error)
+            chapters = retime_chapters(source.chapters(), spans, duration)
+            if chapters:
+                out.set_chapters(chapters)
+
+            encoder_stream = StreamEncoder(out, stream, sample_format, layout, sample_rate)
+            position = 0
+            decoded = 0
+            kept = 0
+            try:
+                for packet in source.demux(audio_in, *pictures):
+                    if packet.stream.index in picture_streams:
+                        if packet.size:
+                            packet.stream = picture_streams[packet.stream.index]
+                            out.mux(packet)
+                        continue
+                    for frame in packet.decode():
+                        samples = frame_to_float(frame)
+                        for piece in plan.apply(samples, position):
+                            encoder_stream.push(piece)
+                            kept += piece.shape[1]
+                        position += samples.shape[1]
+                        decoded += samples.shape[1]
+            except av.FFmpegError as error:
+                raise AudioError(f"{path}: corrupt audio after {decoded / sample_rate:.1f} s") from None
+            encoder_stream.finish()
+        finally:
+            out.close()
+    finally:
+        source.close()
+    return CutResult(out_path, kept / sample_rate, (position - kept) / sample_rate, len(chapters), bool(picture_streams))

@@ -1,0 +1,261 @@
+"""Whole episode -> per-step class probability curve -> segments that tile the episode."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AdcutError
+from adcut.labels import TIME_EPSILON, Segment
+
+log = logging.getLogger(__name__)
+
+Seconds = float
+
+# Where inside its window a model's decision points, as a fraction of the window (0 = first
+# frame, 1 = last). An LSTM that decides at its last step mostly judges the window's end; the
+# measured value per model type belongs here (issue 4 measures and sets it).
+WINDOW_ANCHORS: dict[str, float] = {"lstm": 0.5, "transformer": 0.5}
+DEFAULT_ANCHOR = 0.5
+# Windows turned into a tensor at a time: bounds memory for multi-hour episodes at a fine hop.
+WINDOW_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """How an episode is turned into segments (``adcut process`` flags override these)."""
+
+    hop_seconds: Seconds = 1.0  # between window starts; the model is run once per hop
+    step_seconds: Seconds = 0.5  # resolution of the probability curve the smoother reads
+    batch_size: int = 256
+    anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
+    smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
+    min_ad_seconds: Seconds | None = None  # None: the smoother's default
+    min_content_seconds: Seconds | None = None
+    refine: bool = True  # move boundaries to nearby pauses / feature jumps (refine.py)
+    refine_max_shift: Seconds = 3.0
+    review_below: float | None = None  # segments less confident than this become "review" (not cut)
+    review_classes: tuple[str, ...] = ("ad",)  # classes that may be marked for review
+
+    def validate(self, window_seconds: Seconds, frame_seconds: Seconds) -> None:
+        if not frame_seconds <= self.hop_seconds <= window_seconds + 1e-9:
+            raise AdcutError(
+                f"--hop must be between {frame_seconds:g} and {window_seconds:.3f} s (the window), not {self.hop_seconds:g}"
+            )
+        if not 0.05 <= self.step_seconds <= 10:
+            raise AdcutError(f"step must be between 0.05 and 10 s, not {self.step_seconds:g}")
+        if self.batch_size < 1:
+            raise AdcutError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.anchor is not None and not 0.0 <= self.anchor <= 1.0:
+            raise AdcutError(f"anchor must be a fraction between 0 and 1, not {self.anchor:g}")
+        if self.smoothing not in ("hmm", "reference", "none"):
+            raise AdcutError(f"--smoothing must be hmm, reference or none, not {self.smoothing!r}")
+        if self.review_below is not None and not 0.0 <= self.review_below <= 1.0:
+            raise AdcutError(f"--review-below must be a probability between 0 and 1, not {self.review_below:g}")
+
+
+@dataclass
+class Detection:
+    """What ``detect`` found in one episode."""
+
+    path: Path
+    duration: Seconds
+    classes: tuple[str, ...]
+    segments: list[Segment]  # tiles [0, duration]
+    confidences: list[float]  # mean probability of each segment's own class
+    step_seconds: Seconds
+    probabilities: np.ndarray  # (n_steps, n_classes); step k covers [k*step, (k+1)*step)
+    model_id: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def boundaries(self) -> list[Seconds]:
+        return [b.start for a, b in zip(self.segments, self.segments[1:]) if a.label != b.label]
+
+    def per_second(self) -> np.ndarray:
+        """The probability curve averaged onto a 1 s grid, ``(ceil(duration), n_classes)``."""
+        return resample_curve(self.probabilities, self.step_seconds, 1.0, self.duration)
+
+
+# --------------------------------------------------------------------------- probability curve
+
+
+def anchor_for(checkpoint, config: SegmentationConfig) -> float:
+    """The window anchor: the config's, else the checkpoint's measured one, else the type's default."""
+    if config.anchor is not None:
+        return config.anchor
+    measured = (checkpoint.metrics or {}).get("window_anchor")
+    if isinstance(measured, (int, float)) and 0.0 <= measured <= 1.0:
+        return float(measured)
+    return WINDOW_ANCHORS.get(checkpoint.model_type, DEFAULT_ANCHOR)
+
+
+def window_curve(
+    window_probs: np.ndarray,
+    starts: np.ndarray,
+    window_frames: int,
+    frame_seconds: Seconds,
+    anchor: float,
+    step_seconds: Seconds,
+    duration: Seconds,
+) -> np.ndarray:
+    """Spread window probabilities onto a step grid: each window counts at its anchor time.
+
+    Windows whose anchors fall in the same step are averaged; steps without an anchor are
+    linearly interpolated between their neighbours (held flat beyond the first and last anchor).
+    """
+    n_steps = max(1, int(np.ceil(duration / step_seconds - 1e-9)))
+    n_classes = window_probs.shape[1]
+    times = (starts + anchor * window_frames) * frame_seconds
+    bins = np.clip((times / step_seconds).astype(np.int64), 0, n_steps - 1)
+    sums = np.zeros((n_steps, n_classes))
+    counts = np.zeros(n_steps)
+    np.add.at(sums, bins, window_probs)
+    np.add.at(counts, bins, 1)
+    filled = np.flatnonzero(counts)
+    means = sums[filled] / counts[filled, None]
+    grid = np.arange(n_steps)
+    curve = np.stack([np.interp(grid, filled, means[:, c]) for c in range(n_classes)], axis=1)
+    return (curve / curve.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def resample_curve(curve: np.ndarray, step: Seconds, new_step: Seconds, duration: Seconds) -> np.ndarray:
+    """Average a step curve onto a coarser (or finer) grid of ``new_step`` seconds."""
+    n_new = max(1, int(np.ceil(duration / new_step - 1e-9)))
+    centres = (np.arange(len(curve)) + 0.5) * step
+    bins = np.clip((centres / new_step).astype(np.int64), 0, n_new - 1)
+    sums = np.zeros((n_new, curve.shape[1]))
+    counts = np.zeros(n_new)
+    np.add.at(sums, bins, curve)
+    np.add.at(counts, bins, 1)
+    filled = np.flatnonzero(counts)
+    if len(filled) == n_new:
+        return (sums / counts[:, None]).astype(np.float32)
+    means = sums[filled] / counts[filled, None]
+    grid = np.arange(n_new)
+    return np.stack([np.interp(grid, filled, means[:, c]) for c in range(curve.shape[1])], axis=1).astype(np.float32)
+
+
+def predict_episode(model, features: np.ndarray, starts: np.ndarray, window_frames: int, *, batch_size: int, device: str) -> np.ndarray:
+    """Window probabilities, building windows a chunk at a time so memory stays small."""
+    from adcut.features import windows
+    from adcut.inference import predict_windows
+
+    out = []
+    for first in range(0, len(starts), WINDOW_CHUNK):
+        chunk = windows(features, starts[first : first + WINDOW_CHUNK], window_frames)
+        out.append(predict_windows(model, chunk, batch_size=batch_size, device=device))
+    return np.concatenate(out)
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def make_tiling(segments: list[Segment], duration: Seconds) -> list[Segment]:
+    """Force an exact tiling of [0, duration]: drop empty spans, close gaps, merge equal neighbours."""
+    tiled: list[Segment] = []
+    for seg in sorted(segments):
+        start = tiled[-1].end if tiled else 0.0
+        end = min(max(seg.end, start), duration)
+        if end - start <= TIME_EPSILON:
+            continue
+        if tiled and tiled[-1].label == seg.label:
+            tiled[-1] = Segment(tiled[-1].start, end, seg.label)
+        else:
+            tiled.append(Segment(start, end, seg.label))
+    if not tiled:
+        raise AdcutError("no segments could be made (episode too short?)")
+    last = tiled[-1]
+    tiled[-1] = Segment(last.start, duration, last.label)  # the last one always ends at the audio's end
+    return tiled
+
+
+def smooth_curve(curve, step_seconds, duration, classes, config: SegmentationConfig) -> list[Segment]:
+    from adcut import smoothing
+
+    options = {"method": config.smoothing}
+    if config.min_ad_seconds is not None:
+        options["min_ad_seconds"] = config.min_ad_seconds
+    if config.min_content_seconds is not None:
+        options["min_content_seconds"] = config.min_content_seconds
+    return smoothing.smooth(curve, step_seconds, duration, classes, smoothing.SmoothingConfig(**options))
+
+
+def refine(segments, features, feature_config, config: SegmentationConfig) -> list[Segment]:
+    if not config.refine or len(segments) < 2:
+        return segments
+    from adcut.refine import refine_boundaries
+
+    return refine_boundaries(segments, features, feature_config, config.refine_max_shift)
+
+
+def _best_class_confidence(segment: Segment, curve: np.ndarray, step_seconds: Seconds) -> float:
+    centres = (np.arange(len(curve)) + 0.5) * step_seconds
+    inside = (centres >= segment.start) & (centres < segment.end)
+    if not inside.any():
+        inside[min(int(segment.start // step_seconds), len(curve) - 1)] = True
+    return float(curve[inside].mean(axis=0).max())
+
+
+def model_id(checkpoint) -> str:
+    """``name@sha12`` of the checkpoint file (or its type when it was never saved)."""
+    if checkpoint.path is None:
+        return checkpoint.name
+    digest = hashlib.sha256()
+    with open(checkpoint.path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{checkpoint.path.name}@{digest.hexdigest()[:12]}"
+
+
+def detect(path, checkpoint, config: SegmentationConfig | None = None, device: str = "cpu", model=None,
+           threads: int | None = None) -> Detection:
+    """Decode ``path``, run ``checkpoint``'s model over it and return its tiling segments.
+
+    ``model`` may be passed to reuse an already built module (folder mode builds it once).
+    """
+    from adcut.features import episode_features, window_starts
+    from adcut.inference import set_torch_threads
+    from adcut.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
+
+    config = config or SegmentationConfig()
+    fcfg = checkpoint.feature_config
+    config.validate(fcfg.window_seconds, fcfg.frame_seconds)
+    set_torch_threads(threads)
+    if model is None:
+        model = checkpoint.build_model(device)
+    features, duration = episode_features(path, fcfg)
+    if duration <= 0:
+        raise AdcutError(f"{path}: contains no audio samples")
+    hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
+    starts = window_starts(len(features), fcfg.window_frames, hop_frames)
+    probs = predict_episode(model, features, starts, fcfg.window_frames, batch_size=config.batch_size, device=device)
+    probs = calibrate_probs(probs, (checkpoint.metrics or {}).get("temperature"))
+    anchor = anchor_for(checkpoint, config)
+    curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
+    classes = tuple(checkpoint.class_names)
+    segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
+    segments = make_tiling(refine(segments, features, fcfg, config), duration)
+    confidences = segment_confidences(segments, curve, config.step_seconds, classes)
+    if config.review_below is not None:
+        segments = mark_review(segments, confidences, config.review_below, only=config.review_classes)
+        confidences = segment_confidences(segments, curve, config.step_seconds, classes)
+        # a review segment's confidence is that of the class it was unsure about
+        confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
+                       for s, c in zip(segments, confidences)]
+    settings = {**asdict(config), "anchor": anchor, "windows": int(len(starts)), "window_seconds": fcfg.window_seconds}
+    return Detection(
+        path=Path(path),
+        duration=float(duration),
+        classes=classes,
+        segments=segments,
+        confidences=confidences,
+        step_seconds=config.step_seconds,
+        probabilities=curve,
+        model_id=model_id(checkpoint),
+        settings=settings,
+    )
