@@ -156,6 +156,10 @@ def train(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model_config = {"n_features": dataset.feature_config.n_features, "n_classes": len(dataset.classes), **dict(config.model_config)}
+    for name in ("n_features", "n_classes"):
+        expected = dataset.feature_config.n_features if name == "n_features" else len(dataset.classes)
+        if model_config[name] != expected:
+            raise ModelError(f"model option {name}={model_config[name]} does not fit the dataset, which has {expected}")
     model = build_model(config.model_type, model_config)
     mean, std = normalisation_stats(dataset, train_samples, seed=config.seed)
     if hasattr(model, "norm"):  # every model standardises its input inside itself
@@ -179,6 +183,7 @@ def train(
         **config.to_dict(), "device": device, "threads": threads, "train_windows": len(train_samples),
         "validation_windows": len(val_samples), "batches_per_epoch_used": per_epoch,
         "balancing": "half-swap augmentation" if uniform else "weighted sampling",
+        "history": [],  # every epoch's metrics, so the choice of the best one can be checked
     }
     best: tuple[float, float] | None = None  # (accuracy, -loss): larger is better
     best_metrics: dict = {}
@@ -243,6 +248,7 @@ def train(
             line += f", val loss {metrics['val_loss']:.4f}, val accuracy {metrics['val_accuracy']:.3f}"
         line += f", {elapsed:.1f} s" + (" *" if improved else "")
         log.info(line)
+        training_record["history"].append(metrics)
         if improved:
             best = score if len(val_samples) else None
             best_metrics = metrics
