@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,17 +98,17 @@ def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict
 class GainPlan:
     """Per-sample gain over the original timeline: 1 inside kept spans, ramps at their cut edges, 0 elsewhere."""
 
-    def __init__(self, spans, sample_rate: int, total_samples: int, fade_seconds: Seconds):
+    def __init__(self, spans, sample_rate: int, duration: Seconds, fade_seconds: Seconds):
         self.spans = []
         for start, end in spans:
-            a, b = int(round(start * sample_rate)), min(int(round(end * sample_rate)), total_samples)
+            at_start, at_end = start <= 1e-3, end >= duration - 1e-3  # the episode's own edges are not cuts
+            a = 0 if at_start else int(round(start * sample_rate))
+            # A span reaching the end keeps whatever the decoder still delivers (lengths differ by a few samples).
+            b = sys.maxsize if at_end else int(round(end * sample_rate))
             if b <= a:
                 continue
             fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
-            fade_in = fade if a > 0 else 0  # the episode's own start and end are not cuts
-            fade_out = fade if b < total_samples else 0
-            self.spans.append((a, b, fade_in, fade_out))
-        self.kept_samples = sum(b - a for a, b, _, _ in self.spans)
+            self.spans.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
         self._next = 0
 
     def apply(self, samples: np.ndarray, position: int) -> list[np.ndarray]:
@@ -165,7 +166,16 @@ class StreamEncoder:
         if self.pending_samples:
             self._encode(np.concatenate(self.pending, axis=1))
         for packet in self.stream.encode(None):
-            self.container.mux(packet)
+            self._mux(packet)
+
+    def _mux(self, packet) -> None:
+        # The last frame is padded to a whole encoder frame; a packet duration that ends at the
+        # true end lets the muxer record the real length (MP4 needs this; MP3 has its LAME tag).
+        if packet.pts is not None and packet.duration and packet.time_base == Fraction(1, self.sample_rate):
+            end = packet.pts + packet.duration
+            if end > self.pts:
+                packet.duration = max(1, self.pts - packet.pts)
+        self.container.mux(packet)
 
     def _encode(self, chunk: np.ndarray) -> None:
         import av
@@ -181,7 +191,7 @@ class StreamEncoder:
         frame.pts = self.pts
         self.pts += chunk.shape[1]
         for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+            self._mux(packet)
 
 
 def _output_codec(info, suffix: str) -> tuple[str, str, str]:
@@ -237,9 +247,8 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
         sample_rate = info.sample_rate
         # The container's declared duration, else the last segment's end, bounds the timeline.
         duration = max([s.end for s in segments] + [info.duration or 0.0])
-        total_samples = int(round(duration * sample_rate)) + 1
         spans = kept_spans(segments, remove, duration)
-        plan = GainPlan(spans, sample_rate, total_samples, fade_seconds)
+        plan = GainPlan(spans, sample_rate, duration, fade_seconds)
         pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
 
         out = av.open(str(tmp), mode="w", format=container_format)
@@ -251,7 +260,7 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
             stream = out.add_stream(encoder, rate=sample_rate, layout=layout)
             for key, value in audio_in.metadata.items():
                 stream.metadata[key] = value
-            if info.bit_rate and encoder not in ("flac",) and not encoder.startswith("pcm"):
+            if info.bit_rate and encoder not in ("flac", "vorbis") and not encoder.startswith("pcm"):  # FFmpeg's Vorbis encoder is quality-based
                 stream.bit_rate = info.bit_rate
             if encoder == "vorbis":
                 stream.codec_context.options = {"strict": "experimental"}
