@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -30,10 +31,17 @@ def constant_checkpoint(path, model_type, class_index, feature_config=FeatureCon
     return path
 
 
-def table_rows(text: str) -> dict[str, list[str]]:
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """The printed table as {model: {column: cell}} (columns are two or more spaces apart)."""
     lines = text.strip().splitlines()
-    assert lines[0].split()[:3] == ["model", "type", "params"]
-    return {line.split()[0]: line.split() for line in lines[2:]}
+    headers = re.split(r"\s{2,}", lines[0].strip())
+    assert headers[:3] == ["model", "type", "params"]
+    rows = [dict(zip(headers, re.split(r"\s{2,}", line.strip()))) for line in lines[2:]]
+    return {row["model"]: row for row in rows}
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
 
 
 def test_table_lists_every_model_with_its_true_parameter_count(random_checkpoint, make_episode, capsys):
@@ -43,20 +51,21 @@ def test_table_lists_every_model_with_its_true_parameter_count(random_checkpoint
         random_checkpoint("tiny_tf.pt", "transformer", d_model=16, n_heads=2, dim_feedforward=32),
         random_checkpoint("cheap_tf.pt", "transformer", feature_config=CHEAP, d_model=8, n_heads=2, dim_feedforward=16),
     ]
-    assert main(["-q", "models", "compare", *map(str, paths), "--data", str(episode), *FAST]) == 0
+    assert main(["-q", "models", "compare", *map(str, paths), "--data", str(episode), "--no-episodes", *FAST]) == 0
     rows = table_rows(capsys.readouterr().out)
     assert set(rows) == {p.name for p in paths}
     for path in paths:
-        model = load_checkpoint(path).build_model()
-        expected = sum(p.numel() for p in model.parameters())
+        ckpt = load_checkpoint(path)
+        model = ckpt.build_model()
         row = rows[path.name]
-        assert int(row[2].replace(",", "")) == expected
-        assert row[1] == load_checkpoint(path).model_type
-        assert float(row[-1].replace(",", "")) > 0  # windows/s
-        accuracy = float(row[-3])
-        assert 0.0 <= accuracy <= 1.0
+        assert number(row["params"]) == sum(p.numel() for p in model.parameters())
+        assert row["type"] == ckpt.model_type
+        assert row["features"] == f"{ckpt.feature_config.sample_rate}Hz {ckpt.feature_config.n_mfcc}mfcc {ckpt.feature_config.window_frames}fr"
+        assert number(row["windows/s"]) > 0
+        assert 0.0 <= number(row["accuracy"]) <= 1.0
+        assert "seg.F1" not in row
     # Each model is scored on windows of its own feature settings: the cheap model sees more, shorter windows.
-    assert int(rows["cheap_tf.pt"][-4]) > int(rows["tiny_tf.pt"][-4])
+    assert number(rows["cheap_tf.pt"]["windows"]) > number(rows["tiny_tf.pt"]["windows"])
 
 
 def test_scores_of_models_with_known_answers(tmp_path, make_episode, capsys):
@@ -64,7 +73,7 @@ def test_scores_of_models_with_known_answers(tmp_path, make_episode, capsys):
     always_ad = constant_checkpoint(tmp_path / "ad.pt", "transformer", 0, d_model=16, n_heads=2)
     always_content = constant_checkpoint(tmp_path / "content.pt", "lstm", 1, hidden_size=8)
     assert main(["-q", "models", "compare", str(always_ad), str(always_content), "--data", str(episode),
-                 "--no-speed", "--json"]) == 0
+                 "--no-speed", "--json", "--no-episodes"]) == 0
     reports = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     ad, content = reports["ad.pt"], reports["content.pt"]
     assert 0 < ad["accuracy"] < 1
@@ -80,18 +89,32 @@ def test_folder_of_episodes_and_all_ads(tmp_path, make_episode, capsys):
     make_episode("a", EpisodeSpec(20.0, ((0.0, 20.0),)), folder=folder)
     make_episode("b", EpisodeSpec(20.0, ((0.0, 20.0),)), folder=folder, seed=1)
     always_ad = constant_checkpoint(tmp_path / "ad.pt", "lstm", 0, hidden_size=8)
-    assert main(["-q", "models", "compare", str(always_ad), "--data", str(folder), "--no-speed", "--json"]) == 0
-    (report,) = json.loads(capsys.readouterr().out)
-    assert (report["accuracy"], report["f1"]) == (1.0, 1.0)
-    assert report["windows"] == 2 * 4  # 20 s = 321 frames: windows start at 0, 64, 128 and 190 (the last moved back)
+    always_content = constant_checkpoint(tmp_path / "content.pt", "lstm", 1, hidden_size=8)
+    assert main(["-q", "models", "compare", str(always_ad), str(always_content), "--data", str(folder),
+                 "--no-speed", "--json"]) == 0
+    ad, content = json.loads(capsys.readouterr().out)
+    assert (ad["accuracy"], ad["f1"]) == (1.0, 1.0)
+    assert ad["windows"] == 2 * 4  # 20 s = 321 frames: windows start at 0, 64, 128 and 190 (the last moved back)
+    # Whole episodes, segmented: all ad found, and nothing found by the model that never says "ad".
+    assert (ad["episode_accuracy"], ad["segment_f1"], ad["event_f05"]) == (pytest.approx(1.0), 1.0, 1.0)
+    assert (content["episode_accuracy"], content["segment_f1"], content["event_f05"]) == (pytest.approx(0.0), 0.0, 0.0)
+
+
+def test_episode_columns_in_the_table(tmp_path, make_episode, capsys):
+    episode, _ = make_episode("ep", EpisodeSpec(30.0, ((10.0, 20.0),)))
+    always_content = constant_checkpoint(tmp_path / "content.pt", "transformer", 1, d_model=8, n_heads=2)
+    assert main(["-q", "models", "compare", str(always_content), "--data", str(episode), "--no-speed"]) == 0
+    row = table_rows(capsys.readouterr().out)["content.pt"]
+    assert number(row["ep.accuracy"]) == pytest.approx(20 / 30, abs=1e-3)  # right wherever there is no ad
+    assert (row["seg.F1"], row["event.F0.5"], row["windows/s"]) == ("0.000", "0.000", "-")
 
 
 def test_without_data_only_size_and_speed(random_checkpoint, capsys):
     path = random_checkpoint("m.pt", "transformer", d_model=16, n_heads=2)
     assert main(["-q", "models", "compare", str(path), *FAST]) == 0
     row = table_rows(capsys.readouterr().out)["m.pt"]
-    assert row[-2:-4:-1] == ["-", "-"]  # no accuracy, no F1
-    assert float(row[-1].replace(",", "")) > 0
+    assert (row["accuracy"], row["F1"], row["windows"]) == ("-", "-", "-")
+    assert number(row["windows/s"]) > 0
 
 
 def test_info_describes_a_distilled_student(tmp_path, capsys):
@@ -148,7 +171,7 @@ def test_dataset_validation_scores_match_training_and_other_features_come_from_a
                     tmp_path / "lstm.pt", progress=False)
     cheap = constant_checkpoint(tmp_path / "cheap.pt", "transformer", 0, CHEAP, d_model=8, n_heads=2)
     assert main(["-q", "models", "compare", str(tmp_path / "lstm.pt"), str(cheap), "--data", str(tmp_path / "ds"),
-                 "--no-speed", "--json"]) == 0
+                 "--no-speed", "--json", "--no-episodes"]) == 0
     reports = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert reports["lstm.pt"]["accuracy"] == pytest.approx(trained.metrics["val_accuracy"], abs=1e-6)
     assert reports["lstm.pt"]["windows"] == trained.training["validation_windows"]

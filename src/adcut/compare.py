@@ -68,6 +68,9 @@ class ModelReport:
     accuracy: float | None = None
     f1: float | None = None  # of the positive class (``ad`` where present)
     windows_per_second: float | None = None
+    episode_accuracy: float | None = None  # after segmentation (adcut.segment.detect): share of time right
+    segment_f1: float | None = None  # 1 s cells of the positive class (adcut.metrics)
+    event_f05: float | None = None  # whole ad breaks matched at IoU >= 0.5
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -75,7 +78,9 @@ class ModelReport:
             "name": self.name, "model_type": self.model_type, "parameters": self.parameters,
             "file_bytes": self.file_bytes, "feature_config": self.feature_config.to_dict(),
             "class_names": list(self.class_names), "teacher": self.teacher, "windows": self.n_windows,
-            "accuracy": self.accuracy, "f1": self.f1, "windows_per_second": self.windows_per_second, **self.extra,
+            "accuracy": self.accuracy, "f1": self.f1, "windows_per_second": self.windows_per_second,
+            "episode_accuracy": self.episode_accuracy, "segment_f1": self.segment_f1, "event_f05": self.event_f05,
+            **self.extra,
         }
 
 
@@ -142,6 +147,20 @@ class EpisodeWindows:
                     raise DatasetError(f"{episode.audio}: audio is gone, so features for another feature config cannot be computed")
             self._cache[config] = [episode_features(e.audio, config) for e in self._episodes]
         return self._cache[config]
+
+    @property
+    def episodes(self) -> list[LabelledEpisode]:
+        return list(self._episodes)
+
+    def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str]) -> list[Segment]:
+        """The episode's labels tiling ``[0, duration]``."""
+        from adcut.labels import fill_background
+
+        background = "content" if "content" in class_names else class_names[-1]
+        if episode.segments:
+            inside = [Segment(s.start, min(s.end, duration), s.label) for s in episode.segments if s.start < duration]
+            return fill_background(inside, duration, background)
+        return read_labels(label_file_for(episode.audio), duration=duration, classes=class_names, background=background)
 
     def get(self, config: FeatureConfig, class_names: Sequence[str]) -> LabelledWindows:
         from adcut.dataset import window_labels
@@ -216,9 +235,31 @@ def _sync(device: str) -> None:
 # --------------------------------------------------------------------------- the comparison
 
 
+def episode_scores(ckpt, model, data: EpisodeWindows, device: str = "cpu"):
+    """Pooled ``adcut.metrics`` scores of the full segmentation (``adcut.segment.detect``) over ``data``'s episodes."""
+    import torch
+
+    from adcut.metrics import pool, score_episode
+    from adcut.segment import detect
+
+    positive = ckpt.class_names[positive_class(ckpt.class_names)]
+    scores = []
+    for episode in data.episodes:
+        if not episode.audio.is_file():
+            raise DatasetError(f"{episode.audio}: audio is gone, so the episode cannot be segmented (use --no-episodes)")
+        found = detect(episode.audio, ckpt, device=device, model=model, threads=torch.get_num_threads())
+        truth = data.truth(episode, found.duration, ckpt.class_names)
+        scores.append(score_episode(truth, found.segments, found.duration, positive=positive))
+    return pool(scores)
+
+
 def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", speed: SpeedConfig | None = SpeedConfig(),
-                   batch_size: int = 256) -> list[ModelReport]:
-    """A report per checkpoint; ``data`` is an ``EpisodeWindows``-like object (``get(config, classes)``) or None."""
+                   batch_size: int = 256, episodes: bool = False) -> list[ModelReport]:
+    """A report per checkpoint; ``data`` is an ``EpisodeWindows`` or None.
+
+    With ``episodes``, each episode is also segmented as ``adcut process`` would (smoothing and
+    boundary refinement included) and scored as a whole.
+    """
     from adcut.checkpoint import load_checkpoint
     from adcut.inference import predict_windows
 
@@ -239,6 +280,10 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
             report.n_windows = int(np.sum(labelled.labels >= 0))
             report.accuracy, report.f1 = accuracy_and_f1(probs.argmax(axis=1), labelled.labels, positive_class(ckpt.class_names))
             sample = labelled.windows[: (speed or SpeedConfig()).batch_size]
+            if episodes:
+                pooled = episode_scores(ckpt, model, data, device)
+                report.episode_accuracy, report.segment_f1, report.event_f05 = (
+                    pooled.frame_accuracy, pooled.segment_f1, pooled.event_f05)
         if speed is not None:
             cfg = ckpt.feature_config
             report.windows_per_second = windows_per_second(model, cfg.window_frames, cfg.n_features, device=device,
@@ -270,15 +315,23 @@ def describe_features(config: FeatureConfig) -> str:
 
 
 def format_table(reports: Sequence[ModelReport]) -> str:
-    headers = ["model", "type", "params", "size", "features", "teacher", "windows", "accuracy", "F1", "windows/s"]
+    def number(value):
+        return f"{value:.3f}" if value is not None else "-"
+
+    with_episodes = any(r.segment_f1 is not None for r in reports)
+    headers = ["model", "type", "params", "size", "features", "teacher", "windows", "accuracy", "F1"]
+    headers += ["ep.accuracy", "seg.F1", "event.F0.5"] if with_episodes else []
+    headers += ["windows/s"]
     rows = []
     for r in reports:
-        rows.append([
+        row = [
             r.name, r.model_type, f"{r.parameters:,}", _size(r.file_bytes), describe_features(r.feature_config),
-            Path(r.teacher).name if r.teacher else "-", str(r.n_windows) if r.accuracy is not None else "-",
-            f"{r.accuracy:.3f}" if r.accuracy is not None else "-", f"{r.f1:.3f}" if r.f1 is not None else "-",
-            f"{r.windows_per_second:,.0f}" if r.windows_per_second is not None else "-",
-        ])
+            (r.teacher or "-").split(" ")[0], str(r.n_windows) if r.accuracy is not None else "-",
+            number(r.accuracy), number(r.f1),
+        ]
+        row += [number(r.episode_accuracy), number(r.segment_f1), number(r.event_f05)] if with_episodes else []
+        row += [f"{r.windows_per_second:,.0f}" if r.windows_per_second is not None else "-"]
+        rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     left = {0, 1, 4, 5}
     def line(cells):

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
         help="table of size, accuracy / F1 and speed for several models",
         description=(
             "Compare models on the same labelled audio. For each model: type, parameter count, file size, "
-            "feature settings, teacher (for distilled students), window accuracy and F1 of the 'ad' class, "
+            "feature settings, teacher (for distilled students), window accuracy and F1 of the 'ad' class "
+            "(windows inside one class), the same after segmenting whole episodes, "
             "and inference speed in windows per second on this machine (a fixed batch, after a warm-up). "
             "Each model is scored on windows cut with its own feature settings, so models that use cheaper "
             "features are compared on the same audio and labels."
@@ -34,6 +35,10 @@ def register(subparsers) -> None:
               "files / folders of them, each with a label file beside it (same name, .txt/.json/.csv). "
               "Without --data only size and speed are shown"),
     )
+    compare.add_argument("--no-episodes", action="store_true",
+                         help=("skip the whole-episode scores: by default each episode is also segmented as 'adcut "
+                               "process' does (smoothing, refinement) and scored: share of time right, F1 of 1 s cells "
+                               "of ads, and F0.5 of whole ad breaks (IoU >= 0.5)"))
     compare.add_argument("--all-episodes", action="store_true",
                          help="with a dataset, score on all its episodes rather than the validation ones")
     compare.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")
@@ -87,7 +92,7 @@ def run_compare(args) -> int:
         min_seconds=defaults.min_seconds if args.min_seconds is None else args.min_seconds,
     )
     data = _data_source(args.data, args.all_episodes) if args.data else None
-    reports = compare_models(args.models, data, device=device, speed=speed)
+    reports = compare_models(args.models, data, device=device, speed=speed, episodes=not args.no_episodes)
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
