@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # None: DEFAULT_TRAIN_THREADS on the CPU
+    precision: str = "auto"  # auto | fp32 | bf16 (mixed precision; auto = bf16 where the CPU has it natively)
     distill_alpha: float = 0.5  # weight of the label loss; 1 - alpha goes to matching the teacher
     distill_temperature: float = 2.0
 
@@ -51,6 +52,27 @@ class TrainConfig:
         data = asdict(self)
         data["model_config"] = dict(self.model_config)
         return data
+
+
+def choose_precision(requested: str, device: str) -> str:
+    """``bf16`` autocast for training where the hardware does bf16 natively, else ``fp32``.
+
+    On this project's 2-core Xeon (AMX), bf16 autocast made the reference LSTM's training step 3.5x
+    faster (benchmarks/learn_speed.py: ~1480 vs ~420 windows per CPU-second, batch 32) with the
+    same accuracy in the tests; without native support it would be slower than fp32, so auto
+    falls back. Weights stay fp32, and validation and inference run in fp32.
+    """
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested not in ("auto", "fp32", "bf16"):
+        raise AdcutError(f"precision must be auto, fp32 or bf16, not {requested!r}")
+    if requested != "auto":
+        return requested
+    if device == "cpu":
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return "bf16" if native else "fp32"
+    return "fp32"
 
 
 def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temperature: float):
@@ -137,6 +159,7 @@ def train(
     if not 0.0 <= config.distill_alpha <= 1.0 or config.distill_temperature <= 0:
         raise AdcutError("distillation alpha must be in [0, 1] and its temperature positive")
     device = choose_device(config.device)
+    precision = choose_precision(config.precision, device)
     threads = set_torch_threads(config.threads or DEFAULT_TRAIN_THREADS)
     if teacher is not None:
         from adcut.distill import check_teacher_classes
@@ -180,7 +203,7 @@ def train(
     labels_all = torch.from_numpy(train_samples.label)
 
     training_record = {
-        **config.to_dict(), "device": device, "threads": threads, "train_windows": len(train_samples),
+        **config.to_dict(), "device": device, "threads": threads, "precision_used": precision, "train_windows": len(train_samples),
         "validation_windows": len(val_samples), "batches_per_epoch_used": per_epoch,
         "balancing": "half-swap augmentation" if uniform else "weighted sampling",
         "history": [],  # every epoch's metrics, so the choice of the best one can be checked
@@ -212,7 +235,8 @@ def train(
             index = picks[step * config.batch_size : (step + 1) * config.batch_size]
             x = torch.from_numpy(dataset.gather(train_samples.take(index))).to(device)
             y = labels_all[index].to(device)
-            logits = model(x)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(x).float()
             if teacher_logits is not None:
                 loss = distillation_loss(logits, teacher_logits[index].to(device), y, config.distill_alpha, config.distill_temperature)
             else:

@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same data, same machine -> same weights (default 0)")
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto: a GPU when there is one")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1: fastest for small LSTM batches)")
+    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                        help="bf16 = mixed precision (default auto: bf16 where the CPU supports it natively, ~3x faster)")
     parser.set_defaults(func=run)
 
 
@@ -80,7 +82,7 @@ def run(args) -> int:
     values = {
         "model_type": args.model_type, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
         "batches_per_epoch": args.batches_per_epoch, "seed": args.seed, "device": args.device,
-        "threads": args.threads, "distill_alpha": args.alpha, "distill_temperature": args.temperature,
+        "threads": args.threads, "precision": args.precision, "distill_alpha": args.alpha, "distill_temperature": args.temperature,
     }
     values = {k: v for k, v in values.items() if v is not None}
     if args.patience is not None:
