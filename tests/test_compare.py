@@ -124,7 +124,7 @@ def test_info_describes_a_distilled_student(tmp_path, capsys):
                                      metrics={"val_accuracy": 0.875}, teacher="models/teacher.pt"))
     assert main(["models", "info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "teacher:     models/teacher.pt" in out
+    assert "teacher:      models/teacher.pt" in out
     assert f"{sum(p.numel() for p in model.parameters()):,} parameters" in out
     assert "4 MFCC + deltas at 2048 Hz, window 32 frames" in out
     assert "val_accuracy=0.875" in out

@@ -124,19 +124,20 @@ def run_info(args) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     cfg = ckpt.feature_config
-    lines = [
-        f"file:        {info['file']}",
-        f"model:       {ckpt.model_type}, {info['parameters']:,} parameters, {info['file_bytes']:,} bytes",
-        f"architecture: {_pairs(ckpt.model_config)}",
-        f"features:    {cfg.n_mfcc} MFCC + deltas at {cfg.sample_rate} Hz, window {cfg.window_frames} frames "
-        f"({cfg.window_seconds:.2f} s), hop {cfg.window_hop_frames} frames ({cfg.window_hop_seconds:.2f} s)",
-        f"classes:     {', '.join(ckpt.class_names)}",
-        f"teacher:     {ckpt.teacher or '-'}",
-        f"dataset:     {ckpt.dataset_id or '-'}",
-        f"training:    {_pairs(ckpt.training) or '-'}",
-        f"metrics:     {_pairs(ckpt.metrics) or '-'}",
-        f"created:     {ckpt.created or '-'}",
+    fields = [
+        ("file", info["file"]),
+        ("model", f"{ckpt.model_type}, {info['parameters']:,} parameters, {info['file_bytes']:,} bytes"),
+        ("architecture", _pairs(ckpt.model_config)),
+        ("features", f"{cfg.n_mfcc} MFCC + deltas at {cfg.sample_rate} Hz, window {cfg.window_frames} frames "
+                     f"({cfg.window_seconds:.2f} s), hop {cfg.window_hop_frames} frames ({cfg.window_hop_seconds:.2f} s)"),
+        ("classes", ", ".join(ckpt.class_names)),
+        ("teacher", ckpt.teacher or "-"),
+        ("dataset", ckpt.dataset_id or "-"),
+        ("training", _pairs(ckpt.training) or "-"),
+        ("metrics", _pairs(ckpt.metrics) or "-"),
+        ("created", ckpt.created or "-"),
     ]
+    lines = [f"{name + ':':<14}{value}" for name, value in fields]
     print("\n".join(lines))
     return 0
 
