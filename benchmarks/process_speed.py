@@ -1,0 +1,133 @@
+"""Speed and memory of ``adcut process`` on a generated long MP3, against the bare MP3 decode (the floor).
+
+    .venv/bin/python benchmarks/process_speed.py            # 60 minutes, 44.1 kHz stereo, 128 kbps
+    .venv/bin/python benchmarks/process_speed.py --hours 3  # peak memory for a 3-hour episode
+
+Each measurement runs in its own process (``os.wait4`` gives that process's peak RSS). Targets from
+the issue: detection (``--no-cut``) at least 1000x realtime on 2 cores, i.e. at most 1.6x the
+single-core decode floor; peak RSS at most 300 MB for a 3-hour episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DECODE_FLOOR = """
+import sys, av
+container = av.open(sys.argv[1])
+n = 0
+for frame in container.decode(audio=0):
+    n += frame.samples
+print(n)
+"""
+
+
+def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int) -> None:
+    """Minutes of synthetic episode (a few distinct ones, repeated), encoded as they are made."""
+    import av
+    import soxr
+
+    from adcut.synth import EpisodeSpec, render_episode
+
+    templates = []
+    for i in range(6):  # every third minute holds an ad break
+        spec = EpisodeSpec(60.0, ((20.0, 45.0),) if i % 3 == 1 else ())
+        mono = soxr.resample(render_episode(spec, 16000, seed=i), 16000, sample_rate).astype(np.float32)
+        templates.append(np.clip(np.stack([mono] * channels), -1, 1))
+    container = av.open(str(path), "w", format="mp3")
+    stream = container.add_stream("libmp3lame", rate=sample_rate, layout="stereo" if channels == 2 else "mono")
+    stream.bit_rate = bit_rate
+    stream.codec_context.options = {"compression_level": "9"}  # fastest LAME mode: only the file's size matters here
+    stream.codec_context.open()
+    size = stream.codec_context.frame_size
+    pts = 0
+    for minute in range(minutes):
+        block = templates[minute % len(templates)]
+        for start in range(0, block.shape[1] - block.shape[1] % size, size):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, start : start + size]), format="fltp",
+                                               layout=stream.layout.name)
+            frame.sample_rate, frame.pts = sample_rate, pts
+            pts += size
+            for packet in stream.encode(frame):
+                container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+
+
+def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{stderr}")
+    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--channels", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--sample-rate", type=int, default=44100)
+    parser.add_argument("--hop", type=float, default=None, help="window hop passed to adcut process (default: its own)")
+    parser.add_argument("--no-cut-only", action="store_true", help="skip the (slow: MP3 encoding) cut measurement")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the generated files here (reused when present)")
+    args = parser.parse_args()
+
+    import torch
+
+    from adcut.checkpoint import Checkpoint, save_checkpoint
+    from adcut.features import FeatureConfig
+    from adcut.models import build_model, config_dict
+
+    minutes = int(round(args.hours * 60))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adcut-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    episode = workdir / f"episode-{minutes}min-{args.sample_rate}-{args.channels}ch.mp3"
+    if not episode.exists():
+        started = time.perf_counter()
+        generate_mp3(episode, minutes, args.sample_rate, args.channels, 128000)
+        print(f"generated {episode.name} ({episode.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    model_path = workdir / "reference-lstm.pt"
+    torch.manual_seed(0)
+    model = build_model("lstm", {})  # the reference size (2 x 128); speed does not depend on the weights
+    save_checkpoint(model_path, Checkpoint("lstm", config_dict(model), FeatureConfig(), ("ad", "content"), model.state_dict()))
+    seconds = minutes * 60.0
+    cores = os.cpu_count()
+    python = sys.executable
+    adcut = [python, "-m", "adcut", "-q", "process", str(episode), "--model", str(model_path), "--force",
+             "-o", str(workdir / "out"), "--device", "cpu"] + (["--hop", str(args.hop)] if args.hop else [])
+
+    def best(command):
+        runs = [timed(command) for _ in range(args.rounds)]
+        return min(r[0] for r in runs), max(r[1] for r in runs)
+
+    floor, floor_rss = best([python, "-c", DECODE_FLOOR, str(episode)])
+    detect, detect_rss = best(adcut + ["--no-cut"])
+    print(f"episode: {minutes} min, {args.sample_rate} Hz, {args.channels} ch, 128 kbps MP3; {cores} cores; "
+          f"hop {args.hop or 'default'}")
+    print(f"bare MP3 decode (PyAV, 1 core, the floor): {floor:7.2f} s  {seconds / floor:7.0f}x realtime")
+    print(f"adcut process --no-cut:                    {detect:7.2f} s  {seconds / detect:7.0f}x realtime  "
+          f"{detect / floor:.2f}x the floor  peak RSS {detect_rss:.0f} MB")
+    if not args.no_cut_only:
+        cut, cut_rss = best(adcut)
+        print(f"adcut process (with cut):                  {cut:7.2f} s  {seconds / cut:7.0f}x realtime  "
+              f"{cut / floor:.2f}x the floor  peak RSS {cut_rss:.0f} MB")
+    print("targets: --no-cut >= 1000x realtime and <= 1.6x the floor; peak RSS <= 300 MB for 3 h")
+
+
+if __name__ == "__main__":
+    main()
