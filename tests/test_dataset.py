@@ -291,3 +291,13 @@ def test_manifest_records_what_others_need(episodes, tmp_path):
     assert first["duration"] == pytest.approx(70.0, abs=0.01)
     assert [s["label"] for s in first["segments"]] == ["content", "ad", "content"]
     assert ds.dataset_id == manifest["dataset_id"]
+
+
+def test_corrupt_audio_stops_the_build_with_one_line(episodes, tmp_path, capsys):
+    data = (episodes / "ep2.wav").read_bytes()
+    (episodes / "ep2.wav").write_bytes(data[: len(data) // 3])
+    out = tmp_path / "d"
+    code, err = run_cli(["-q", "dataset", "build", str(episodes), "-o", str(out), "--jobs", "2"], capsys)
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith(f"adcut: error: {episodes / 'ep2.wav'}: truncated or corrupt")
+    assert not out.exists()

@@ -23,7 +23,9 @@ import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -463,11 +465,13 @@ def build_dataset(
     config: DatasetConfig = DatasetConfig(),
     *,
     progress: bool = True,
+    jobs: int | None = None,
     compute: Callable[[Path, FeatureConfig], tuple[np.ndarray, Seconds]] = episode_features,
 ) -> Dataset:
     """Compute (or reuse) each episode's features, label its windows, choose the split, write the manifest.
 
-    On failure nothing half-made is left: new feature files are removed, an old manifest stays.
+    ``jobs`` episodes are decoded at once (default: CPU cores). On failure nothing half-made is
+    left: new feature files are removed, an old manifest stays.
     """
     from tqdm import tqdm
 
@@ -488,29 +492,49 @@ def build_dataset(
     episodes: list[dict] = []
     try:
         features_dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(sources, desc="features", unit="episode", disable=not progress or len(sources) < 2, leave=False)
-        for source in bar:
-            # Label syntax is checked before the (slow) decode, the fit to the audio after it.
+        # Pass 1 (cheap): label syntax is checked before any slow decode, and cached features found.
+        plans = []
+        for source in sources:
             if source.labels is not None and source.boundaries is None:
                 read_labels(source.labels, classes=config.classes, background=None)
             stat = _source_stat(source.audio)
-            key = _feature_key(source.audio, stat, feature_config)
-            file_name = f"{source.id}-{key}.npy"
+            file_name = f"{source.id}-{_feature_key(source.audio, stat, feature_config)}.npy"
             cached = reusable.get(file_name)
-            if cached is not None and (features_dir / file_name).is_file():
-                duration, n_frames = float(cached["duration"]), int(cached["n_frames"])
-                digest = cached.get("features_sha256")
+            if cached is not None and not (features_dir / file_name).is_file():
+                cached = None
+            plans.append((source, stat, file_name, cached))
+
+        def compute_and_store(plan) -> tuple[float, int, str]:
+            source, _, file_name, _ = plan
+            feats, duration = compute(source.audio, feature_config)
+            feats = np.ascontiguousarray(feats, dtype=np.float32)
+            target = features_dir / file_name
+            tmp = features_dir / f".{file_name}.{os.getpid()}.{threading.get_ident()}.tmp.npy"
+            np.save(tmp, feats, allow_pickle=False)
+            os.replace(tmp, target)
+            written.append(target)
+            return duration, len(feats), hashlib.sha256(feats.tobytes()).hexdigest()
+
+        # Pass 2: features of new or changed audio, ``jobs`` episodes at a time (decoding, resampling
+        # and the FFTs release the GIL, so threads use both cores without process start-up costs).
+        todo = [plan for plan in plans if plan[3] is None]
+        workers = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+        computed = {}
+        with ThreadPoolExecutor(workers) as pool:
+            results = pool.map(compute_and_store, todo)
+            bar = tqdm(results, total=len(todo), desc="features", unit="episode", disable=not progress or len(todo) < 2, leave=False)
+            try:
+                for plan, result in zip(todo, bar):
+                    computed[plan[2]] = result
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        for source, stat, file_name, cached in plans:
+            if cached is not None:
+                duration, n_frames, digest = float(cached["duration"]), int(cached["n_frames"]), cached.get("features_sha256")
                 log.debug("%s: features reused", source.audio)
             else:
-                feats, duration = compute(source.audio, feature_config)
-                feats = np.ascontiguousarray(feats, dtype=np.float32)
-                n_frames = len(feats)
-                digest = hashlib.sha256(feats.tobytes()).hexdigest()
-                target = features_dir / file_name
-                tmp = features_dir / f".{file_name}.{os.getpid()}.tmp.npy"
-                np.save(tmp, feats, allow_pickle=False)
-                os.replace(tmp, target)
-                written.append(target)
+                duration, n_frames, digest = computed[file_name]
             segments = source.segments(duration, config)
             episodes.append({
                 "id": source.id,

@@ -63,6 +63,7 @@ def register(subparsers) -> None:
     )
     build.add_argument("episodes", nargs="+", type=Path, metavar="EPISODE", help="audio files or folders of them")
     build.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder to write")
+    build.add_argument("--jobs", type=int, default=None, metavar="N", help="episodes decoded at once (default: CPU cores)")
     _add_config_options(build)
     _add_feature_options(build)
     build.set_defaults(func=run_build)
@@ -128,7 +129,7 @@ def run_build(args) -> int:
 
     fcfg, config = _configs(args)
     sources = find_episodes(args.episodes)
-    _print_report(build_dataset(sources, args.output, fcfg, config, progress=not args.quiet))
+    _print_report(build_dataset(sources, args.output, fcfg, config, progress=not args.quiet, jobs=args.jobs))
     return 0
 
 
