@@ -25,6 +25,9 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "lab
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--autoplay-policy=no-user-gesture-required"]
+# Headless Chromium closes a page without showing the leave prompt, so the page's handler is asked directly.
+ASKS_BEFORE_LEAVING = ("() => { const e = new Event('beforeunload', {cancelable: true}); "
+                       "window.dispatchEvent(e); return e.defaultPrevented; }")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +113,32 @@ def test_mark_drag_and_save_with_keys(browser, labeller, make_episode):
     assert saved[0].start == pytest.approx(11.0, abs=1e-3)  # keys: exact at the playhead
     assert saved[0].end == pytest.approx(26.0, abs=2 * seconds_per_px + 0.01)  # a drag: a pixel or two
     assert not episode.with_suffix(".txt.bak").exists()  # nothing was there before
+    assert page.evaluate(ASKS_BEFORE_LEAVING) is False
+
+    # p / n: jump to the boundaries, each played from a few seconds before it.
+    end = saved[0].end
+    page.evaluate("window.adcut.seek(40)")
+    page.keyboard.press("p")
+    assert page.evaluate("window.adcut.state.focusBoundary") == pytest.approx(end, abs=1e-3)
+    page.keyboard.press("p")
+    assert page.evaluate("window.adcut.state.focusBoundary") == pytest.approx(11.0)
+    page.keyboard.press("n")
+    assert page.evaluate("window.adcut.state.focusBoundary") == pytest.approx(end, abs=1e-3)
+    page.keyboard.press(" ")  # pause
+    assert page.evaluate("document.getElementById('audio').paused") is True
+    assert end - 3.5 <= page.evaluate("window.adcut.now()") <= end
+
+    # Delete removes the segment under the playhead; leaving with unsaved changes asks first.
+    page.evaluate("window.adcut.seek(15)")
+    page.keyboard.press("Delete")
+    assert page.evaluate("window.adcut.state.segments.length") == 0
+    assert page.evaluate("window.adcut.state.dirty") is True
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+    assert page.evaluate(ASKS_BEFORE_LEAVING) is True
+    assert read_labels(episode.with_suffix(".txt")) == saved  # nothing saved without Ctrl+S
     assert errors == []
     page.close()
 
@@ -134,7 +163,8 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
         const canvas = document.getElementById('overview');
         const ctx = canvas.getContext('2d');
         const ratio = window.devicePixelRatio || 1;
-        const probe = t => Array.from(ctx.getImageData(Math.round(window.adcut.timeToX('overview', t) * ratio), 1, 1, 1).data);
+        const x = t => Math.round(window.adcut.timeToX('overview', t) * ratio);
+        const probe = t => Array.from(ctx.getImageData(x(t), 1, 1, 1).data);
         return {inside: probe(100), outside: probe(70)};
     }""")
     inside, outside = ad_colour["inside"], ad_colour["outside"]

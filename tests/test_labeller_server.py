@@ -378,7 +378,8 @@ def test_label_bad_inputs_give_one_clear_line(tmp_path, episode, capsys):
     not_audio = tmp_path / "notes.mp3"
     not_audio.write_text("hello")
     code, out, err = run_cli(capsys, str(not_audio), "--no-browser")
-    assert code == 1 and err.startswith(f"adcut: error: {not_audio}: not a readable audio file") and err.count("\n") == 1
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"adcut: error: {not_audio}: not a readable audio file")
 
     broken = tmp_path / "broken.txt"
     broken.write_text("1\t2\tad\n5\tfive\tad\n")
@@ -434,7 +435,11 @@ def test_label_prints_the_address_with_token_and_opens_a_browser(episode, capsys
     import adcut.labeller.server as server_module
 
     servers, opened = [], []
-    monkeypatch.setattr(server_module, "make_server", lambda session: servers.append(FakeServer(session)) or servers[-1])
+    def fake_make_server(session):
+        servers.append(FakeServer(session))
+        return servers[-1]
+
+    monkeypatch.setattr(server_module, "make_server", fake_make_server)
     monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
 
     code, out, err = run_cli(capsys, str(episode), "--port", "0")

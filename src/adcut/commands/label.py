@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 KEYS_HELP = (
-    "keys on the page: space play/pause, left/right seek 5 s (Shift: 1 s), [ / ] start / end an ad, "
+    "Keys on the page: space play/pause, left/right seek 5 s (Shift: 1 s), [ / ] start / end an ad, "
     "n / p next / previous boundary, Delete remove the segment under the playhead, Ctrl+S save, ? all keys"
 )
 
@@ -38,10 +38,12 @@ def register(subparsers) -> None:
     parser.add_argument("--model", metavar="M", default=None,
                         help="pre-fill with this model's segments, least confident listed first for review")
     parser.add_argument("--port", type=int, default=None,
-                        help=f"port to listen on (default {DEFAULT_PORT}, or a free one if that is taken; 0: any free port)")
+                        help=f"port to listen on (default {DEFAULT_PORT}, or a free one if that is taken; "
+                             "0: any free port)")
     parser.add_argument("--host", default=None,
                         help=f"address to listen on (default {DEFAULT_HOST}: only this machine can connect)")
-    parser.add_argument("--no-browser", action="store_true", help="only print the page's address, do not open a browser")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="only print the page's address, do not open a browser")
     parser.set_defaults(func=run)
 
 
@@ -124,8 +126,9 @@ def build_session(args):
         source = f"labels {labels_path.name}"
     if len(classes) < 2:
         raise AdcutError("the labeller needs at least two classes")
-    return LabelSession(episode=episode, labels_path=labels_path, classes=classes, background=background_class(classes),
-                        declared_duration=duration, prefill=prefill, source=source)
+    return LabelSession(episode=episode, labels_path=labels_path, classes=classes,
+                        background=background_class(classes), declared_duration=duration, prefill=prefill,
+                        source=source)
 
 
 def run(args) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +102,7 @@ class PeakBuilder:
         self.samples_per_bin = max(1, round(sample_rate / config.bins_per_second))
         self._lock = threading.Lock()
         self._columns: list[np.ndarray] = []  # finished (n, 2) blocks of level 0
-        self._pending_lo: list[np.ndarray] = []
-        self._pending_hi: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []  # decoded (channels, n) frames not yet binned
         self._pending_n = 0
         self._carry_lo = np.zeros(0, np.float32)  # samples of a column not yet complete
         self._carry_hi = np.zeros(0, np.float32)
@@ -114,8 +113,7 @@ class PeakBuilder:
 
     def feed(self, samples: np.ndarray) -> None:
         """Add decoded float32 ``(channels, n)`` samples."""
-        self._pending_lo.append(samples.min(axis=0))
-        self._pending_hi.append(samples.max(axis=0))
+        self._pending.append(samples)  # reduced a chunk at a time: one numpy call per frame is slow
         self._pending_n += samples.shape[1]
         if self._pending_n >= self.config.chunk_seconds * self.sample_rate:
             self._bin(final=False)
@@ -130,9 +128,15 @@ class PeakBuilder:
             self.error = message
 
     def _bin(self, final: bool) -> None:
-        lo = np.concatenate([self._carry_lo, *self._pending_lo])
-        hi = np.concatenate([self._carry_hi, *self._pending_hi])
-        self._pending_lo, self._pending_hi, self._pending_n = [], [], 0
+        if self._pending and len({frame.shape[0] for frame in self._pending}) == 1:
+            chunk = np.concatenate(self._pending, axis=1)
+            lo_parts, hi_parts = [chunk.min(axis=0)], [chunk.max(axis=0)]
+        else:  # the channel count changed inside the chunk (rare): frame by frame
+            lo_parts = [frame.min(axis=0) for frame in self._pending]
+            hi_parts = [frame.max(axis=0) for frame in self._pending]
+        lo = np.concatenate([self._carry_lo, *lo_parts])
+        hi = np.concatenate([self._carry_hi, *hi_parts])
+        self._pending, self._pending_n = [], 0
         spb = self.samples_per_bin
         whole = (lo.size // spb) * spb
         parts = [np.stack([lo[:whole].reshape(-1, spb).min(axis=1), hi[:whole].reshape(-1, spb).max(axis=1)], axis=1)]
@@ -145,6 +149,11 @@ class PeakBuilder:
             self._columns.extend(p.astype(np.float32, copy=False) for p in parts if p.size)
             self._samples += whole + (lo.size - whole if final else 0)
             self._levels_cache = None
+
+    def progress(self) -> tuple[Seconds, bool, str | None]:
+        """(seconds decoded, complete, error) without building a snapshot."""
+        with self._lock:
+            return self._samples / self.sample_rate, self.complete, self.error
 
     def snapshot(self) -> Peaks:
         with self._lock:
@@ -207,6 +216,13 @@ class BackgroundPeaks:
         """Block until the whole file is done (True) or ``timeout`` passes (False)."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def progress(self) -> tuple[Seconds, bool, str | None]:
+        """(seconds decoded, complete, error), cheaply."""
+        builder: PeakBuilder | None = self._holder.get("builder")
+        if builder is None:
+            return 0.0, not self._thread.is_alive(), self._holder.get("error")
+        return builder.progress()
 
     def snapshot(self) -> Peaks:
         self._ready.wait(5.0)  # the first frame comes within milliseconds unless the file is broken

@@ -98,9 +98,9 @@ class LabelSession:
     def duration(self) -> Seconds | None:
         """The decoded length once known, else the container's declared length."""
         if self.peaks is not None:
-            snap = self.peaks.snapshot()
-            if snap.complete and snap.error is None:
-                return snap.duration
+            decoded, complete, error = self.peaks.progress()
+            if complete and error is None:
+                return decoded
         return self.declared_duration
 
     def current_segments(self) -> list[dict]:
@@ -210,7 +210,8 @@ def create_app(session: LabelSession) -> Starlette:
         if not authorised(request):
             return denied()
         suffix = session.episode.suffix.lower()
-        media_type = AUDIO_TYPES.get(suffix) or mimetypes.guess_type(session.episode.name)[0] or "application/octet-stream"
+        media_type = (AUDIO_TYPES.get(suffix) or mimetypes.guess_type(session.episode.name)[0]
+                      or "application/octet-stream")
         # FileResponse answers Range requests (206 + Content-Range) and sends Accept-Ranges.
         return FileResponse(session.episode, media_type=media_type, headers={"Cache-Control": "no-store"})
 
