@@ -26,6 +26,7 @@ import numpy as np
 from adcut.compare import EpisodeWindows, SpeedConfig, compare_models, find_episodes, windows_per_second
 from adcut.dataset import DatasetConfig, build_dataset
 from adcut.dataset import find_episodes as dataset_episodes
+from adcut.distill import teacher_logits
 from adcut.features import FeatureConfig
 from adcut.inference import set_torch_threads
 from adcut.labels import format_audacity
@@ -63,19 +64,19 @@ def main() -> int:
 
     seeds = args.seeds or (1 if args.quick else 3)
     epochs = args.epochs or (4 if args.quick else 8)
-    n_train, minutes = (4, 2.0) if args.quick else (6, 3.0)
+    n_train, n_test, minutes = (4, 3, 2.0) if args.quick else (6, 6, 3.0)
     budget = dict(lr=2e-3, epochs=epochs, batch_size=32, batches_per_epoch=15, early_stopping_patience=None, device="cpu")
     transformer = {"d_model": 32, "n_heads": 4, "num_layers": 2, "dim_feedforward": 128, "dropout": 0.1}
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="adcut-model-compare-"))
     began = time.perf_counter()
     make_episodes(work / "train", n_train, minutes, seed=1, noise=args.noise)
-    make_episodes(work / "test", 3, minutes, seed=2, noise=args.noise)
+    make_episodes(work / "test", n_test, minutes, seed=2, noise=args.noise)
     sources = dataset_episodes([work / "train"])
     split = DatasetConfig(validation_episodes=(sources[0].id,))
     full = build_dataset(sources, work / "ds-full", FeatureConfig(), split, progress=False)
     cheap = build_dataset(sources, work / "ds-cheap", CHEAP, split, progress=False)
-    print(f"data (noise {args.noise:g}): {n_train} training episodes of {minutes:g} min (1 for validation), 3 test episodes; "
+    print(f"data (noise {args.noise:g}): {n_train} training episodes of {minutes:g} min (1 for validation), {n_test} test episodes; "
           f"{len(full.samples('train'))} training windows (full features), {len(cheap.samples('train'))} (cheap); "
           f"budget per model: {epochs} epochs x {budget['batches_per_epoch']} batches of {budget['batch_size']}, "
           f"Adam lr {budget['lr']}; {time.perf_counter() - began:.0f} s", flush=True)
@@ -99,6 +100,11 @@ def main() -> int:
     (lstm_path,) = fit("lstm", full, "lstm", {}, [0])  # the reference LSTM (hidden 128, 2 layers): the teacher
     teacher = load_checkpoint(lstm_path)
     seed_list = list(range(seeds))
+    # How often the teacher's soft targets point at the true label of the windows each student trains on.
+    for name, dataset in (("full", full), ("cheap", cheap)):
+        samples = dataset.samples("train")
+        agree = float((teacher_logits(teacher, dataset, samples).argmax(1).numpy() == samples.label).mean())
+        print(f"  teacher agrees with the labels of {agree:.1%} of the {name}-feature training windows", flush=True)
     fit("transformer", full, "transformer", transformer, seed_list)
     fit("transformer-distilled", full, "transformer", transformer, seed_list, teacher=teacher)
     fit("transformer-cheap", cheap, "transformer", transformer, seed_list)

@@ -134,7 +134,7 @@ def test_info_describes_a_distilled_student(tmp_path, capsys):
     (lambda d: ["models", "compare", str(d / "missing.pt")], "{d}/missing.pt: model file not found"),
     (lambda d: ["models", "compare", str(d / "m.pt"), "--data", str(d / "nowhere")], "{d}/nowhere: no such file or folder"),
     (lambda d: ["models", "compare", str(d / "m.pt"), "--data", str(d / "unlabelled.wav")],
-     "{d}/unlabelled.wav: no label file beside it"),
+     "{d}/unlabelled.wav: no labels found (expected unlabelled.txt/.json/.csv beside it"),
     (lambda d: ["models", "compare", str(d / "m.pt"), "--batch-size", "0"], "--batch-size must be at least 1"),
     (lambda d: ["models", "info", str(d / "junk.pt")], "{d}/junk.pt: not an adcut checkpoint or damaged"),
 ])

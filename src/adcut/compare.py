@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.audio import AUDIO_SUFFIXES
-from adcut.errors import AdcutError, DatasetError, LabelError
+from adcut.errors import DatasetError, ModelError
 from adcut.features import FeatureConfig, episode_features, window_starts, windows
-from adcut.labels import LABEL_SUFFIXES, Segment, read_labels
+from adcut.labels import Segment
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,11 @@ class SpeedConfig:
 
 @dataclass
 class LabelledEpisode:
-    """An episode's audio and its labels tiled over the whole duration."""
+    """An episode's audio and its labels: given ``segments``, or read through ``source`` (a label file)."""
 
     audio: Path
     segments: list[Segment]
+    source: object | None = None  # adcut.dataset.EpisodeSource
 
 
 @dataclass
@@ -99,32 +99,11 @@ def positive_class(class_names: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- labelled episodes
 
 
-def label_file_for(audio: Path) -> Path | None:
-    """The label file beside ``audio`` (same stem, any supported label suffix), if there is one."""
-    for suffix in LABEL_SUFFIXES:
-        candidate = audio.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
+def find_episodes(sources: Sequence[Path]) -> list[LabelledEpisode]:
+    """Labelled episodes from audio files and folders, found as ``adcut dataset build`` finds them."""
+    from adcut.dataset import find_episodes as find_sources
 
-
-def find_episodes(sources: Sequence[Path]) -> list[Path]:
-    """Audio files named directly or found (non-recursively) in folders, each needing a label file."""
-    found: list[Path] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            inside = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-            if not inside:
-                raise AdcutError(f"{source}: no audio files in this folder (and it is not a dataset)")
-            found.extend(inside)
-        elif source.is_file():
-            found.append(source)
-        else:
-            raise AdcutError(f"{source}: no such file or folder")
-    for audio in found:
-        if label_file_for(audio) is None:
-            raise LabelError(f"{audio}: no label file beside it ({', '.join(audio.stem + s for s in LABEL_SUFFIXES[:1])} or similar)")
-    return found
+    return [LabelledEpisode(source.audio, [], source) for source in find_sources(sources)]
 
 
 class EpisodeWindows:
@@ -134,9 +113,9 @@ class EpisodeWindows:
     boundary are left out unless ``keep_straddling``, as in a dataset's validation windows.
     """
 
-    def __init__(self, episodes: Sequence[LabelledEpisode] | Sequence[Path], *, keep_straddling: bool = False,
+    def __init__(self, episodes: Sequence[LabelledEpisode], *, keep_straddling: bool = False,
                  cached: dict[FeatureConfig, list[tuple[np.ndarray, float]]] | None = None):
-        self._episodes = [e if isinstance(e, LabelledEpisode) else LabelledEpisode(Path(e), []) for e in episodes]
+        self._episodes = list(episodes)
         self._keep_straddling = keep_straddling
         self._cache: dict[FeatureConfig, list[tuple[np.ndarray, float]]] = dict(cached or {})
 
@@ -154,26 +133,25 @@ class EpisodeWindows:
 
     def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str]) -> list[Segment]:
         """The episode's labels tiling ``[0, duration]``."""
+        from adcut.dataset import DatasetConfig
         from adcut.labels import fill_background
 
         background = "content" if "content" in class_names else class_names[-1]
         if episode.segments:
+            unknown = {s.label for s in episode.segments} - set(class_names)
+            if unknown:
+                raise ModelError(f"{episode.audio}: labelled {', '.join(sorted(unknown))}, which the model does not "
+                                 f"know (its classes: {', '.join(class_names)})")
             inside = [Segment(s.start, min(s.end, duration), s.label) for s in episode.segments if s.start < duration]
             return fill_background(inside, duration, background)
-        return read_labels(label_file_for(episode.audio), duration=duration, classes=class_names, background=background)
+        return episode.source.segments(duration, DatasetConfig(classes=tuple(class_names), background=background))
 
     def get(self, config: FeatureConfig, class_names: Sequence[str]) -> LabelledWindows:
         from adcut.dataset import window_labels
 
         all_windows, all_labels = [], []
-        background = "content" if "content" in class_names else class_names[-1]
         for episode, (feats, duration) in zip(self._episodes, self._features(config)):
-            segments = episode.segments or read_labels(label_file_for(episode.audio), duration=duration,
-                                                       classes=class_names, background=background)
-            unknown = {s.label for s in segments} - set(class_names)
-            if unknown:
-                raise LabelError(f"{episode.audio}: labelled {', '.join(sorted(unknown))}, which the model does not know "
-                                 f"(its classes: {', '.join(class_names)})")
+            segments = self.truth(episode, duration, class_names)
             starts = window_starts(len(feats), config.window_frames, config.window_hop_frames)
             labels = window_labels(segments, starts, len(feats), duration, config, tuple(class_names), self._keep_straddling)
             all_windows.append(windows(feats, starts, config.window_frames))
@@ -294,8 +272,6 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
 
 
 def check_window_shape(batch: np.ndarray, ckpt, path: Path) -> None:
-    from adcut.errors import ModelError
-
     expected = ckpt.model_config.get("n_features")
     if expected is not None and batch.shape[-1] != expected:
         raise ModelError(f"{path}: model reads {expected} features per frame but its feature settings give {batch.shape[-1]}")
