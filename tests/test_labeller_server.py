@@ -346,6 +346,7 @@ def test_labels_json_with_confidences_prefills_and_saves_beside_episode(episode,
     info = client.get("/api/episode", headers={"X-Adcut-Token": session.token}).json()
     assert info["classes"] == ["ad", "content"] and info["background"] == "content" and info["mark_class"] == "ad"
     assert info["duration"] == pytest.approx(30.0)
+    assert info["labels_path"] == str(episode.with_suffix(".txt")) and info["labels_shown"] == "show.txt"
     assert [(s["label"], s["start"], s["confidence"]) for s in info["segments"]] == [
         ("content", 0.0, 0.9), ("ad", 9.5, 0.55), ("content", 18.5, 0.8)]
     assert proposal.exists() and "ad" in proposal.read_text()
@@ -453,3 +454,21 @@ def test_label_prints_the_address_with_token_and_opens_a_browser(episode, capsys
     code, out, err = run_cli(capsys, str(episode), "--port", "0", "--no-browser", "--host", "0.0.0.0")
     assert code == 0 and len(opened) == 1
     assert err.startswith("adcut: warning: listening on 0.0.0.0:")
+
+
+def test_peaks_of_a_real_stereo_ogg_match_its_samples(shared_data):
+    from adcut.audio import decode_original
+    from adcut.labeller.peaks import compute_peaks
+
+    path = next((shared_data / "music").glob("*Vibe_Ace*.ogg"), None)
+    if path is None:
+        pytest.skip("music/*Vibe_Ace*.ogg is not in the shared data")
+    info, samples = decode_original(path)
+    peaks = compute_peaks(path)
+    assert peaks.sample_rate == info.sample_rate
+    assert peaks.duration == pytest.approx(samples.shape[1] / info.sample_rate)
+    spb = peaks.samples_per_bin
+    n = samples.shape[1] // spb
+    expected_max = samples[:, : n * spb].max(axis=0).reshape(n, spb).max(axis=1)
+    np.testing.assert_array_equal(peaks.levels[0][:n, 1], expected_max)
+    np.testing.assert_array_equal(peaks.levels[-1][:, 0].min(), samples.min())

@@ -202,6 +202,9 @@ def create_app(session: LabelSession) -> Starlette:
             "background": session.background,
             "mark_class": session.mark_class,
             "labels_path": str(session.labels_path),
+            # Beside the episode (the usual case) the name says it all.
+            "labels_shown": (session.labels_path.name if session.labels_path.parent.resolve()
+                             == session.episode.parent.resolve() else str(session.labels_path)),
             "source": session.source,
             "segments": session.current_segments(),
         }, headers=SECURITY_HEADERS)

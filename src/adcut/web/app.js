@@ -666,7 +666,8 @@
     document.title = `${info.name} · adcut label`;
     $("name").textContent = info.name;
     $("name").title = info.name;
-    $("source").textContent = (info.source ? `from ${info.source} · ` : "") + `saves to ${info.labels_path}`;
+    $("source").textContent = (info.source ? `from ${info.source} · ` : "") + `saves to ${info.labels_shown}`;
+    $("source").title = info.labels_path;
     renderLegend();
     updateStatus();
     audio.src = `/api/audio?token=${encodeURIComponent(token)}`;
