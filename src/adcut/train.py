@@ -109,21 +109,6 @@ def sampling_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _check_teacher(teacher: Checkpoint, dataset: Dataset) -> None:
-    if teacher.feature_config != dataset.feature_config:
-        from adcut.features import check_compatible
-
-        try:
-            check_compatible(teacher.feature_config, dataset.feature_config, f"dataset {dataset.path}")
-        except ModelError as error:
-            raise ModelError(
-                f"teacher {teacher.name} uses other features than the dataset: build the dataset with the teacher's "
-                f"features to distil ({str(error).split('(', 1)[-1].rstrip(')')})"
-            ) from None
-    if tuple(teacher.class_names) != tuple(dataset.classes):
-        raise ModelError(f"teacher {teacher.name} has classes {', '.join(teacher.class_names)}, the dataset {', '.join(dataset.classes)}")
-
-
 def _logits(model, dataset: Dataset, samples: WindowSamples, device: str, batch: int = VALIDATION_BATCH):
     import torch
 
