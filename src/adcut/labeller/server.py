@@ -301,5 +301,7 @@ def make_server(session: LabelSession):
     """A uvicorn server for ``session`` (run it with ``server.run(sockets=[sock])``; stop with ``should_exit``)."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(session), log_level="warning", access_log=False, lifespan="off")
+    # An open page keeps connections alive (audio streaming): do not wait for it on Ctrl+C.
+    config = uvicorn.Config(create_app(session), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2)
     return uvicorn.Server(config)
