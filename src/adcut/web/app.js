@@ -633,7 +633,8 @@
         if (raw.duration > 0) state.duration = raw.duration;
       } else {
         if (!state.duration) state.duration = raw.duration;
-        setTimeout(loadPeaks, 600);
+        // Long episodes: poll less often, so that sending the growing waveform does not slow its decoding.
+        setTimeout(loadPeaks, raw.duration > 1800 ? 2000 : 600);
       }
       render();
     } catch (error) {
