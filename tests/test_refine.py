@@ -83,3 +83,15 @@ def test_real_synthetic_break_is_found_within_a_fraction_of_a_second():
     assert out[1].start == pytest.approx(40.0, abs=0.3)
     assert out[2].start == pytest.approx(70.0, abs=0.3)
     assert out[-1].end == 90.0
+
+
+def test_class_minimums_are_kept_when_given():
+    # the change is at 25 s but the ad segment (20..31) may not shrink below 10 s: boundary stops at 30
+    feats = hand_features(60, change_at=None)
+    feats[int(25 * FPS) :, 1:CFG.n_mfcc] += 3.0
+    segs = [Segment(0.0, 20.0, "content"), Segment(20.0, 28.0, "ad"), Segment(28.0, 60.0, "content")]
+    free = refine_boundaries(segs, feats, CFG, 3.0)
+    assert free[2].start == pytest.approx(25.0, abs=0.3)
+    kept = refine_boundaries(segs, feats, CFG, 3.0, min_seconds={"ad": 10.0, "content": 20.0})
+    assert kept[2].start == pytest.approx(28.0)  # already below the minimum: may not shrink further
+    assert all(isinstance(s.start, float) for s in kept)

@@ -16,7 +16,7 @@ search region keep their place. The result tiles the same span.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,8 +74,14 @@ def refine_boundaries(
     feature_config,
     max_shift_seconds: Seconds = 3.0,
     config: RefineConfig = RefineConfig(),
+    min_seconds: Mapping[str, Seconds] | None = None,
 ) -> list[Segment]:
-    """``segments`` (a tiling) with each class change moved to the best nearby change point."""
+    """``segments`` (a tiling) with each class change moved to the best nearby change point.
+
+    With ``min_seconds`` (class -> shortest allowed segment, as the smoother used), no move makes
+    a segment shorter than its class minimum (or than it already was, if it was shorter).
+    """
+    min_seconds = min_seconds or {}
     segments = list(segments)
     if len(segments) < 2 or max_shift_seconds <= 0 or len(features) == 0:
         return segments
@@ -93,8 +99,12 @@ def refine_boundaries(
     for i, t in enumerate(times):
         if segments[i].label == segments[i + 1].label:
             continue
-        left = max(t - max_shift_seconds, (moved[i - 1] if i else start) + config.min_gap_seconds)
-        right = min(t + max_shift_seconds, (times[i + 1] if i + 1 < len(times) else end) - config.min_gap_seconds)
+        before = moved[i - 1] if i else start
+        after = times[i + 1] if i + 1 < len(times) else end
+        keep_left = max(config.min_gap_seconds, min(min_seconds.get(segments[i].label, 0.0), t - before))
+        keep_right = max(config.min_gap_seconds, min(min_seconds.get(segments[i + 1].label, 0.0), after - t))
+        left = max(t - max_shift_seconds, before + keep_left)
+        right = min(t + max_shift_seconds, after - keep_right)
         # Frame f's time is f * frame (features are centred frames).
         lo, hi = int(np.ceil(left / frame)), int(np.floor(right / frame))
         lo, hi = max(lo, 0), min(hi, n - 1)

@@ -103,8 +103,8 @@ def path_to_segments(path: np.ndarray, step_seconds: Seconds, duration: Seconds,
     ends = np.concatenate([change, [len(path)]])
     segments: list[Segment] = []
     for s, e in zip(starts, ends):
-        start = 0.0 if s == 0 else min(s * step_seconds, duration)
-        end = duration if e == len(path) else min(e * step_seconds, duration)
+        start = 0.0 if s == 0 else float(min(s * step_seconds, duration))
+        end = float(duration) if e == len(path) else float(min(e * step_seconds, duration))
         label = classes[int(path[s])]
         if end <= start:
             continue

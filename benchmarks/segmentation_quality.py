@@ -1,0 +1,142 @@
+"""Boundary precision of each smoother on held-out generated episodes, and the LSTM's window anchor.
+
+Generates labelled training episodes and unseen test episodes (``synth.random_spec``), builds a
+dataset, trains an LSTM briefly, then on the test episodes:
+
+1. runs the model once over every window (hop ``--hop`` s) and, for anchor fractions 0..1,
+   places each window's probability at ``start + anchor * window`` and scores ``none`` and
+   ``hmm`` smoothing; the anchor with the lowest median boundary error is the measured one;
+2. at that anchor (and at the old centre default, 0.5, for comparison) reports, for ``none``,
+   ``reference``, ``hmm`` and ``hmm+refine``: median / p90 boundary error, share within 1 s / 3 s,
+   content wrongly removed and ad kept (s per hour), 1 s segment F1, event F0.5 and the number of
+   segments shorter than the minimum durations.
+
+Acceptance (issue 4, default smoother + refinement): median <= 1 s, p90 <= 2 s, content removed
+<= 5 s/h, no short segments. Not a test: run it and read the figures.
+
+    .venv/bin/python benchmarks/segmentation_quality.py [--train 8] [--test 6] [--epochs 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_episodes(folder: Path, count: int, duration: float, seed: int) -> list[tuple[Path, list]]:
+    from adcut.labels import format_audacity
+    from adcut.synth import episode_segments, random_spec, write_episode
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        spec = random_spec(duration, rng)
+        path = folder / f"ep{i:02d}.wav"
+        write_episode(path, spec, sample_rate=8000, seed=seed * 1000 + i)
+        truth = episode_segments(spec)
+        (folder / f"ep{i:02d}.txt").write_text(format_audacity(truth, only=("ad",)))
+        out.append((path, truth))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=8, help="training episodes (default 8)")
+    parser.add_argument("--test", type=int, default=6, help="held-out test episodes (default 6)")
+    parser.add_argument("--train-seconds", type=float, default=420.0)
+    parser.add_argument("--test-seconds", type=float, default=900.0)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden", type=int, default=128, help="LSTM hidden size (reference: 128)")
+    parser.add_argument("--hop", type=float, default=1.0, help="window hop in seconds for detection")
+    parser.add_argument("--step", type=float, default=0.5, help="probability curve step in seconds")
+    parser.add_argument("--straddling", choices=("majority", "drop"), default="majority",
+                        help="windows crossing a label boundary: train on them with their majority label (default), or drop them")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.features import episode_features, window_starts
+    from adcut.metrics import format_table, pool, score_episode
+    from adcut.refine import refine_boundaries
+    from adcut.segment import predict_episode, window_curve
+    from adcut.smoothing import SmoothingConfig, smooth
+    from adcut.train import TrainConfig, train
+
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        began = time.perf_counter()
+        make_episodes(work / "train", args.train, args.train_seconds, args.seed + 1)
+        test = make_episodes(work / "test", args.test, args.test_seconds, args.seed + 2)
+        dataset = build_dataset(find_episodes([work / "train"]), work / "dataset",
+                                config=DatasetConfig(validation_fraction=0.25, seed=args.seed,
+                                                     keep_straddling=args.straddling == "majority"), progress=False)
+        config = TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
+                             early_stopping_patience=None, seed=args.seed, device="cpu", threads=2)
+        checkpoint = train(dataset, config, work / "model.pt", progress=False)
+        print(f"generated + trained in {time.perf_counter() - began:.0f} s: {args.train} x {args.train_seconds:.0f} s "
+              f"train episodes ({args.straddling} straddling windows), LSTM hidden {args.hidden}, {checkpoint.metrics.get('epochs_run')} epochs, "
+              f"val accuracy {checkpoint.metrics.get('val_accuracy')}, temperature {checkpoint.metrics.get('temperature')}")
+
+        fcfg = checkpoint.feature_config
+        model = checkpoint.build_model("cpu")
+        hop_frames = max(1, int(round(args.hop / fcfg.frame_seconds)))
+        episodes = []
+        for path, truth in test:
+            feats, duration = episode_features(path, fcfg)
+            starts = window_starts(len(feats), fcfg.window_frames, hop_frames)
+            probs = predict_episode(model, feats, starts, fcfg.window_frames, batch_size=256, device="cpu")
+            episodes.append((path, truth, feats, duration, starts, probs))
+        classes = tuple(checkpoint.class_names)
+        default = SmoothingConfig()
+        minimums = {classes[0]: default.min_ad_seconds, **{c: default.min_content_seconds for c in classes[1:]}}
+
+        def scores_at(anchor: float, method: str, refine: bool = False):
+            out = []
+            for path, truth, feats, duration, starts, probs in episodes:
+                curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, args.step, duration)
+                segs = smooth(curve, args.step, duration, classes, SmoothingConfig(method=method))
+                if refine:
+                    segs = refine_boundaries(segs, feats, fcfg, 3.0, min_seconds=minimums)
+                out.append(score_episode(truth, segs, duration, classes[0], min_seconds=minimums))
+            return pool(out)
+
+        print(f"\nanchor scan on {len(episodes)} x {args.test_seconds:.0f} s unseen episodes "
+              f"(hop {args.hop:g} s, step {args.step:g} s): median / p90 boundary error in s")
+        print("anchor   none med  none p90   hmm med   hmm p90")
+        results = {}
+        for anchor in np.round(np.arange(0.0, 1.0001, 0.05), 2):
+            none, hmm = scores_at(anchor, "none"), scores_at(anchor, "hmm")
+            results[anchor] = (hmm.boundary_median + none.boundary_median, hmm.boundary_p90)
+            print(f"{anchor:6.2f} {none.boundary_median:10.2f} {none.boundary_p90:9.2f} {hmm.boundary_median:9.2f} {hmm.boundary_p90:9.2f}")
+        best = min(results, key=lambda a: results[a])
+        print(f"measured anchor: {best:.2f} of the window ({best * fcfg.window_seconds:.2f} s after its start; "
+              f"centre would be 0.50)")
+
+        for anchor in (0.5, best):
+            rows = [(name, scores_at(anchor, method, refine)) for name, method, refine in (
+                ("none", "none", False), ("reference", "reference", False), ("hmm", "hmm", False),
+                ("hmm+refine", "hmm", True))]
+            print(f"\nanchor {anchor:.2f}: all test episodes pooled ({sum(e[3] for e in episodes) / 3600:.2f} h)")
+            print(format_table(rows))
+        final = rows[-1][1]
+        ok = (final.boundary_median <= 1.0 and final.boundary_p90 <= 2.0
+              and final.content_removed_per_hour <= 5.0 and final.short_segments == 0)
+        print(f"\nacceptance (hmm+refine at anchor {best:.2f}): median {final.boundary_median:.2f} s (<= 1), "
+              f"p90 {final.boundary_p90:.2f} s (<= 2), content removed {final.content_removed_per_hour:.1f} s/h (<= 5), "
+              f"short segments {final.short_segments} (0): {'MET' if ok else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()

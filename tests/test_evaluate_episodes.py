@@ -1,0 +1,128 @@
+"""``adcut evaluate EPISODES...``: per-episode and overall metrics, --plot, --cross-validate, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adcut.cli import main
+from adcut.labels import Segment
+from adcut.synth import EpisodeSpec
+
+SPECS = (EpisodeSpec(60.0, ((20.0, 40.0),)), EpisodeSpec(70.0, ((25.0, 45.0),)))
+
+
+def shifted_detector(shift: float):
+    """A stand-in for segment.detect: the true labels (read back from the file) moved by ``shift`` s."""
+    from adcut.audio import probe
+    from adcut.labels import read_labels
+    from adcut.segment import Detection
+
+    def detect(path, checkpoint, config=None, device="cpu", model=None, threads=None):
+        path = Path(path)
+        duration = probe(path).duration
+        truth = read_labels(path.with_suffix(".txt"), duration=duration)
+        edges = [0.0] + [s.start + shift for s in truth[1:]] + [duration]
+        segments = [Segment(a, b, s.label) for s, a, b in zip(truth, edges, edges[1:])]
+        steps = int(np.ceil(duration / 0.5))
+        probs = np.full((steps, 2), 0.5, dtype=np.float32)
+        return Detection(path, duration, ("ad", "content"), segments, [0.9] * len(segments), 0.5, probs, "stub")
+
+    return detect
+
+
+@pytest.fixture
+def episodes(make_episode, tmp_path):
+    folder = tmp_path / "eps"
+    return [make_episode(f"ep{i}", spec, sample_rate=8000, folder=folder, seed=i)[0] for i, spec in enumerate(SPECS)]
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] in ("ep0.wav", "ep1.wav", "overall", "pooled"):
+            rows[parts[0]] = parts[1:]
+    return rows
+
+
+def test_metrics_per_episode_and_overall(episodes, random_checkpoint, monkeypatch, capsys):
+    monkeypatch.setattr("adcut.segment.detect", shifted_detector(2.0))
+    model = random_checkpoint(hidden_size=16, num_layers=1)
+    assert main(["-q", "evaluate", *map(str, episodes), "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert set(rows) == {"ep0.wav", "ep1.wav", "overall"}
+    header = [line for line in out.splitlines() if line.startswith("episode")][0].split()
+    median = header.index("med") - 2  # "bnd med" is two words in the header; rows start after the name
+    for name in rows:
+        assert rows[name][median] == "2.00"  # every boundary shifted by exactly 2 s
+        assert rows[name][header.index("<=1s") - 3] == "0%"
+        assert rows[name][header.index("<=3s") - 3] == "100%"
+    # 2 s of content removed per ad, 2 ads in 130 s of audio
+    assert rows["overall"][header.index("cut") - 3] == f"{4.0 * 3600 / 130:.1f}"
+
+
+def test_real_detection_runs_on_episodes(episodes, random_checkpoint, capsys):
+    model = random_checkpoint(hidden_size=16, num_layers=1)
+    assert main(["-q", "evaluate", str(episodes[0].parent), "--model", str(model), "--smoothing", "none", "--no-refine"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert set(rows) == {"ep0.wav", "ep1.wav", "overall"}
+    accuracy = float(rows["overall"][0])
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_plot_is_a_png_and_nothing_else_is_left(episodes, random_checkpoint, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("adcut.segment.detect", shifted_detector(1.0))
+    out = tmp_path / "plots"
+    out.mkdir()
+    target = out / "timeline.png"
+    model = random_checkpoint(hidden_size=16, num_layers=1)
+    assert main(["-q", "evaluate", *map(str, episodes), "--model", str(model), "--plot", str(target)]) == 0
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.iterdir()] == ["timeline.png"]
+
+
+def test_plot_into_missing_folder_is_one_line_error(episodes, random_checkpoint, tmp_path, capsys):
+    model = random_checkpoint(hidden_size=16, num_layers=1)
+    target = tmp_path / "nope" / "t.png"
+    assert main(["-q", "evaluate", str(episodes[0]), "--model", str(model), "--plot", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"adcut: error: {target}: folder {target.parent} does not exist"
+    assert not target.parent.exists()
+
+
+def test_episode_without_labels_is_one_line_error(make_episode, random_checkpoint, tmp_path, capsys):
+    path, _ = make_episode("bare", SPECS[0], labels=False, sample_rate=8000)
+    model = random_checkpoint(hidden_size=16, num_layers=1)
+    assert main(["-q", "evaluate", str(path), "--model", str(model)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"adcut: error: {path}: no labels found")
+
+
+def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys):
+    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
+
+    dataset = tmp_path / "ds"
+    build_dataset(find_episodes([episodes[0].parent]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
+    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--smoothing", "none",
+                 str(episodes[0])]) == 0
+    out = capsys.readouterr().out
+    assert out.count("fold ") == 2
+    rows = table_rows(out.replace("ep0 ", "ep0.wav ").replace("ep1 ", "ep1.wav "))
+    assert {"ep0.wav", "ep1.wav", "pooled"} <= set(rows)
+    assert "spread across folds" in out and "frame accuracy" in out
+
+
+def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
+    from adcut.dataset import build_dataset, find_episodes
+
+    dataset = tmp_path / "one"
+    build_dataset(find_episodes([episodes[0]]), dataset, progress=False)
+    capsys.readouterr()  # the dataset builder's warning about a single episode
+    assert main(["-q", "evaluate", "--cross-validate", str(dataset), str(episodes[0])]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"adcut: error: {dataset}: cross-validation needs at least 2 episodes, the dataset has 1"
+    )
