@@ -117,3 +117,21 @@ def test_uncertain_ads_are_marked_for_review_not_cut(make_episode, random_checkp
 def test_bad_settings_are_one_clear_error(config, message):
     with pytest.raises(AdcutError, match=message):
         config.validate(8.1875, 0.0625)
+
+
+def test_streamed_features_and_probabilities_equal_the_one_pass_ones(make_episode, random_checkpoint):
+    """Decoding, features and the model overlap in detect; the numbers must not change."""
+    from adcut.features import episode_features, window_starts
+    from adcut.segment import predict_episode, stream_window_probs
+
+    ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
+    model = ckpt.build_model()
+    for name, seconds, suffix in (("long", 95.3, ".mp3"), ("tiny", 0.2, ".wav"), ("one-window", 8.0, ".wav")):
+        path, _ = make_episode(name, EpisodeSpec(seconds, ()), suffix=suffix, labels=False)
+        features, starts, probs, duration = stream_window_probs(path, ckpt.feature_config, model, 16, batch_size=8, device="cpu")
+        expected, expected_duration = episode_features(path, ckpt.feature_config)
+        assert np.array_equal(features, expected), name
+        assert duration == expected_duration
+        assert np.array_equal(starts, window_starts(len(expected), 131, 16))
+        one_pass = predict_episode(model, expected, starts, 131, batch_size=8, device="cpu")
+        np.testing.assert_allclose(probs, one_pass, atol=1e-5)

@@ -158,6 +158,11 @@ class MfccStream:
         self._frames.append(mfcc_of_frames(frames, cfg))
         self._buffer = self._buffer[usable * cfg.hop_length :]
 
+    def take(self) -> list[np.ndarray]:
+        """Hand over the MFCC frames made so far (streaming callers; ``finish`` then returns only the rest)."""
+        frames, self._frames = self._frames, []
+        return frames
+
     def finish(self) -> np.ndarray:
         """All MFCC frames, ``(frames, n_mfcc)``."""
         cfg = self.config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ Seconds = float
 WINDOW_ANCHORS: dict[str, float] = {"lstm": 0.5, "transformer": 0.5}
 DEFAULT_ANCHOR = 0.5
 # Windows turned into a tensor at a time: bounds memory for multi-hour episodes at a fine hop.
-WINDOW_CHUNK = 2048
+WINDOW_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class SegmentationConfig:
 
     hop_seconds: Seconds = 1.0  # between window starts; the model is run once per hop
     step_seconds: Seconds = 0.5  # resolution of the probability curve the smoother reads
-    batch_size: int = 256
+    batch_size: int = 64  # measured: 64 runs the reference LSTM faster than 256 on a CPU, in less memory
     anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
     smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
     min_ad_seconds: Seconds | None = None  # None: the smoother's default
@@ -149,7 +150,119 @@ def predict_episode(model, features: np.ndarray, starts: np.ndarray, window_fram
     for first in range(0, len(starts), WINDOW_CHUNK):
         chunk = windows(features, starts[first : first + WINDOW_CHUNK], window_frames)
         out.append(predict_windows(model, chunk, batch_size=batch_size, device=device))
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+class _GrowingFeatures:
+    """Feature rows appended as they become final; capacity doubles (no copy of everything per block)."""
+
+    def __init__(self, n_features: int):
+        self.data = np.zeros((4096, n_features), np.float32)
+        self.n = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        if self.n + len(rows) > len(self.data):
+            bigger = np.zeros((max(2 * len(self.data), self.n + len(rows)), self.data.shape[1]), np.float32)
+            bigger[: self.n] = self.data[: self.n]
+            self.data = bigger
+        self.data[self.n : self.n + len(rows)] = rows
+        self.n += len(rows)
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
+def _final_rows(mfcc: np.ndarray, done: int, upto: int, config) -> np.ndarray:
+    """Features of frames ``[done, upto)`` from the MFCCs so far, equal to those of the whole episode.
+
+    Deltas at frame i read MFCC frames i-h..i+h (h = delta_width // 2), so frames up to ``len - h``
+    are final; computing them on a slice starting h frames early gives exactly the same numbers.
+    """
+    from adcut.features import deltas
+
+    half = config.delta_width // 2
+    lo = max(0, done - half)
+    part = mfcc[lo:]
+    d1 = deltas(part, config.delta_width, 1)
+    d2 = deltas(part, config.delta_width, 2)
+    a, b = done - lo, upto - lo
+    return np.concatenate([part[a:b], d1[a:b], d2[a:b]], axis=1).astype(np.float32)
+
+
+def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int, device: str):
+    """Decode, compute features and run the model at the same time: ``(features, starts, probs, duration)``.
+
+    Decoding runs in a background thread (``audio.prefetch``), features in this one, and the model in
+    a third as soon as enough windows are final, so on two cores the model's time hides behind the
+    decoding. The numbers equal ``episode_features`` followed by ``predict_episode`` over all windows.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from adcut.audio import iter_blocks, prefetch
+    from adcut.features import MfccStream, finish_features, window_starts
+
+    width, window = config.delta_width, config.window_frames
+    stream = MfccStream(config)
+    mfcc_parts: list[np.ndarray] = []
+    mfcc = np.zeros((0, config.n_mfcc), np.float32)
+    feats = _GrowingFeatures(config.n_features)
+    futures = []
+    submitted = 0  # windows handed to the model so far (their starts are submitted * hop_frames)
+    pending_rows = 0
+
+    def submit_ready(final_frames: int, force: bool = False) -> None:
+        nonlocal submitted
+        ready = max(0, (final_frames - window) // hop_frames + 1) if final_frames >= window else 0
+        if ready - submitted >= batch_size or (force and ready > submitted):
+            starts = np.arange(submitted, ready, dtype=np.int64) * hop_frames
+            # Rows below feats.n never change (new rows go after them, or into a new buffer), so the
+            # model thread may read this view while the buffer grows.
+            futures.append(pool.submit(predict_episode, model, feats.rows, starts, window,
+                                       batch_size=batch_size, device=device))
+            submitted = ready
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adcut-model") as pool:
+        try:
+            for block in prefetch(iter_blocks(path, config.sample_rate)):
+                stream.push(block)
+                new = stream.take()
+                if not new:
+                    continue
+                mfcc_parts.extend(new)
+                pending_rows += sum(len(x) for x in new)
+                if pending_rows < 256:
+                    continue
+                pending_rows = 0
+                mfcc = np.concatenate([mfcc] + mfcc_parts) if mfcc_parts else mfcc
+                mfcc_parts = []
+                upto = len(mfcc) - width // 2
+                if upto > feats.n and len(mfcc) >= width:
+                    feats.extend(_final_rows(mfcc, feats.n, upto, config))
+                    submit_ready(feats.n)
+            tail = stream.finish()
+            mfcc = np.concatenate([mfcc] + mfcc_parts + [tail])[: config.frames_for(stream.n_samples)]
+            if len(mfcc) < width:  # shorter than the delta window: the padded path of finish_features
+                feats = _GrowingFeatures(config.n_features)
+                feats.extend(finish_features(mfcc, config))
+                submitted = 0
+                for future in futures:
+                    future.cancel()
+                futures = []
+            elif feats.n < len(mfcc):
+                feats.extend(_final_rows(mfcc, feats.n, len(mfcc), config))
+            features = feats.rows
+            starts = window_starts(len(features), window, hop_frames)
+            streamed = [f.result() for f in futures]
+            rest = starts[submitted:]
+            if len(rest):
+                streamed.append(predict_episode(model, features, rest, window, batch_size=batch_size, device=device))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    probs = np.concatenate(streamed) if streamed else np.zeros((0, 0), np.float32)
+    return features, starts, probs, stream.n_samples / config.sample_rate
 
 
 # --------------------------------------------------------------------------- segments
@@ -218,22 +331,23 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
 
     ``model`` may be passed to reuse an already built module (folder mode builds it once).
     """
-    from adcut.features import episode_features, window_starts
     from adcut.inference import set_torch_threads
     from adcut.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
 
     config = config or SegmentationConfig()
     fcfg = checkpoint.feature_config
     config.validate(fcfg.window_seconds, fcfg.frame_seconds)
+    if threads is None:  # decoding has a core of its own while the model runs (see stream_window_probs)
+        threads = max(1, (os.cpu_count() or 1) - 1) if not os.environ.get("ADCUT_THREADS") else None
     set_torch_threads(threads)
     if model is None:
         model = checkpoint.build_model(device)
-    features, duration = episode_features(path, fcfg)
+    hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
+    features, starts, probs, duration = stream_window_probs(
+        path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device
+    )
     if duration <= 0:
         raise AdcutError(f"{path}: contains no audio samples")
-    hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
-    starts = window_starts(len(features), fcfg.window_frames, hop_frames)
-    probs = predict_episode(model, features, starts, fcfg.window_frames, batch_size=config.batch_size, device=device)
     probs = calibrate_probs(probs, (checkpoint.metrics or {}).get("temperature"))
     anchor = anchor_for(checkpoint, config)
     curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
