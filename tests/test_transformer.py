@@ -244,3 +244,17 @@ def test_distilled_student_on_cheaper_features_learns(datasets, lstm_teacher, tm
     saved = load_checkpoint(tmp_path / "student.pt")
     assert saved.teacher and "teacher.pt" in saved.teacher
     assert (saved.model_type, saved.feature_config) == ("transformer", CHEAP)
+
+
+def test_cli_refuses_windows_longer_than_max_frames_in_one_line(datasets, tmp_path, capsys):
+    from adcut.cli import main
+
+    _, cheap = datasets
+    out = tmp_path / "short.pt"
+    code = main(["-q", "train", str(cheap.path), "--model", "transformer", "--model-option", "max_frames=16",
+                 "--epochs", "1", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1
+    assert err == ("adcut: error: window of 32 frames is longer than this transformer's max_frames 16 "
+                   "(train one with a larger max_frames, e.g. --model-option max_frames=N)")
+    assert not out.exists()

@@ -64,7 +64,10 @@ class TransformerClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[1]
         if frames > self.config.max_frames:
-            raise ModelError(f"window of {frames} frames is longer than this transformer's max_frames {self.config.max_frames}")
+            raise ModelError(
+                f"window of {frames} frames is longer than this transformer's max_frames {self.config.max_frames} "
+                "(train one with a larger max_frames, e.g. --model-option max_frames=N)"
+            )
         hidden = self.project(self.norm(x)) + self.positions[:frames]  # (B, T, d_model)
         hidden = self.encoder(hidden)
         return self.head(hidden.mean(dim=1))  # (B, n_classes): every frame votes equally
