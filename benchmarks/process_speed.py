@@ -63,8 +63,8 @@ def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_
     container.close()
 
 
-def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def timed(command: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one child process."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(child.pid, 0)
@@ -73,7 +73,7 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
     child.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}\n{stderr}")
-    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
 def main() -> None:
@@ -113,19 +113,20 @@ def main() -> None:
 
     def best(command):
         runs = [timed(command) for _ in range(args.rounds)]
-        return min(r[0] for r in runs), max(r[1] for r in runs)
+        return min(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs)
 
-    floor, floor_rss = best([python, "-c", DECODE_FLOOR, str(episode)])
-    detect, detect_rss = best(adcut + ["--no-cut"])
+    floor, floor_cpu, _ = best([python, "-c", DECODE_FLOOR, str(episode)])
+    detect, detect_cpu, detect_rss = best(adcut + ["--no-cut"])
     print(f"episode: {minutes} min, {args.sample_rate} Hz, {args.channels} ch, 128 kbps MP3; {cores} cores; "
           f"hop {args.hop or 'default'}")
-    print(f"bare MP3 decode (PyAV, 1 core, the floor): {floor:7.2f} s  {seconds / floor:7.0f}x realtime")
-    print(f"adcut process --no-cut:                    {detect:7.2f} s  {seconds / detect:7.0f}x realtime  "
-          f"{detect / floor:.2f}x the floor  peak RSS {detect_rss:.0f} MB")
+    print(f"load average before: {os.getloadavg()[0]:.1f} (other work on the machine skews wall times; CPU times less)")
+    print(f"bare MP3 decode (PyAV, 1 core, the floor): wall {floor:7.2f} s  {seconds / floor:6.0f}x realtime  cpu {floor_cpu:6.2f} s")
+    print(f"adcut process --no-cut:                    wall {detect:7.2f} s  {seconds / detect:6.0f}x realtime  "
+          f"cpu {detect_cpu:6.2f} s  {detect / floor:.2f}x the floor (cpu {detect_cpu / floor_cpu:.2f}x)  peak RSS {detect_rss:.0f} MB")
     if not args.no_cut_only:
-        cut, cut_rss = best(adcut)
-        print(f"adcut process (with cut):                  {cut:7.2f} s  {seconds / cut:7.0f}x realtime  "
-              f"{cut / floor:.2f}x the floor  peak RSS {cut_rss:.0f} MB")
+        cut, cut_cpu, cut_rss = best(adcut)
+        print(f"adcut process (with cut):                  wall {cut:7.2f} s  {seconds / cut:6.0f}x realtime  "
+              f"cpu {cut_cpu:6.2f} s  {cut / floor:.2f}x the floor  peak RSS {cut_rss:.0f} MB")
     print("targets: --no-cut >= 1000x realtime and <= 1.6x the floor; peak RSS <= 300 MB for 3 h")
 
 
