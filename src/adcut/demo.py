@@ -63,7 +63,6 @@ def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool 
 
     from adcut.dataset import DatasetConfig, build_dataset, find_episodes
     from adcut.features import FeatureConfig
-    from adcut.inference import set_torch_threads
     from adcut.metrics import boundary_errors
     from adcut.process import ProcessOptions, process_file
     from adcut.train import TrainConfig, train
@@ -89,7 +88,6 @@ def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool 
     if isinstance(accuracy, (int, float)):
         say(f"    validation window accuracy {accuracy:.1%}")
     say(f"4/4 processing the unseen episode {unseen.name} (labels, JSON, and the cut MP3)")
-    set_torch_threads()
     result = process_file(unseen, checkpoint, ProcessOptions(force=True))
     found = result.detection.segments
     errors = [float(e) for e in boundary_errors(truth, found)]
