@@ -153,7 +153,15 @@ def evaluate_paths(args, config, device: str) -> list[EpisodeResult]:
     from adcut.dataset import DatasetConfig, find_episodes
 
     checkpoint = resolve_model(getattr(args, "model", None))
-    sources = find_episodes(args.paths)
+    # find_episodes warns about each unlabelled file before failing on a folder without labels;
+    # here the failure alone is the one line the user needs (labelled episodes are required).
+    dataset_log = logging.getLogger("adcut.dataset")
+    previous = dataset_log.level
+    dataset_log.setLevel(logging.ERROR)
+    try:
+        sources = find_episodes(args.paths)
+    finally:
+        dataset_log.setLevel(previous)
     classes = tuple(checkpoint.class_names)
     dataset_config = DatasetConfig(classes=classes, background=classes[-1])
     config.validate(checkpoint.feature_config.window_seconds, checkpoint.feature_config.frame_seconds)
