@@ -24,8 +24,9 @@ from adcut.errors import AdcutError, ModelError
 log = logging.getLogger(__name__)
 
 # Threads for training on the CPU. Measured with benchmarks/learn_speed.py on the 2-core machine
-# (reference LSTM, hidden 128, batch 32): 1 thread ~ 365 windows/s, 2 threads ~ 300 windows/s (slower:
-# each small LSTM step is too short to split, and the second thread fights the first). So one.
+# (reference LSTM, hidden 128, batch 32, one epoch of 4,000 cached windows, load average ~2):
+# bf16 1 thread 6.5 s, 2 threads 61 s; fp32 1 thread 13.2 s, 2 threads 48.5 s. Each small LSTM
+# step is too short to split, and a second OpenMP thread that is descheduled stalls every step.
 DEFAULT_TRAIN_THREADS = 1
 VALIDATION_BATCH = 256
 
@@ -57,9 +58,10 @@ class TrainConfig:
 def choose_precision(requested: str, device: str) -> str:
     """``bf16`` autocast for training where the hardware does bf16 natively, else ``fp32``.
 
-    On this project's 2-core Xeon (AMX), bf16 autocast made the reference LSTM's training step 3.5x
-    faster (benchmarks/learn_speed.py: ~1480 vs ~420 windows per CPU-second, batch 32) with the
-    same accuracy in the tests; without native support it would be slower than fp32, so auto
+    On this project's 2-core Xeon (AMX), bf16 autocast made the reference LSTM's training step
+    3.5x faster (~1480 vs ~420 windows per CPU-second, batch 32) and a whole epoch 2x
+    (benchmarks/learn_speed.py: 6.5 vs 13.2 s for 4,000 windows), with validation losses equal to
+    fp32's to 4 digits over 6 epochs; without native support it would be slower than fp32, so auto
     falls back. Weights stay fp32, and validation and inference run in fp32.
     """
     import torch

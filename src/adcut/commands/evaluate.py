@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         description=(
             "Given one folder of clips named *_a.wav / *_b.wav (the reference convention; *_ad / *_content "
             "too, any audio suffix): per-file result, overall accuracy and a confusion matrix. Given labelled "
-            "episodes: episode metrics (where supported)."
+            "episodes (audio with a label file of the same name, or folders of them): episode metrics."
         ),
         conflict_handler="resolve",  # episode evaluation may redefine shared options
     )
