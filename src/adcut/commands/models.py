@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         "--data", nargs="+", type=Path, metavar="PATH",
         help=("labelled windows to score on: a dataset folder (its validation episodes), or episode audio "
               "files / folders of them, each with a label file beside it (same name, .txt/.json/.csv). "
-              "Without --data only size and speed are shown"),
+              "Without --data only size and speed are shown. Put --data after the models"),
     )
     compare.add_argument("--no-episodes", action="store_true",
                          help=("skip the whole-episode scores: by default each episode is also segmented as 'adcut "
