@@ -154,11 +154,11 @@ def predict_episode(model, features: np.ndarray, starts: np.ndarray, window_fram
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-class _GrowingFeatures:
-    """Feature rows appended as they become final; capacity doubles (no copy of everything per block)."""
+class _GrowingRows:
+    """Rows appended as they become final; capacity doubles (never a copy of everything per block)."""
 
-    def __init__(self, n_features: int):
-        self.data = np.zeros((4096, n_features), np.float32)
+    def __init__(self, n_columns: int, capacity: int = 4096):
+        self.data = np.zeros((max(capacity, 16), n_columns), np.float32)
         self.n = 0
 
     def extend(self, rows: np.ndarray) -> None:
@@ -200,17 +200,18 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from adcut.audio import iter_blocks, prefetch
+    from adcut.audio import iter_blocks, prefetch, probe
     from adcut.features import MfccStream, finish_features, window_starts
 
     width, window = config.delta_width, config.window_frames
     stream = MfccStream(config)
-    mfcc_parts: list[np.ndarray] = []
-    mfcc = np.zeros((0, config.n_mfcc), np.float32)
-    feats = _GrowingFeatures(config.n_features)
+    # Sized from the declared duration (plus a margin) so that a long episode is not copied as it grows.
+    declared = probe(path).duration or 0.0
+    capacity = config.frames_for(int(declared * 1.02 * config.sample_rate)) + 64
+    mfcc = _GrowingRows(config.n_mfcc, capacity)
+    feats = _GrowingRows(config.n_features, capacity)
     futures = []
     submitted = 0  # windows handed to the model so far (their starts are submitted * hop_frames)
-    pending_rows = 0
 
     def submit_ready(final_frames: int, force: bool = False) -> None:
         nonlocal submitted
@@ -225,26 +226,18 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adcut-model") as pool:
         try:
-            for block in prefetch(iter_blocks(path, config.sample_rate)):
+            for block in prefetch(iter_blocks(path, config.sample_rate), depth=2):
                 stream.push(block)
-                new = stream.take()
-                if not new:
-                    continue
-                mfcc_parts.extend(new)
-                pending_rows += sum(len(x) for x in new)
-                if pending_rows < 256:
-                    continue
-                pending_rows = 0
-                mfcc = np.concatenate([mfcc] + mfcc_parts) if mfcc_parts else mfcc
-                mfcc_parts = []
-                upto = len(mfcc) - width // 2
-                if upto > feats.n and len(mfcc) >= width:
-                    feats.extend(_final_rows(mfcc, feats.n, upto, config))
+                for part in stream.take():
+                    mfcc.extend(part)
+                upto = mfcc.n - width // 2
+                if upto > feats.n and mfcc.n >= width:
+                    feats.extend(_final_rows(mfcc.rows, feats.n, upto, config))
                     submit_ready(feats.n)
-            tail = stream.finish()
-            mfcc = np.concatenate([mfcc] + mfcc_parts + [tail])[: config.frames_for(stream.n_samples)]
+            mfcc.extend(stream.finish())
+            mfcc = mfcc.rows[: config.frames_for(stream.n_samples)]
             if len(mfcc) < width:  # shorter than the delta window: the padded path of finish_features
-                feats = _GrowingFeatures(config.n_features)
+                feats = _GrowingRows(config.n_features)
                 feats.extend(finish_features(mfcc, config))
                 submitted = 0
                 for future in futures:
