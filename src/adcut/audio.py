@@ -125,9 +125,12 @@ def _wav_data_bytes(path: Path) -> int | None:
 
 def frame_to_float(frame) -> np.ndarray:
     """A decoded PyAV frame as float32 ``(channels, samples)`` in [-1, 1], whatever its sample format."""
-    array = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if not frame.format.is_planar:
+    return _array_to_float(frame.to_ndarray(), frame.format.is_planar, len(frame.layout.channels), frame.format.name)
+
+
+def _array_to_float(array: np.ndarray, planar: bool, channels: int, format_name: str) -> np.ndarray:
+    """``to_ndarray`` output (of one frame, or frames joined along axis 1) as float32 ``(channels, n)``."""
+    if not planar:
         array = array.reshape(-1, channels).T  # packed: (1, n*ch) -> (ch, n)
     kind = array.dtype
     if kind == np.float32:
@@ -135,22 +138,18 @@ def frame_to_float(frame) -> np.ndarray:
     if kind == np.float64:
         return array.astype(np.float32)
     if kind == np.int16:
-        return array.astype(np.float32) * (1.0 / 32768.0)
+        return array.astype(np.float32) * np.float32(1.0 / 32768.0)
     if kind == np.int32:
-        return array.astype(np.float32) * (1.0 / 2147483648.0)
+        return array.astype(np.float32) * np.float32(1.0 / 2147483648.0)
     if kind == np.uint8:
-        return (array.astype(np.float32) - 128.0) * (1.0 / 128.0)
+        return (array.astype(np.float32) - 128.0) * np.float32(1.0 / 128.0)
     if kind == np.int64:
         return (array.astype(np.float64) * (1.0 / 9223372036854775808.0)).astype(np.float32)
-    raise AudioError(f"unsupported sample format {frame.format.name}")
+    raise AudioError(f"unsupported sample format {format_name}")
 
 
-def iter_frames(path: Path) -> Iterator[tuple[AudioInfo, np.ndarray]]:
-    """Decoded frames of the first audio stream as float32 ``(channels, samples)`` at the file's rate.
-
-    Raises AudioError for corrupt data, and for a file that decodes to clearly less audio than its
-    container declares (truncated download).
-    """
+def _iter_decoded(path: Path) -> Iterator[tuple[AudioInfo, object]]:
+    """Raw PyAV frames of the first audio stream, with the corrupt/truncated checks around them."""
     import av
 
     container = _open(path)
@@ -163,50 +162,78 @@ def iter_frames(path: Path) -> Iterator[tuple[AudioInfo, np.ndarray]]:
             for frame in container.decode(stream):
                 if frame.sample_rate != info.sample_rate and decoded:
                     raise AudioError(f"{path}: sample rate changes inside the file; convert it first")
-                samples = frame_to_float(frame)
-                decoded += samples.shape[1]
-                yield info, samples
+                decoded += frame.samples
+                yield info, frame
         except av.FFmpegError as error:
             raise AudioError(f"{path}: corrupt audio after {decoded / max(info.sample_rate, 1):.1f} s ({_reason(error)})") from None
         if decoded == 0:
             raise AudioError(f"{path}: contains no audio samples")
-        if info.duration and info.sample_rate:
+        declared = info.duration
+        if declared and info.sample_rate:
             got = decoded / info.sample_rate
-            if got < info.duration * (1 - _TRUNCATION_TOLERANCE) - 1.0:
+            if got < declared * (1 - _TRUNCATION_TOLERANCE) - 1.0:
                 raise AudioError(
-                    f"{path}: truncated or corrupt: decoded {got:.1f} s of a declared {info.duration:.1f} s"
+                    f"{path}: truncated or corrupt: decoded {got:.1f} s of a declared {declared:.1f} s"
                 )
     finally:
         container.close()
 
 
+def iter_frames(path: Path) -> Iterator[tuple[AudioInfo, np.ndarray]]:
+    """Decoded frames of the first audio stream as float32 ``(channels, samples)`` at the file's rate.
+
+    Raises AudioError for corrupt data, and for a file that decodes to clearly less audio than its
+    container declares (truncated download).
+    """
+    for info, frame in _iter_decoded(path):
+        yield info, frame_to_float(frame)
+
+
 def iter_blocks(
     path: Path, sample_rate: int, block_seconds: Seconds = DEFAULT_BLOCK_SECONDS
 ) -> Iterator[np.ndarray]:
-    """Mono float32 blocks at ``sample_rate``: channels averaged (not summed), resampled with soxr."""
+    """Mono float32 blocks at ``sample_rate``: channels averaged (not summed), resampled with soxr.
+
+    Frames are gathered raw and converted, downmixed and resampled once per block: per-frame numpy
+    calls would cost about as much as FFmpeg's own MP3 decoding.
+    """
     import soxr
 
     resampler = None
     pending: list[np.ndarray] = []
     pending_samples = 0
     block_limit = 0
-    for info, samples in iter_frames(path):
+    layout = None  # (planar, channels, format name) of the frames in ``pending``
+
+    def flush(last: bool = False) -> np.ndarray:
+        nonlocal pending, pending_samples
+        if pending:
+            joined = _array_to_float(np.concatenate(pending, axis=1), *layout)
+            mono = joined.mean(axis=0, dtype=np.float32) if joined.shape[0] > 1 else joined[0]
+        else:
+            mono = np.zeros(0, np.float32)
+        pending, pending_samples = [], 0
+        if resampler:
+            return resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+        return np.ascontiguousarray(mono)
+
+    for info, frame in _iter_decoded(path):
         if resampler is None:
             block_limit = max(1, int(block_seconds * info.sample_rate))
             if info.sample_rate != sample_rate:
                 resampler = soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="HQ")
             else:
                 resampler = False
-        pending.append(samples.mean(axis=0) if samples.shape[0] > 1 else samples[0])
-        pending_samples += samples.shape[1]
+        frame_layout = (frame.format.is_planar, len(frame.layout.channels), frame.format.name)
+        if layout is not None and frame_layout != layout and pending:
+            yield flush()  # the decoder changed sample format or channels: convert what we have first
+        layout = frame_layout
+        pending.append(frame.to_ndarray())
+        pending_samples += frame.samples
         if pending_samples >= block_limit:
-            block = np.concatenate(pending)
-            pending, pending_samples = [], 0
-            yield resampler.resample_chunk(block) if resampler else block
-    block = np.concatenate(pending) if pending else np.zeros(0, np.float32)
-    if resampler:
-        yield resampler.resample_chunk(block, last=True)
-    elif block.size:
+            yield flush()
+    block = flush(last=True)
+    if block.size:
         yield block
 
 
