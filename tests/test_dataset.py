@@ -81,7 +81,7 @@ def test_named_validation_episode(episodes, tmp_path):
 
 
 def test_windows_labelled_by_covering_class_and_straddlers_left_out(episodes, tmp_path):
-    ds = build_dataset(find_episodes([episodes]), tmp_path / "d", progress=False)
+    ds = build_dataset(find_episodes([episodes]), tmp_path / "d", config=DatasetConfig(keep_straddling=False), progress=False)
     fs = ds.feature_config.frame_seconds
     left_out = 0
     for number, (episode, spec) in enumerate(zip(ds.episodes, SPECS)):
@@ -96,7 +96,7 @@ def test_windows_labelled_by_covering_class_and_straddlers_left_out(episodes, tm
         assert episode["straddling_left_out"] == len(all_starts) - mask.sum()
     assert left_out > 0  # every episode has boundaries, so some windows must straddle them
 
-    kept = build_dataset(find_episodes([episodes]), tmp_path / "k", config=DatasetConfig(keep_straddling=True), progress=False)
+    kept = build_dataset(find_episodes([episodes]), tmp_path / "k", progress=False)  # the default keeps them
     assert len(kept.window_label) == len(ds.window_label) + left_out
     # A kept straddler takes its majority class (ep0: ad 20-41 s).
     starts = kept.window_start[kept.window_episode == 0] * fs
@@ -301,3 +301,12 @@ def test_corrupt_audio_stops_the_build_with_one_line(episodes, tmp_path, capsys)
     assert code == 1 and len(err) == 1
     assert err[0].startswith(f"adcut: error: {episodes / 'ep2.wav'}: truncated or corrupt")
     assert not out.exists()
+
+
+def test_drop_straddling_flag_leaves_boundary_windows_out(episodes, tmp_path):
+    assert main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "kept")]) == 0
+    assert main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "dropped"), "--drop-straddling"]) == 0
+    kept, dropped = load_dataset(tmp_path / "kept"), load_dataset(tmp_path / "dropped")
+    assert kept.config.keep_straddling and not dropped.config.keep_straddling
+    left_out = sum(e["straddling_left_out"] for e in dropped.episodes)
+    assert left_out > 0 and len(kept.window_label) == len(dropped.window_label) + left_out

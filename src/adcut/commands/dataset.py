@@ -31,8 +31,12 @@ def _add_config_options(parser: argparse.ArgumentParser, split_options: bool = T
                             help="share of episodes held out for validation (default 0.2; split by episode, never by window)")
         parser.add_argument("--validation", action="append", default=None, metavar="EPISODE",
                             help="hold out this episode (id, file name or stem); repeatable; overrides --validation-fraction")
-    parser.add_argument("--keep-straddling", action="store_true", default=None,
-                        help="keep windows that cross a label boundary, with their majority class (default: left out)")
+    straddling = parser.add_mutually_exclusive_group()
+    straddling.add_argument("--keep-straddling", dest="keep_straddling", action="store_true", default=None,
+                            help="keep windows that cross a label boundary, with their majority class (default)")
+    straddling.add_argument("--drop-straddling", dest="keep_straddling", action="store_false",
+                            help="leave windows that cross a label boundary out of training (the reference way; "
+                                 "measured to widen detected ads by about a window)")
     parser.add_argument("--augment-half-swap", action="store_true", default=None,
                         help="balance classes with new windows joining halves of two windows of the same class "
                              "(the reference augmentation) instead of weighted sampling")
