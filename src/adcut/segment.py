@@ -213,10 +213,10 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     futures = []
     submitted = 0  # windows handed to the model so far (their starts are submitted * hop_frames)
 
-    def submit_ready(final_frames: int, force: bool = False) -> None:
+    def submit_ready(final_frames: int) -> None:
         nonlocal submitted
         ready = max(0, (final_frames - window) // hop_frames + 1) if final_frames >= window else 0
-        if ready - submitted >= batch_size or (force and ready > submitted):
+        if ready - submitted >= batch_size:
             starts = np.arange(submitted, ready, dtype=np.int64) * hop_frames
             # Rows below feats.n never change (new rows go after them, or into a new buffer), so the
             # model thread may read this view while the buffer grows.
