@@ -17,7 +17,6 @@ def register(subparsers) -> None:
             "the epoch with the best validation accuracy (ties: lower loss). Defaults follow the reference "
             "project: 2-layer LSTM, hidden 128, Adam with lr 8e-5."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
     parser.add_argument("-o", "--output", type=Path, default=None, metavar="MODEL.pt",
