@@ -193,3 +193,18 @@ def test_never_overwrites_the_input(tmp_path):
     with pytest.raises(OutputError, match="refusing to overwrite the input"):
         cut_episode(path, segments, path)
     assert sha(path) == before
+
+
+def test_ogg_with_a_cover_art_stream_is_cut_without_it(shared_data, tmp_path):
+    # A real Ogg Vorbis file whose cover art is a picture stream: FFmpeg's Ogg muxer refuses such a
+    # stream, so the cut must leave the picture out rather than fail.
+    import shutil
+
+    path = tmp_path / "vibe.ogg"
+    shutil.copy(shared_data / "music" / "Kevin_MacLeod_-_Vibe_Ace.hq.ogg", path)
+    duration = probe(path).duration
+    result = cut_episode(path, [Segment(0, 20, "content"), Segment(20, 30, "ad"), Segment(30, duration, "content")], cut_path(path))
+    assert not result.cover_art
+    info = probe(result.path)
+    assert (info.codec, info.channels, info.sample_rate) == ("vorbis", 2, 44100)
+    assert abs(info.duration - (duration - 10)) < 0.05

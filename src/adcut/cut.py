@@ -43,6 +43,10 @@ class CutResult:
     cover_art: bool
 
 
+# Containers whose FFmpeg muxer takes cover art as an attached-picture stream.
+_PICTURE_CONTAINERS = ("mp3", "ipod", "mp4", "flac")
+
+
 def cut_path(episode: Path, outdir: Path | None = None) -> Path:
     """``<stem>.adcut.<ext>`` next to the episode or in ``outdir``."""
     episode = Path(episode)
@@ -239,7 +243,7 @@ def cut_episode(
 def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
     import av
 
-    from adcut.audio import _open, frame_to_float
+    from adcut.audio import _open, _reason, frame_to_float
 
     source = _open(path)
     try:
@@ -250,6 +254,11 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
         spans = kept_spans(segments, remove, duration)
         plan = GainPlan(spans, sample_rate, duration, fade_seconds)
         pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        if pictures and container_format not in _PICTURE_CONTAINERS:
+            # Ogg keeps cover art inside a comment, not as a picture stream: FFmpeg's Ogg muxer
+            # refuses the stream outright, which would fail the whole cut.
+            log.warning("%s: cover art not copied (the %s container cannot hold it as a stream)", path.name, container_format)
+            pictures = []
 
         out = av.open(str(tmp), mode="w", format=container_format)
         try:
@@ -296,7 +305,7 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
                         position += samples.shape[1]
                         decoded += samples.shape[1]
             except av.FFmpegError as error:
-                raise AudioError(f"{path}: corrupt audio after {decoded / sample_rate:.1f} s") from None
+                raise AudioError(f"{path}: cutting failed after {decoded / sample_rate:.1f} s of audio ({_reason(error)})") from None
             encoder_stream.finish()
         finally:
             out.close()
