@@ -32,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--step", type=float, default=None, metavar="S", help="probability curve resolution (default 0.5)")
     group.add_argument("--anchor", type=float, default=None, metavar="F",
                        help="where in its window a decision points, 0..1 (default: the model's measured value)")
-    group.add_argument("--min-ad-seconds", type=float, default=None, metavar="S", help="shortest ad (default 10)")
-    group.add_argument("--min-content-seconds", type=float, default=None, metavar="S",
-                       help="shortest content between ads (default 20)")
+    group.add_argument("--min-ad", "--min-ad-seconds", dest="min_ad_seconds", type=float, default=None, metavar="S",
+                       help="shortest ad (default: half the shortest ad in the model's training labels, at most 10)")
+    group.add_argument("--min-content", "--min-content-seconds", dest="min_content_seconds", type=float, default=None,
+                       metavar="S", help="shortest content between ads (default: learned likewise, at most 20)")
     group.add_argument("--no-refine", action="store_true", help="keep boundaries where the smoother put them")
     group.add_argument("--max-shift", type=float, default=None, metavar="S",
                        help="how far refinement may move a boundary (default 3)")
@@ -72,13 +73,13 @@ def segmentation_config(args):
     return config
 
 
-def minimum_durations(config, classes) -> dict[str, float]:
-    from adcut.smoothing import SmoothingConfig
+def minimum_durations(config, checkpoint) -> dict[str, float]:
+    """Class -> minimum duration that detection used (explicit, else learned from training labels, else default)."""
+    from adcut.segment import resolve_minimums
 
-    default = SmoothingConfig()
-    ad = config.min_ad_seconds if config.min_ad_seconds is not None else default.min_ad_seconds
-    content = config.min_content_seconds if config.min_content_seconds is not None else default.min_content_seconds
-    return {classes[0]: ad, **{c: content for c in classes[1:]}}
+    config = resolve_minimums(checkpoint, config)
+    classes = tuple(checkpoint.class_names)
+    return {classes[0]: config.min_ad_seconds, **{c: config.min_content_seconds for c in classes[1:]}}
 
 
 # --------------------------------------------------------------------------- one episode
@@ -101,7 +102,7 @@ def evaluate_episode(name: str, audio: Path, truth_of, checkpoint, config, devic
     truth = truth_of(detection.duration)
     classes = tuple(checkpoint.class_names)
     scores = score_episode(truth, detection.segments, detection.duration, classes[0],
-                           min_seconds=minimum_durations(config, classes))
+                           min_seconds=minimum_durations(config, checkpoint))
     return EpisodeResult(name, truth, detection, scores)
 
 

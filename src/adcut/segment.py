@@ -36,7 +36,7 @@ class SegmentationConfig:
     batch_size: int = 64  # measured: 64 runs the reference LSTM faster than 256 on a CPU, in less memory
     anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
     smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
-    min_ad_seconds: Seconds | None = None  # None: the smoother's default
+    min_ad_seconds: Seconds | None = None  # None: learned from the training labels, else the smoother's default (resolve_minimums)
     min_content_seconds: Seconds | None = None
     refine: bool = True  # move boundaries to nearby pauses / feature jumps (refine.py)
     refine_max_shift: Seconds = 3.0
@@ -281,6 +281,39 @@ def make_tiling(segments: list[Segment], duration: Seconds) -> list[Segment]:
     return tiled
 
 
+# Minimum durations learned from training labels: half the shortest labelled segment of the class
+# (a safety margin: an unseen ad may be shorter than every one seen), never above the smoother's
+# default and never below MIN_LEARNED_SECONDS (shorter runs are model noise, not segments).
+LEARNED_MIN_FRACTION = 0.5
+MIN_LEARNED_SECONDS = 3.0
+
+
+def learned_minimum(stats: dict | None, default: Seconds) -> Seconds:
+    """The minimum duration for one class from its training-label statistics (``{"count", "min", ...}``)."""
+    if not isinstance(stats, dict) or not stats.get("count") or not isinstance(stats.get("min"), (int, float)):
+        return default
+    return float(min(default, max(MIN_LEARNED_SECONDS, LEARNED_MIN_FRACTION * float(stats["min"]))))
+
+
+def resolve_minimums(checkpoint, config: SegmentationConfig) -> SegmentationConfig:
+    """``config`` with both minimum durations set: explicit values, else learned from the checkpoint's
+    training labels (``training["label_durations"]``), else the smoother's defaults (10 s / 20 s)."""
+    from dataclasses import replace
+
+    from adcut.smoothing import SmoothingConfig
+
+    default = SmoothingConfig()
+    stats = ((getattr(checkpoint, "training", None) or {}).get("label_durations") or {})
+    classes = tuple(checkpoint.class_names)
+    ad, content = config.min_ad_seconds, config.min_content_seconds
+    if ad is None:
+        ad = learned_minimum(stats.get(classes[0]), default.min_ad_seconds)
+    if content is None:  # every other class shares the content minimum: the smallest learned one
+        content = min((learned_minimum(stats.get(c), default.min_content_seconds) for c in classes[1:]),
+                      default=default.min_content_seconds)
+    return replace(config, min_ad_seconds=float(ad), min_content_seconds=float(content))
+
+
 def smooth_curve(curve, step_seconds, duration, classes, config: SegmentationConfig) -> list[Segment]:
     from adcut import smoothing
 
@@ -303,7 +336,9 @@ def refine(segments, features, feature_config, config: SegmentationConfig, class
     first = config.min_ad_seconds if config.min_ad_seconds is not None else default.min_ad_seconds
     other = config.min_content_seconds if config.min_content_seconds is not None else default.min_content_seconds
     minimums = {c: (first if i == 0 else other) for i, c in enumerate(classes)}
-    return refine_boundaries(segments, features, feature_config, config.refine_max_shift, min_seconds=minimums)
+    # Ad edges may move further into the ad than out of it (cutting ads must not cost content).
+    return refine_boundaries(segments, features, feature_config, config.refine_max_shift, min_seconds=minimums,
+                             shrink_label=classes[0] if classes else None)
 
 
 def _best_class_confidence(segment: Segment, curve: np.ndarray, step_seconds: Seconds) -> float:
@@ -337,6 +372,7 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     config = config or SegmentationConfig()
     fcfg = checkpoint.feature_config
     config.validate(fcfg.window_seconds, fcfg.frame_seconds)
+    config = resolve_minimums(checkpoint, config)
     if threads is None:  # decoding has a core of its own while the model runs (see stream_window_probs)
         threads = max(1, (os.cpu_count() or 1) - 1) if not os.environ.get("ADCUT_THREADS") else None
     set_torch_threads(threads)

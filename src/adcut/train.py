@@ -111,6 +111,31 @@ def sampling_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return weights / weights.sum()
 
 
+def label_durations(manifest: dict) -> dict[str, dict]:
+    """Per class: ``count``, ``min``, ``p10`` and ``median`` seconds of the labelled segments.
+
+    Only segments with a neighbour on both sides count: the first and last of an episode are cut
+    by its start or end, so their lengths say nothing about how long that class lasts. Detection
+    derives its minimum durations from these (segment.resolve_minimums).
+    """
+    lengths: dict[str, list[float]] = {}
+    for episode in manifest.get("episodes", []):
+        runs: list[list] = []  # [label, start, end], touching segments of one class merged
+        for seg in sorted(episode.get("segments") or [], key=lambda s: float(s["start"])):
+            label, start, end = str(seg["label"]), float(seg["start"]), float(seg["end"])
+            if runs and runs[-1][0] == label and start <= runs[-1][2] + 1e-6:
+                runs[-1][2] = max(runs[-1][2], end)
+            else:
+                runs.append([label, start, end])
+        for label, start, end in runs[1:-1]:
+            lengths.setdefault(label, []).append(end - start)
+    return {
+        label: {"count": len(values), "min": round(min(values), 3), "p10": round(float(np.percentile(values, 10)), 3),
+                "median": round(float(np.median(values)), 3)}
+        for label, values in sorted(lengths.items()) if values
+    }
+
+
 def _logits(model, dataset: Dataset, samples: WindowSamples, device: str, batch: int = VALIDATION_BATCH):
     import torch
 
@@ -194,6 +219,7 @@ def train(
         "validation_windows": len(val_samples), "batches_per_epoch_used": per_epoch,
         "balancing": "half-swap augmentation" if uniform else "weighted sampling",
         "history": [],  # every epoch's metrics, so the choice of the best one can be checked
+        "label_durations": label_durations(dataset.manifest),  # detection's minimum durations come from these
     }
     best: tuple[float, float] | None = None  # (accuracy, -loss): larger is better
     best_metrics: dict = {}

@@ -49,9 +49,9 @@ def register(subparsers) -> None:
                              "forgiving rules on 4.096 s blocks; none: most probable class per step")
     parser.add_argument("--hop", type=float, default=None, metavar="S",
                         help="seconds between model windows, 1 to 4.096 (default 1.0; larger is faster, coarser)")
-    parser.add_argument("--min-ad", type=float, default=None, metavar="S", help="shortest ad segment, seconds (hmm; default 10)")
+    parser.add_argument("--min-ad", type=float, default=None, metavar="S", help="shortest ad segment, seconds (hmm; default: half the shortest ad in the model's training labels, at most 10)")
     parser.add_argument("--min-content", type=float, default=None, metavar="S",
-                        help="shortest content segment, seconds (hmm; default 20)")
+                        help="shortest content segment, seconds (hmm; default: learned likewise, at most 20)")
     parser.add_argument("--no-refine", action="store_true", help="do not move boundaries to nearby pauses")
     parser.add_argument("--review-below", type=float, default=None, metavar="P",
                         help="label ad segments whose mean probability is below P as 'review' and keep them")
