@@ -6,10 +6,12 @@ dataset, trains an LSTM briefly, then on the test episodes:
 1. runs the model once over every window (hop ``--hop`` s) and, for anchor fractions 0..1,
    places each window's probability at ``start + anchor * window`` and scores ``none`` and
    ``hmm`` smoothing; the anchor with the lowest median boundary error is the measured one;
-2. at that anchor (and at the old centre default, 0.5, for comparison) reports, for ``none``,
+2. at that anchor, at the anchor the training measured (what detection uses) and at the window
+   centre (0.5), reports, for ``none``,
    ``reference``, ``hmm`` and ``hmm+refine``: median / p90 boundary error, share within 1 s / 3 s,
    content wrongly removed and ad kept (s per hour), 1 s segment F1, event F0.5 and the number of
-   segments shorter than the minimum durations.
+   segments shorter than the minimum durations (learned from the training labels, as detection does);
+3. runs ``segment.detect`` with its defaults on the test episodes: the acceptance figures.
 
 Acceptance (issue 4, default smoother + refinement): median <= 1 s, p90 <= 2 s, content removed
 <= 5 s/h, no short segments. Not a test: run it and read the figures.
@@ -23,6 +25,7 @@ import argparse
 import logging
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +71,9 @@ def main() -> None:
     from adcut.dataset import DatasetConfig, build_dataset, find_episodes
     from adcut.features import episode_features, window_starts
     from adcut.metrics import format_table, pool, score_episode
-    from adcut.refine import refine_boundaries
-    from adcut.segment import predict_episode, window_curve
-    from adcut.smoothing import SmoothingConfig, smooth
+    from adcut.review import calibrate_probs
+    from adcut.segment import (SegmentationConfig, anchor_for, detect, predict_episode, refine, resolve_minimums,
+                               smooth_curve, window_curve)
     from adcut.train import TrainConfig, train
 
     torch.set_num_threads(2)
@@ -99,16 +102,21 @@ def main() -> None:
             probs = predict_episode(model, feats, starts, fcfg.window_frames, batch_size=256, device="cpu")
             episodes.append((path, truth, feats, duration, starts, probs))
         classes = tuple(checkpoint.class_names)
-        default = SmoothingConfig()
-        minimums = {classes[0]: default.min_ad_seconds, **{c: default.min_content_seconds for c in classes[1:]}}
+        # The same steps as segment.detect: calibrated probabilities, minimum durations learned from
+        # the training labels, the smoother, then refinement (ad edges searched further inward).
+        base = resolve_minimums(checkpoint, SegmentationConfig(hop_seconds=args.hop, step_seconds=args.step))
+        minimums = {classes[0]: base.min_ad_seconds, **{c: base.min_content_seconds for c in classes[1:]}}
+        temperature = (checkpoint.metrics or {}).get("temperature")
+        print(f"minimum durations (learned from the training labels {checkpoint.training.get('label_durations')}): {minimums}")
 
-        def scores_at(anchor: float, method: str, refine: bool = False):
+        def scores_at(anchor: float, method: str, refined: bool = False):
             out = []
+            config = replace(base, smoothing=method, refine=refined)
             for path, truth, feats, duration, starts, probs in episodes:
-                curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, args.step, duration)
-                segs = smooth(curve, args.step, duration, classes, SmoothingConfig(method=method))
-                if refine:
-                    segs = refine_boundaries(segs, feats, fcfg, 3.0, min_seconds=minimums)
+                curve = window_curve(calibrate_probs(probs, temperature), starts, fcfg.window_frames, fcfg.frame_seconds,
+                                     anchor, args.step, duration)
+                segs = smooth_curve(curve, args.step, duration, classes, config)
+                segs = refine(segs, feats, fcfg, config, classes)
                 out.append(score_episode(truth, segs, duration, classes[0], min_seconds=minimums))
             return pool(out)
 
@@ -124,16 +132,24 @@ def main() -> None:
         print(f"measured anchor: {best:.2f} of the window ({best * fcfg.window_seconds:.2f} s after its start; "
               f"centre would be 0.50)")
 
-        for anchor in (0.5, best):
-            rows = [(name, scores_at(anchor, method, refine)) for name, method, refine in (
+        measured = anchor_for(checkpoint, base)
+        print(f"anchor measured at training on the validation episodes (what detection uses): {measured:.2f}")
+        for anchor in sorted({0.5, best, measured}):
+            rows = [(name, scores_at(anchor, method, refined)) for name, method, refined in (
                 ("none", "none", False), ("reference", "reference", False), ("hmm", "hmm", False),
                 ("hmm+refine", "hmm", True))]
             print(f"\nanchor {anchor:.2f}: all test episodes pooled ({sum(e[3] for e in episodes) / 3600:.2f} h)")
             print(format_table(rows))
-        final = rows[-1][1]
+        # The whole detection path with its defaults (what `adcut process` and `adcut evaluate` run).
+        detected = [score_episode(truth, detect(path, checkpoint, SegmentationConfig(), model=model, threads=2).segments,
+                                  duration, classes[0], min_seconds=minimums)
+                    for path, truth, feats, duration, starts, probs in episodes]
+        final = pool(detected)
+        print(f"\nsegment.detect with default settings (anchor {measured:.2f}, hop 1 s, step 0.5 s, hmm + refine)")
+        print(format_table([("detect", final)]))
         ok = (final.boundary_median <= 1.0 and final.boundary_p90 <= 2.0
               and final.content_removed_per_hour <= 5.0 and final.short_segments == 0)
-        print(f"\nacceptance (hmm+refine at anchor {best:.2f}): median {final.boundary_median:.2f} s (<= 1), "
+        print(f"\nacceptance (detect defaults): median {final.boundary_median:.2f} s (<= 1), "
               f"p90 {final.boundary_p90:.2f} s (<= 2), content removed {final.content_removed_per_hour:.1f} s/h (<= 5), "
               f"short segments {final.short_segments} (0): {'MET' if ok else 'NOT MET'}")
 

@@ -126,3 +126,19 @@ def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"adcut: error: {dataset}: cross-validation needs at least 2 episodes, the dataset has 1"
     )
+
+
+def test_min_duration_flags_and_learned_minimums_reach_the_scores():
+    import argparse
+    from types import SimpleNamespace
+
+    from adcut.evaluate_episodes import add_arguments, minimum_durations, segmentation_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = segmentation_config(parser.parse_args(["--min-ad", "7", "--min-content-seconds", "25"]))
+    assert (config.min_ad_seconds, config.min_content_seconds) == (7.0, 25.0)
+    # unset: short segments are counted against the minimums detection learned from the training labels
+    learned = SimpleNamespace(class_names=("ad", "content"),
+                              training={"label_durations": {"ad": {"count": 3, "min": 12.0}, "content": {"count": 2, "min": 50.0}}})
+    assert minimum_durations(segmentation_config(parser.parse_args([])), learned) == {"ad": 6.0, "content": 20.0}

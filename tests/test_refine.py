@@ -7,7 +7,7 @@ import pytest
 
 from adcut.features import FeatureConfig, compute_features
 from adcut.labels import Segment
-from adcut.refine import refine_boundaries
+from adcut.refine import RefineConfig, refine_boundaries
 from adcut.synth import EpisodeSpec, render_episode
 
 CFG = FeatureConfig()
@@ -95,3 +95,42 @@ def test_class_minimums_are_kept_when_given():
     kept = refine_boundaries(segs, feats, CFG, 3.0, min_seconds={"ad": 10.0, "content": 20.0})
     assert kept[2].start == pytest.approx(28.0)  # already below the minimum: may not shrink further
     assert all(isinstance(s.start, float) for s in kept)
+
+
+def test_nearest_pause_wins_over_a_deeper_one_in_the_speech_beside_it():
+    # the break's pause sits at the change; a deeper speech pause 0.6 s later must not take the cut
+    feats = hand_features(60, change_at=30.0, pauses=[(29.9, 30.1)])
+    feats[int(30.5 * FPS) : int(30.7 * FPS), 0] -= 40 * np.sqrt(CFG.n_mels)
+    out = refine_boundaries(tiling(29.0), feats, CFG, max_shift_seconds=3.0)
+    assert out[1].start == pytest.approx(30.0, abs=0.1)
+
+
+def ad_features(found=(20.0, 40.0), true=(24.0, 35.5)):
+    feats = hand_features(60, change_at=None)
+    feats[int(true[0] * FPS) : int(true[1] * FPS), 1:CFG.n_mfcc] += 3.0
+    segs = [Segment(0.0, found[0], "content"), Segment(found[0], found[1], "ad"), Segment(found[1], 60.0, "content")]
+    return feats, segs
+
+
+def test_ad_edges_follow_a_change_past_the_limit_inwards_only_for_the_cut_class():
+    # the ad was found 4 and 4.5 s too wide (beyond the 3 s limit): it shrinks onto the true edges
+    feats, segs = ad_features()
+    out = refine_boundaries(segs, feats, CFG, 3.0, shrink_label="ad")
+    assert [s.label for s in out] == ["content", "ad", "content"]
+    assert out[1].start == pytest.approx(24.0, abs=0.3) and out[2].start == pytest.approx(35.5, abs=0.3)
+    # without a cut class both edges stop at the plain limit
+    plain = refine_boundaries(segs, feats, CFG, 3.0)
+    assert plain[1].start == pytest.approx(23.0, abs=1e-6) and plain[2].start == pytest.approx(37.0, abs=1e-6)
+    # and no further than shrink_factor x the limit
+    wide = RefineConfig(context_seconds=3.0)  # so the change is visible from the plain limit's edge
+    capped = refine_boundaries(segs, feats, CFG, 1.8, config=wide, shrink_label="ad")
+    assert capped[1].start == pytest.approx(23.6, abs=0.07) and capped[2].start == pytest.approx(36.4, abs=0.07)
+
+
+def test_an_ad_grows_by_only_a_fraction_of_the_limit():
+    # the true ad is 2 s wider on each side than the found one: growing it costs content if wrong
+    feats, segs = ad_features(found=(22.0, 38.0), true=(20.0, 40.0))
+    out = refine_boundaries(segs, feats, CFG, 3.0, shrink_label="ad")
+    assert out[1].start == pytest.approx(20.5, abs=1e-6) and out[2].start == pytest.approx(39.5, abs=1e-6)
+    free = refine_boundaries(segs, feats, CFG, 3.0, config=RefineConfig(grow_fraction=1.0), shrink_label="ad")
+    assert free[1].start == pytest.approx(20.0, abs=0.3) and free[2].start == pytest.approx(40.0, abs=0.3)
