@@ -1,11 +1,12 @@
-import pickle
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, newest_model, resolve_model
+from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, newest_model, read_description, resolve_model
 from adcut.errors import ModelError
 from adcut.features import FeatureConfig
 
@@ -22,45 +23,83 @@ def test_round_trip_keeps_description_and_weights(random_checkpoint):
     assert torch.equal(model(x), again(x))
 
 
+def _rewrite(source, target, change):
+    """Copy a checkpoint with its stored description changed by ``change(description)``."""
+    from safetensors.numpy import load_file, save_file
+
+    description = read_description(source)
+    description.pop("state_dict")
+    change(description)
+    save_file(load_file(str(source)), str(target), metadata={"adcut": json.dumps(description)})
+    return target
+
+
+def test_loads_without_torch(random_checkpoint):
+    path = random_checkpoint("m.pt", hidden_size=8)
+    code = f"import sys\nfrom adcut.checkpoint import load_checkpoint\nload_checkpoint({str(path)!r})\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert read_description(path)["format_version"] == FORMAT_VERSION
+
+
+def test_legacy_torch_checkpoint_still_loads(tmp_path, random_checkpoint):
+    current = load_checkpoint(random_checkpoint("m.pt", hidden_size=8))
+    payload = {**current.description(), "format_version": 1,
+               "state_dict": {k: torch.from_numpy(v) for k, v in current.arrays().items()}}
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    x = torch.randn(2, 131, 30)
+    assert torch.equal(old.build_model()(x), current.build_model()(x))
+
+
 def test_loading_refuses_pickled_code(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
 
     path = tmp_path / "evil.pt"
-    torch.save({"format_version": FORMAT_VERSION, "x": Evil()}, path)
+    torch.save({"format_version": 1, "x": Evil()}, path)
     with pytest.raises(ModelError, match="not an adcut checkpoint or damaged"):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "not an adcut checkpoint or damaged"),
-    (b"hello, not a model", "not an adcut checkpoint or damaged"),
-])
-def test_damaged_files(tmp_path, content, message):
+@pytest.mark.parametrize("content", [b"", b"hello, not a model", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"])
+def test_damaged_files(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ModelError, match=r"^.*bad\.pt: not an adcut checkpoint or damaged \(.+\)$"):
         load_checkpoint(path)
 
 
-def test_other_format_version_and_foreign_dict(tmp_path, random_checkpoint):
-    payload = torch.load(random_checkpoint("m.pt"), weights_only=True)
-    payload["format_version"] = 99
-    torch.save(payload, tmp_path / "future.pt")
+def test_other_format_version_and_foreign_files(tmp_path, random_checkpoint):
+    from safetensors.numpy import save_file
+
+    future = _rewrite(random_checkpoint("m.pt"), tmp_path / "future.pt", lambda d: d.update(format_version=99))
     with pytest.raises(ModelError, match="checkpoint format 99 is not supported"):
-        load_checkpoint(tmp_path / "future.pt")
+        load_checkpoint(future)
+    save_file({"weights": np.zeros(3, np.float32)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelError, match="not an adcut checkpoint \\(no adcut description in its metadata\\)"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(ModelError, match="no format_version"):
         load_checkpoint(tmp_path / "foreign.pt")
 
 
 def test_unknown_feature_setting_is_a_clear_error(tmp_path, random_checkpoint):
-    payload = torch.load(random_checkpoint("m.pt"), weights_only=True)
-    payload["feature_config"]["n_chroma"] = 12
-    torch.save(payload, tmp_path / "odd.pt")
-    with pytest.raises(ModelError, match="unknown fields: n_chroma"):
-        load_checkpoint(tmp_path / "odd.pt")
+    odd = _rewrite(random_checkpoint("m.pt"), tmp_path / "odd.pt", lambda d: d["feature_config"].update(n_chroma=12))
+    with pytest.raises(ModelError, match="odd.pt: .*unknown fields: n_chroma"):
+        load_checkpoint(odd)
+
+
+def test_weights_that_do_not_fit_are_a_model_error(tmp_path, random_checkpoint):
+    wrong = _rewrite(random_checkpoint("m.pt", hidden_size=8), tmp_path / "w.pt", lambda d: d["model_config"].update(hidden_size=16))
+    checkpoint = load_checkpoint(wrong)
+    with pytest.raises(ModelError, match="w.pt: weights do not fit the lstm architecture"):
+        checkpoint.build_model()
+    from adcut.inference import build_predictor
+
+    with pytest.raises(ModelError, match="w.pt: weights do not fit the lstm architecture"):
+        build_predictor(checkpoint, "cpu")
 
 
 def test_newest_model_is_the_default(tmp_path, random_checkpoint):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from adcut.audio import write_audio
-from adcut.checkpoint import load_checkpoint
+from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
 from adcut.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes, load_dataset
 from adcut.errors import ModelError
@@ -60,9 +60,9 @@ def test_trained_model_classifies_held_out_clips(trained, clips, capsys):
 
 def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
     checkpoint, path = trained
-    loaded = load_checkpoint(path)  # weights_only=True inside
-    raw = torch.load(path, weights_only=True)
-    assert raw["format_version"] == 1 and raw["model_type"] == "lstm"
+    loaded = load_checkpoint(path)
+    raw = read_description(path)
+    assert raw["format_version"] == FORMAT_VERSION and raw["model_type"] == "lstm"
     assert loaded.feature_config == dataset.feature_config and loaded.dataset_id == dataset.dataset_id
     assert loaded.class_names == ("ad", "content") and loaded.model_config["hidden_size"] == 32
     history = loaded.training["history"]
@@ -77,7 +77,7 @@ def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
     b = loaded.build_model()(torch.from_numpy(windows))
     torch.testing.assert_close(a, b)
     # Input normalisation was fitted to the training windows.
-    mean = loaded.state_dict["norm.mean"].numpy()
+    mean = np.asarray(loaded.state_dict["norm.mean"])
     train_frames = dataset.gather(dataset.samples("train")).reshape(-1, 30)
     np.testing.assert_allclose(mean, train_frames.mean(axis=0), rtol=1e-3, atol=1e-3)
 

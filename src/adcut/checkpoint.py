@@ -1,24 +1,32 @@
-"""Self-describing checkpoints: everything needed to run a model, loadable without executing code.
+"""Self-describing checkpoints: everything needed to run a model, loadable without executing code or torch.
 
-A checkpoint is a ``torch.save``d dict of plain values plus the state dict, so it loads with
-``torch.load(..., weights_only=True)``:
+A checkpoint is a safetensors file: the state dict as tensors, and in its metadata (key ``adcut``)
+a JSON object of plain values:
 
-    format_version, model_type, model_config, feature_config, class_names, state_dict,
-    training (settings), metrics (validation), dataset_id, teacher (for distilled students),
-    created (ISO time)
+    format_version, model_type, model_config, feature_config, class_names, training (settings),
+    metrics (validation), dataset_id, teacher (for distilled students), created (ISO time)
+
+Reading it needs only numpy (``adcut process`` runs an LSTM without importing torch). Files of
+format 1 (a ``torch.save``d dict) are still read, with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from adcut.errors import ModelError, OutputError
 from adcut.features import FeatureConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # torch.save'd dict, before safetensors
+METADATA_KEY = "adcut"
 DEFAULT_MODELS_DIR = Path("models")
 CHECKPOINT_SUFFIX = ".pt"
 
@@ -29,7 +37,7 @@ class Checkpoint:
     model_config: dict
     feature_config: FeatureConfig
     class_names: tuple[str, ...]
-    state_dict: dict
+    state_dict: dict  # name -> numpy array when loaded; torch tensors are accepted too (training)
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     dataset_id: str | None = None
@@ -41,14 +49,14 @@ class Checkpoint:
     def name(self) -> str:
         return self.path.name if self.path else f"<{self.model_type}>"
 
-    def to_payload(self) -> dict:
+    def description(self) -> dict:
+        """Everything but the weights, as plain JSON values."""
         return {
             "format_version": FORMAT_VERSION,
             "model_type": self.model_type,
             "model_config": dict(self.model_config),
             "feature_config": self.feature_config.to_dict(),
             "class_names": list(self.class_names),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
             "training": self.training,
             "metrics": self.metrics,
             "dataset_id": self.dataset_id,
@@ -56,49 +64,126 @@ class Checkpoint:
             "created": self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state dict as contiguous numpy arrays (torch tensors converted)."""
+        return {name: _to_numpy(value) for name, value in self.state_dict.items()}
+
     def build_model(self, device: str = "cpu"):
-        """The module with its weights, in eval mode, on ``device``."""
+        """The torch module with its weights, in eval mode, on ``device``."""
+        import torch
+
         from adcut.models import build_model
 
         model = build_model(self.model_type, self.model_config)
+        # numpy arrays as writable copies (torch.from_numpy wants writable memory); tensors as they are
+        state = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in self.state_dict.items()}
         try:
-            model.load_state_dict(self.state_dict)
+            model.load_state_dict(state)
         except RuntimeError as error:
             raise ModelError(f"{self.name}: weights do not fit the {self.model_type} architecture ({str(error).splitlines()[0]})") from None
         return model.to(device).eval()
 
 
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value)
+
+
+def _plain(value):
+    """JSON fallback for the odd numpy scalar or path in training settings."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a plain value")
+
+
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write atomically (temporary file, then rename)."""
-    import torch
+    from safetensors.numpy import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        metadata = {METADATA_KEY: json.dumps(checkpoint.description(), default=_plain)}
+    except TypeError as error:
+        raise ModelError(f"{path}: checkpoint description is not plain data ({error})") from None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(checkpoint.to_payload(), tmp)
+        save_file(checkpoint.arrays(), str(tmp), metadata=metadata)
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write checkpoint ({error.strerror or error})") from None
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint without executing code; a foreign or damaged file is a ModelError."""
+def _is_safetensors(path: Path) -> bool:
+    """An 8-byte little-endian header length that fits the file, then a JSON object."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 8 + length <= path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+            if METADATA_KEY not in metadata:
+                raise ModelError(f"{path}: not an adcut checkpoint (no adcut description in its metadata)")
+            state = {name: handle.get_tensor(name) for name in handle.keys()}
+        payload = json.loads(metadata[METADATA_KEY])
+    except ModelError:
+        raise
+    except Exception as error:  # safetensors raises its own SafetensorError; json a ValueError
+        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({_first_line(error)})") from None
+    if not isinstance(payload, dict):
+        raise ModelError(f"{path}: not an adcut checkpoint (its description is not an object)")
+    payload["state_dict"] = state
+    return payload
+
+
+def _read_legacy(path: Path) -> dict:
+    """Format 1: a ``torch.save``d dict, read without executing code."""
     import torch
 
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds (KeyError, UnpicklingError, ...) for foreign bytes
+        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:160]
+
+
+def read_description(path: Path) -> dict:
+    """The checkpoint's stored plain values (what ``load_checkpoint`` builds on), weights under ``state_dict``."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds (KeyError, UnpicklingError, ...) for foreign bytes
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({first[:160]})") from None
+        safetensors = _is_safetensors(path)
+    except OSError as error:
+        raise ModelError(f"{path}: cannot read model file ({error.strerror or error})") from None
+    payload = _read_safetensors(path) if safetensors else _read_legacy(path)
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ModelError(f"{path}: not an adcut checkpoint (no format_version)")
+    return payload
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint without executing code; a foreign or damaged file is a ModelError."""
+    path = Path(path)
+    payload = read_description(path)
     version = payload["format_version"]
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         raise ModelError(f"{path}: checkpoint format {version} is not supported (this adcut reads format {FORMAT_VERSION})")
     try:
         return Checkpoint(

