@@ -364,9 +364,9 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
            threads: int | None = None) -> Detection:
     """Decode ``path``, run ``checkpoint``'s model over it and return its tiling segments.
 
-    ``model`` may be passed to reuse an already built module (folder mode builds it once).
+    ``model`` may be passed to reuse an already built predictor (folder mode builds it once).
     """
-    from adcut.inference import set_torch_threads
+    from adcut.inference import build_predictor, set_torch_threads, uses_torch
     from adcut.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
 
     config = config or SegmentationConfig()
@@ -375,9 +375,10 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     config = resolve_minimums(checkpoint, config)
     if threads is None:  # decoding has a core of its own while the model runs (see stream_window_probs)
         threads = max(1, (os.cpu_count() or 1) - 1) if not os.environ.get("ADCUT_THREADS") else None
-    set_torch_threads(threads)
     if model is None:
-        model = checkpoint.build_model(device)
+        model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
+    if uses_torch(model):
+        set_torch_threads(threads)
     hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
     features, starts, probs, duration = stream_window_probs(
         path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device
