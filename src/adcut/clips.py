@@ -44,7 +44,9 @@ class ClipClassifier:
 
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu", batch_size: int = 256):
         self.checkpoint = checkpoint
-        self.model = checkpoint.build_model(device)
+        from adcut.inference import build_predictor
+
+        self.model = build_predictor(checkpoint, device)
         self.device = device
         self.batch_size = batch_size
 

@@ -179,11 +179,13 @@ _WORKER: dict = {}
 def _init_worker(model_path: str, options: ProcessOptions) -> None:
     """Runs once in each worker process: load the model, one torch thread (the workers share the cores)."""
     from adcut.checkpoint import load_checkpoint
-    from adcut.inference import set_torch_threads
+    from adcut.inference import build_predictor, set_torch_threads, uses_torch
 
-    set_torch_threads(1)
     checkpoint = load_checkpoint(Path(model_path))
-    _WORKER.update(checkpoint=checkpoint, model=checkpoint.build_model(options.device), options=options)
+    model = build_predictor(checkpoint, options.device)
+    if uses_torch(model):
+        set_torch_threads(1)
+    _WORKER.update(checkpoint=checkpoint, model=model, options=options)
 
 
 def _work(episode: str) -> FileResult:
@@ -265,7 +267,9 @@ def process_many(episodes: list[Path], checkpoint, options: ProcessOptions, *, j
 
     try:
         if jobs == 1 or len(pending) < 2:
-            model = checkpoint.build_model(options.device) if pending else None
+            from adcut.inference import build_predictor
+
+            model = build_predictor(checkpoint, options.device) if pending else None
             for episode in pending:
                 finished(safe_process_file(episode, checkpoint, options, model))
         else:
