@@ -197,13 +197,42 @@ def iter_blocks(
     Frames are gathered raw and converted, downmixed and resampled once per block: per-frame numpy
     calls would cost about as much as FFmpeg's own MP3 decoding.
     """
+    state: dict = {}
+
+    def arrays() -> Iterator[tuple[np.ndarray, tuple]]:
+        for info, frame in _iter_decoded(path):
+            state.setdefault("rate", info.sample_rate)
+            yield frame.to_ndarray(), frame_layout(frame)
+
+    yield from resampled_blocks(arrays(), lambda: state["rate"], sample_rate, block_seconds)
+
+
+def frame_layout(frame) -> tuple[bool, int, str]:
+    """(planar, channels, sample format name) of a PyAV frame: what ``_array_to_float`` needs."""
+    return frame.format.is_planar, len(frame.layout.channels), frame.format.name
+
+
+def resampled_blocks(
+    arrays: Iterator[tuple[np.ndarray, tuple]],
+    input_rate,
+    sample_rate: int,
+    block_seconds: Seconds = DEFAULT_BLOCK_SECONDS,
+    flush_at_end: bool = True,
+) -> Iterator[np.ndarray]:
+    """``(to_ndarray output, frame_layout)`` pairs at ``input_rate()`` -> mono float32 blocks at ``sample_rate``.
+
+    ``input_rate`` is called once the first array has arrived (the rate is known only then).
+    Without ``flush_at_end`` the resampler keeps back the samples whose values depend on input that
+    never came, so every sample handed out equals that of a pass over more of the file (a time
+    range cut out of a longer decode; see ``parallel_decode``).
+    """
     import soxr
 
     resampler = None
     pending: list[np.ndarray] = []
     pending_samples = 0
     block_limit = 0
-    layout = None  # (planar, channels, format name) of the frames in ``pending``
+    layout = None  # (planar, channels, format name) of the arrays in ``pending``
 
     def flush(last: bool = False) -> np.ndarray:
         nonlocal pending, pending_samples
@@ -217,22 +246,22 @@ def iter_blocks(
             return resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
         return np.ascontiguousarray(mono)
 
-    for info, frame in _iter_decoded(path):
+    for array, array_layout in arrays:
         if resampler is None:
-            block_limit = max(1, int(block_seconds * info.sample_rate))
-            if info.sample_rate != sample_rate:
-                resampler = soxr.ResampleStream(info.sample_rate, sample_rate, 1, dtype="float32", quality="HQ")
+            rate = input_rate()
+            block_limit = max(1, int(block_seconds * rate))
+            if rate != sample_rate:
+                resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
             else:
                 resampler = False
-        frame_layout = (frame.format.is_planar, len(frame.layout.channels), frame.format.name)
-        if layout is not None and frame_layout != layout and pending:
+        if layout is not None and array_layout != layout and pending:
             yield flush()  # the decoder changed sample format or channels: convert what we have first
-        layout = frame_layout
-        pending.append(frame.to_ndarray())
-        pending_samples += frame.samples
+        layout = array_layout
+        pending.append(array)
+        pending_samples += array.shape[1] // (1 if array_layout[0] else array_layout[1])
         if pending_samples >= block_limit:
             yield flush()
-    block = flush(last=True)
+    block = flush(last=flush_at_end)
     if block.size:
         yield block
 

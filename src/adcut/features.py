@@ -228,12 +228,19 @@ def features_from_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig) ->
     return finish_features(stream.finish(), config), stream.n_samples
 
 
-def episode_features(path, config: FeatureConfig) -> tuple[np.ndarray, Seconds]:
-    """Decode ``path`` and compute its features in one streaming pass; returns (features, duration)."""
-    from adcut.audio import iter_blocks
+def episode_features(path, config: FeatureConfig, workers: int | None = None) -> tuple[np.ndarray, Seconds]:
+    """Decode ``path`` and compute its features in one streaming pass; returns (features, duration).
 
-    feats, n_samples = features_from_blocks(iter_blocks(path, config.sample_rate), config)
-    return feats, n_samples / config.sample_rate
+    ``workers``: processes decoding a long file at once (``parallel_decode``; the numbers equal one
+    pass's within float rounding). None: the cores shared among the episodes decoded at once in
+    this process; 1: one pass here.
+    """
+    from adcut.parallel_decode import EpisodeMfcc
+
+    source = EpisodeMfcc(path, config, workers, prefetch=False)
+    chunks = list(source)
+    mfcc = np.concatenate(chunks) if chunks else np.zeros((0, config.n_mfcc), np.float32)
+    return finish_features(mfcc, config), source.n_samples / config.sample_rate
 
 
 # --------------------------------------------------------------------------- windows

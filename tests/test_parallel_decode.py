@@ -1,0 +1,115 @@
+"""Decoding one file in several processes gives the features of one pass (parallel_decode)."""
+
+import numpy as np
+import pytest
+
+from adcut import parallel_decode
+from adcut.audio import write_audio
+from adcut.errors import AudioError
+from adcut.features import FeatureConfig, episode_features
+from adcut.parallel_decode import EpisodeMfcc, grid_frames, plan_ranges
+from adcut.synth import EpisodeSpec, render_episode
+
+CFG = FeatureConfig()
+SECONDS = 40.0
+
+
+@pytest.fixture(autouse=True)
+def short_files_split(monkeypatch):
+    """Split files of a few seconds (the real threshold is minutes), so tests stay fast."""
+    monkeypatch.setattr(parallel_decode, "MIN_SPLIT_SECONDS", 5.0)
+    monkeypatch.delenv(parallel_decode.WORKERS_ENV, raising=False)
+
+
+def _episode(tmp_path, suffix, rate, channels, bit_rate=None):
+    mono = render_episode(EpisodeSpec(SECONDS, ((12.0, 25.0),)), 16000, seed=3)
+    import soxr
+
+    signal = soxr.resample(mono, 16000, rate).astype(np.float32)
+    samples = np.stack([signal, 0.5 * np.roll(signal, 37)][:channels])
+    path = tmp_path / f"episode-{rate}-{channels}{suffix}"
+    write_audio(path, samples, rate, bit_rate=bit_rate)
+    return path
+
+
+def _mfcc(path, workers):
+    source = EpisodeMfcc(path, CFG, workers, prefetch=False)
+    mfcc = np.concatenate(list(source))
+    return mfcc, source.n_samples, source.split_used
+
+
+@pytest.mark.parametrize(
+    "suffix, rate, channels",
+    [(".mp3", 44100, 2), (".mp3", 22050, 1), (".wav", 44100, 2), (".wav", 16000, 1), (".flac", 48000, 1),
+     (".flac", 32000, 2), (".ogg", 44100, 2)],
+)
+def test_split_features_equal_one_pass(tmp_path, suffix, rate, channels):
+    path = _episode(tmp_path, suffix, rate, channels, bit_rate=96000)
+    one, n_one, split_one = _mfcc(path, 1)
+    for workers in (2, 3):
+        joined, n_joined, split = _mfcc(path, workers)
+        assert split and not split_one
+        assert n_joined == n_one and joined.shape == one.shape
+        # rounding of a resampler started elsewhere only: ~1e-6 of the values' scale
+        assert np.abs(joined - one).max() < 1e-5 * np.abs(one).max()
+    feats, duration = episode_features(path, CFG, workers=2)
+    expected, expected_duration = episode_features(path, CFG, workers=1)
+    assert duration == expected_duration and feats.shape == expected.shape
+    assert np.abs(feats - expected).max() < 1e-5 * np.abs(expected).max()
+
+
+def test_split_points_are_exact_in_both_rates():
+    for rate in (44100, 48000, 22050, 32000, 11025, 8000, 44101):
+        grid = grid_frames(rate, CFG)
+        assert (grid * CFG.hop_length * rate) % CFG.sample_rate == 0
+        assert all((g * CFG.hop_length * rate) % CFG.sample_rate for g in range(1, grid))  # the smallest
+
+
+def test_short_files_and_unseekable_codecs_use_one_pass(tmp_path):
+    from adcut.audio import probe
+
+    path = _episode(tmp_path, ".m4a", 48000, 2, bit_rate=96000)  # AAC timestamps after a seek are not exact
+    assert plan_ranges(probe(path), CFG, 2) is None
+    joined, _, split = _mfcc(path, 2)
+    assert not split and np.array_equal(joined, _mfcc(path, 1)[0])
+    wav = _episode(tmp_path, ".wav", 16000, 1)
+    assert plan_ranges(probe(wav), CFG, 2) is not None
+    parallel_decode.MIN_SPLIT_SECONDS = SECONDS + 1
+    assert plan_ranges(probe(wav), CFG, 2) is None
+
+
+def test_ranges_that_do_not_meet_fall_back_to_one_pass(tmp_path, monkeypatch):
+    """A split whose shared samples differ (misplaced by a seek) is detected; the result stays exact."""
+    path = _episode(tmp_path, ".wav", 16000, 1)
+    one, n_one, _ = _mfcc(path, 1)
+    original = parallel_decode.range_messages
+
+    def misplaced(path, config, first, stop):
+        for message in original(path, config, first, stop):
+            if message[0] == "check" and message[1] == "tail":
+                message = (*message[:2], message[2] + 1e-3)
+            yield message
+
+    monkeypatch.setattr(parallel_decode, "range_messages", misplaced)  # the first range runs in this process
+    joined, n_joined, split = _mfcc(path, 2)
+    assert not split and n_joined == n_one and np.array_equal(joined, one)
+
+
+def test_truncated_file_reports_the_one_pass_error(tmp_path):
+    path = _episode(tmp_path, ".wav", 16000, 1)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])  # header still declares the full length
+    with pytest.raises(AudioError) as split_error:
+        episode_features(path, CFG, workers=2)
+    with pytest.raises(AudioError) as one_error:
+        episode_features(path, CFG, workers=1)
+    assert str(split_error.value) == str(one_error.value) and "truncated" in str(one_error.value)
+
+
+def test_worker_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, runpy; sys.argv = ['x']; import adcut.parallel_decode; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
