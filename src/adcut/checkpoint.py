@@ -118,14 +118,17 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         raise OutputError(f"{path}: cannot write checkpoint ({error.strerror or error})") from None
 
 
-def _is_safetensors(path: Path) -> bool:
-    """An 8-byte little-endian header length that fits the file, then a JSON object."""
+def _kind(path: Path) -> str:
+    """``safetensors`` (an 8-byte header length that fits the file, then a JSON object), ``torch`` (zip or pickle), else why not."""
     with open(path, "rb") as handle:
         head = handle.read(9)
-    if len(head) < 9:
-        return False
-    (length,) = struct.unpack("<Q", head[:8])
-    return head[8:9] == b"{" and 8 + length <= path.stat().st_size
+    if not head:
+        return "empty file"
+    if len(head) == 9 and head[8:9] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= path.stat().st_size:
+        return "safetensors"
+    if head.startswith((b"PK\x03\x04", b"\x80")):
+        return "torch"
+    return "neither safetensors nor a torch file"
 
 
 def _read_safetensors(path: Path) -> dict:
@@ -169,10 +172,15 @@ def read_description(path: Path) -> dict:
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     try:
-        safetensors = _is_safetensors(path)
+        kind = _kind(path)
     except OSError as error:
         raise ModelError(f"{path}: cannot read model file ({error.strerror or error})") from None
-    payload = _read_safetensors(path) if safetensors else _read_legacy(path)
+    if kind == "safetensors":
+        payload = _read_safetensors(path)
+    elif kind == "torch":
+        payload = _read_legacy(path)
+    else:
+        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({kind})")
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ModelError(f"{path}: not an adcut checkpoint (no format_version)")
     return payload
