@@ -183,7 +183,7 @@ def _final_rows(mfcc: np.ndarray, done: int, upto: int, config) -> np.ndarray:
     from adcut.features import deltas
 
     half = config.delta_width // 2
-    lo = max(0, done - half)
+    lo = max(0, min(done - half, len(mfcc) - config.delta_width))  # the last rows need a whole window too
     part = mfcc[lo:]
     d1 = deltas(part, config.delta_width, 1)
     d2 = deltas(part, config.delta_width, 2)
@@ -191,20 +191,24 @@ def _final_rows(mfcc: np.ndarray, done: int, upto: int, config) -> np.ndarray:
     return np.concatenate([part[a:b], d1[a:b], d2[a:b]], axis=1).astype(np.float32)
 
 
-def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int, device: str):
+def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int, device: str,
+                        decode_workers: int | None = None):
     """Decode, compute features and run the model at the same time: ``(features, starts, probs, duration)``.
 
     Decoding runs in a background thread (``audio.prefetch``), features in this one, and the model in
     a third as soon as enough windows are final, so on two cores the model's time hides behind the
-    decoding. The numbers equal ``episode_features`` followed by ``predict_episode`` over all windows.
+    decoding. A long file is decoded by ``decode_workers`` processes at once (``parallel_decode``;
+    None: one per core). The numbers equal ``episode_features`` followed by ``predict_episode`` over
+    all windows.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from adcut.audio import iter_blocks, prefetch, probe
-    from adcut.features import MfccStream, finish_features, window_starts
+    from adcut.audio import probe
+    from adcut.features import finish_features, window_starts
+    from adcut.parallel_decode import EpisodeMfcc
 
     width, window = config.delta_width, config.window_frames
-    stream = MfccStream(config)
+    source = EpisodeMfcc(path, config, decode_workers)
     # Sized from the declared duration (plus a margin) so that a long episode is not copied as it grows.
     declared = probe(path).duration or 0.0
     capacity = config.frames_for(int(declared * 1.02 * config.sample_rate)) + 64
@@ -226,16 +230,13 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adcut-model") as pool:
         try:
-            for block in prefetch(iter_blocks(path, config.sample_rate), depth=2):
-                stream.push(block)
-                for part in stream.take():
-                    mfcc.extend(part)
+            for part in source:
+                mfcc.extend(part)
                 upto = mfcc.n - width // 2
                 if upto > feats.n and mfcc.n >= width:
                     feats.extend(_final_rows(mfcc.rows, feats.n, upto, config))
                     submit_ready(feats.n)
-            mfcc.extend(stream.finish())
-            mfcc = mfcc.rows[: config.frames_for(stream.n_samples)]
+            mfcc = mfcc.rows[: config.frames_for(source.n_samples)]
             if len(mfcc) < width:  # shorter than the delta window: the padded path of finish_features
                 feats = _GrowingRows(config.n_features)
                 feats.extend(finish_features(mfcc, config))
@@ -256,7 +257,7 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
                 future.cancel()
             raise
     probs = np.concatenate(streamed) if streamed else np.zeros((0, 0), np.float32)
-    return features, starts, probs, stream.n_samples / config.sample_rate
+    return features, starts, probs, source.n_samples / config.sample_rate
 
 
 # --------------------------------------------------------------------------- segments
