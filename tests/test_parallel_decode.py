@@ -113,3 +113,22 @@ def test_worker_imports_no_torch():
     code = "import sys, runpy; sys.argv = ['x']; import adcut.parallel_decode; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_detect_streaming_with_split_equals_one_pass(tmp_path, random_checkpoint):
+    """detect's streamed features and window probabilities with a split file match one pass's."""
+    from adcut.checkpoint import load_checkpoint
+    from adcut.features import window_starts
+    from adcut.segment import predict_episode, stream_window_probs
+
+    ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
+    model = ckpt.build_model()
+    path = _episode(tmp_path, ".mp3", 44100, 2, bit_rate=96000)
+    features, starts, probs, duration = stream_window_probs(path, CFG, model, 16, batch_size=8, device="cpu",
+                                                            decode_workers=2)
+    expected, expected_duration = episode_features(path, CFG, workers=1)
+    assert duration == expected_duration and features.shape == expected.shape
+    assert np.abs(features - expected).max() < 1e-5 * np.abs(expected).max()
+    assert np.array_equal(starts, window_starts(len(expected), CFG.window_frames, 16))
+    one_pass = predict_episode(model, expected, starts, CFG.window_frames, batch_size=8, device="cpu")
+    np.testing.assert_allclose(probs, one_pass, atol=1e-4)
