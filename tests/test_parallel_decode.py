@@ -132,3 +132,16 @@ def test_detect_streaming_with_split_equals_one_pass(tmp_path, random_checkpoint
     assert np.array_equal(starts, window_starts(len(expected), CFG.window_frames, 16))
     one_pass = predict_episode(model, expected, starts, CFG.window_frames, batch_size=8, device="cpu")
     np.testing.assert_allclose(probs, one_pass, atol=1e-4)
+
+
+@pytest.mark.parametrize("suffix, channels", [(".mp3", 2), (".ogg", 2), (".mp3", 1), (".wav", 2)])
+def test_blocks_average_the_channels_exactly(tmp_path, suffix, channels):
+    """The planar-float path (sums straight from the frames' planes) equals ``mean`` over the channels."""
+    from adcut.audio import decode_original, iter_blocks
+
+    path = _episode(tmp_path, suffix, 22050, channels, bit_rate=64000)
+    info, original = decode_original(path)
+    blocks = list(iter_blocks(path, info.sample_rate, block_seconds=1.3))  # no resampling: the mono signal itself
+    assert len(blocks) > 10
+    expected = original.mean(axis=0, dtype=np.float32) if channels > 1 else original[0]
+    assert np.array_equal(np.concatenate(blocks), expected)

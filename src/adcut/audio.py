@@ -199,12 +199,12 @@ def iter_blocks(
     """
     state: dict = {}
 
-    def arrays() -> Iterator[tuple[np.ndarray, tuple]]:
+    def frames() -> Iterator[tuple[object, int, int]]:
         for info, frame in _iter_decoded(path):
             state.setdefault("rate", info.sample_rate)
-            yield frame.to_ndarray(), frame_layout(frame)
+            yield frame, 0, frame.samples
 
-    yield from resampled_blocks(arrays(), lambda: state["rate"], sample_rate, block_seconds)
+    yield from resampled_blocks(frames(), lambda: state["rate"], sample_rate, block_seconds)
 
 
 def frame_layout(frame) -> tuple[bool, int, str]:
@@ -212,41 +212,59 @@ def frame_layout(frame) -> tuple[bool, int, str]:
     return frame.format.is_planar, len(frame.layout.channels), frame.format.name
 
 
+def frame_array(frame, lo: int, hi: int) -> np.ndarray:
+    """``frame.to_ndarray()`` limited to samples ``[lo, hi)`` (planar ``(ch, n)``, packed ``(1, n*ch)``)."""
+    array = frame.to_ndarray()
+    if (lo, hi) == (0, frame.samples):
+        return array
+    planar, channels, _ = frame_layout(frame)
+    return array[:, lo:hi] if planar else array[:, lo * channels : hi * channels]
+
+
 def resampled_blocks(
-    arrays: Iterator[tuple[np.ndarray, tuple]],
+    frames: Iterator[tuple[object, int, int]],
     input_rate,
     sample_rate: int,
     block_seconds: Seconds = DEFAULT_BLOCK_SECONDS,
     flush_at_end: bool = True,
 ) -> Iterator[np.ndarray]:
-    """``(to_ndarray output, frame_layout)`` pairs at ``input_rate()`` -> mono float32 blocks at ``sample_rate``.
+    """``(PyAV frame, lo, hi)``: samples ``[lo, hi)`` of frames at ``input_rate()`` -> mono float32 blocks at ``sample_rate``.
 
-    ``input_rate`` is called once the first array has arrived (the rate is known only then).
-    Without ``flush_at_end`` the resampler keeps back the samples whose values depend on input that
-    never came, so every sample handed out equals that of a pass over more of the file (a time
-    range cut out of a longer decode; see ``parallel_decode``).
+    ``input_rate`` is called once the first frame has arrived (the rate is known only then).
+    Planar float frames (MP3, AAC, Vorbis) are summed channel by channel straight from the frame's
+    planes into one block buffer: ``to_ndarray`` and joining the copies cost more than decoding the
+    MP3 (measured 2.2 s per hour of 44.1 kHz stereo). Other formats are converted per block. Either
+    way the numbers equal ``mean`` over the channels. Without ``flush_at_end`` the resampler keeps
+    back the samples whose values depend on input that never came, so every sample handed out equals
+    that of a pass over more of the file (a time range cut out of a longer decode; ``parallel_decode``).
     """
     import soxr
 
     resampler = None
-    pending: list[np.ndarray] = []
+    pending: list[np.ndarray] = []  # to_ndarray output of frames in other formats
+    summed = np.zeros(0, np.float32)  # channel sums of planar float frames
+    filled = 0
     pending_samples = 0
     block_limit = 0
-    layout = None  # (planar, channels, format name) of the arrays in ``pending``
+    layout = None  # (planar, channels, format name) of the samples gathered since the last flush
 
     def flush(last: bool = False) -> np.ndarray:
-        nonlocal pending, pending_samples
-        if pending:
+        nonlocal pending, pending_samples, filled
+        if filled:
+            mono = summed[:filled]
+            if layout[1] > 1:
+                np.true_divide(mono, layout[1], out=mono)  # what ``mean`` does after its sum
+        elif pending:
             joined = _array_to_float(np.concatenate(pending, axis=1), *layout)
             mono = joined.mean(axis=0, dtype=np.float32) if joined.shape[0] > 1 else joined[0]
         else:
             mono = np.zeros(0, np.float32)
-        pending, pending_samples = [], 0
+        pending, pending_samples, filled = [], 0, 0
         if resampler:
             return resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
-        return np.ascontiguousarray(mono)
+        return mono.copy()  # the block buffer is reused
 
-    for array, array_layout in arrays:
+    for frame, lo, hi in frames:
         if resampler is None:
             rate = input_rate()
             block_limit = max(1, int(block_seconds * rate))
@@ -254,11 +272,25 @@ def resampled_blocks(
                 resampler = soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
             else:
                 resampler = False
-        if layout is not None and array_layout != layout and pending:
+        frame_kind = frame_layout(frame)
+        if layout is not None and frame_kind != layout and (pending or filled):
             yield flush()  # the decoder changed sample format or channels: convert what we have first
-        layout = array_layout
-        pending.append(array)
-        pending_samples += array.shape[1] // (1 if array_layout[0] else array_layout[1])
+        layout = frame_kind
+        n = hi - lo
+        if frame_kind[0] and frame_kind[2] == "flt" + "p":
+            if filled + n > len(summed):
+                grown = np.zeros(max(2 * len(summed), block_limit + n, filled + n), np.float32)
+                grown[:filled] = summed[:filled]
+                summed = grown
+            out = summed[filled : filled + n]
+            planes = frame.planes
+            np.copyto(out, np.frombuffer(planes[0], np.float32, count=hi)[lo:])
+            for plane in planes[1 : frame_kind[1]]:  # row after row, as numpy's sum over axis 0
+                np.add(out, np.frombuffer(plane, np.float32, count=hi)[lo:], out=out)
+            filled += n
+        else:
+            pending.append(frame_array(frame, lo, hi))
+        pending_samples += n
         if pending_samples >= block_limit:
             yield flush()
     block = flush(last=flush_at_end)

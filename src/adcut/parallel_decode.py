@@ -62,8 +62,8 @@ def default_workers() -> int:
 
     One inside a worker process of a pool (``adcut process DIR --jobs``): the pool already uses the cores.
     """
-    env = os.environ.get(WORKERS_ENV)
-    if env:
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env.isdigit():
         return max(1, int(env))
     import multiprocessing
 
@@ -103,10 +103,8 @@ def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_
 # --------------------------------------------------------------------------- one range
 
 
-def _mono(array: np.ndarray, layout: tuple, lo: int, hi: int) -> np.ndarray:
-    planar, channels, _ = layout
-    part = array[:, lo:hi] if planar else array[:, lo * channels : hi * channels]
-    floats = audio._array_to_float(part, *layout)
+def _mono(frame, lo: int, hi: int) -> np.ndarray:
+    floats = audio._array_to_float(audio.frame_array(frame, lo, hi), *audio.frame_layout(frame))
     return floats.mean(axis=0, dtype=np.float32) if floats.shape[0] > 1 else floats[0].copy()
 
 
@@ -143,7 +141,7 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
             target = Fraction(s_begin - int(DECODER_WARMUP_SECONDS * rate), rate)
             container.seek(origin + int(target / time_base), stream=stream, backward=True, any_frame=False)
 
-        def arrays() -> Iterator[tuple[np.ndarray, tuple]]:
+        def frames() -> Iterator[tuple[object, int, int]]:
             position = None  # input sample index of the next frame's first sample
             for frame in container.decode(stream):
                 n = frame.samples
@@ -160,20 +158,16 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
                     position = int(exact)
                 elif position is None:
                     position = 0
-                array, layout = frame.to_ndarray(), audio.frame_layout(frame)
                 for name, at in checks_wanted:
                     lo, hi = max(at, position), min(at + CHECK_SAMPLES, position + n)
                     if lo < hi:
-                        pieces[name].append(_mono(array, layout, lo - position, hi - position))
+                        pieces[name].append(_mono(frame, lo - position, hi - position))
                         if hi == at + CHECK_SAMPLES:
                             ready.append(("check", name, np.concatenate(pieces[name])))
                 lo = max(0, s_begin - position)
                 hi = n if s_end is None else min(n, s_end - position)
                 if hi > lo:
-                    if (lo, hi) != (0, n):
-                        planar, channels, _ = layout
-                        array = array[:, lo:hi] if planar else array[:, lo * channels : hi * channels]
-                    yield array, layout
+                    yield frame, lo, hi
                 position += n
                 if s_end is not None and position >= s_end:
                     return
@@ -186,7 +180,7 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
         mfcc = MfccStream(config)
         next_frame = begin  # global index of the next frame mfcc hands over
         try:
-            blocks = audio.resampled_blocks(arrays(), lambda: rate, config.sample_rate, flush_at_end=stop is None)
+            blocks = audio.resampled_blocks(frames(), lambda: rate, config.sample_rate, flush_at_end=stop is None)
             for block in blocks:
                 mfcc.push(block)
                 yield from ready
@@ -282,18 +276,22 @@ class EpisodeMfcc:
     """MFCC frames of a whole file, in order and chunk by chunk; ``n_samples`` is set at the end.
 
     With ``workers`` > 1 a long file of a seekable codec is decoded in that many time ranges at
-    once (the first in this process, ``prefetch``-ed, the others in child processes); otherwise, or
-    when the ranges cannot be joined exactly, in one pass (``audio.iter_blocks``). ``prefetch``
-    overlaps this process's decoding with the caller's work in a background thread.
+    once, in child processes; otherwise, or when the ranges cannot be joined exactly, in one pass
+    (``audio.iter_blocks``). ``prefetch`` overlaps this process's decoding with the caller's work in a
+    background thread. ``local_first``: decode the first range in this process (default: when not
+    ``prefetch``, i.e. when the caller has nothing else to do; a caller that runs a model beside the
+    decoding needs this process's core and GIL for it, measured with ``benchmarks/process_speed.py``).
+    ``first_share``: the first range's fraction of the file (default: equal ranges).
     """
 
     def __init__(self, path: Path, config: FeatureConfig, workers: int | None = None, *, prefetch: bool = True,
-                 first_share: float | None = None):
+                 first_share: float | None = None, local_first: bool | None = None):
         self.path = Path(path)
         self.config = config
         self.workers = workers
         self.prefetch = prefetch
         self.first_share = first_share
+        self.local_first = (not prefetch) if local_first is None else local_first
         self.n_samples: int | None = None
         self.split_used = False  # whether the frames came from several processes (tests, benchmarks)
 
@@ -332,12 +330,13 @@ class EpisodeMfcc:
 
     def _split(self, ranges: list[int]) -> Iterator[np.ndarray]:
         spans = list(zip(ranges[:-1], ranges[1:]))
-        workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[1:]]
+        local = spans[:1] if self.local_first else []
+        workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[len(local):]]
         yielded = 0
         try:
             try:
-                sources = [range_messages(self.path, self.config, *spans[0])]
-                if self.prefetch:
+                sources = [range_messages(self.path, self.config, *span) for span in local]
+                if local and self.prefetch:
                     sources[0] = audio.prefetch(sources[0], depth=4)
                 sources += workers
                 tail = None
