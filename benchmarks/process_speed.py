@@ -63,17 +63,28 @@ def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_
     container.close()
 
 
+# Linux keeps a process's peak RSS across exec, and a child forked from this process (torch imported,
+# a model built) would start with this process's peak; a small wrapper process forks the measured one.
+MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print("MEASURED", os.waitstatus_to_exitcode(status), time.perf_counter() - started,
+      usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)
+"""
+
+
 def timed(command: list[str], env: dict | None = None) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one child process."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = child.stderr.read().decode(errors="replace")
-    child.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{stderr}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux reports KiB
+    done = subprocess.run([sys.executable, "-c", MEASURE, *command], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env, text=True, errors="replace")
+    lines = done.stderr.splitlines()
+    measured = lines[-1].split() if lines and lines[-1].startswith("MEASURED") else None
+    if done.returncode != 0 or measured is None or measured[1] != "0":
+        raise SystemExit(f"failed: {' '.join(command)}\n{done.stderr}")
+    wall, cpu, rss_kib = float(measured[2]), float(measured[3]), float(measured[4])
+    return wall, cpu, rss_kib / 1024  # Linux reports KiB
 
 
 def main() -> None:
