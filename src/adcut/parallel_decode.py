@@ -84,9 +84,8 @@ def _input_sample(frame: int, input_rate: int, config: FeatureConfig) -> int:
 def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_share: float | None = None) -> list[int] | None:
     """First frame of each range (then the end, None), or None when one pass is the way."""
     duration = info.duration or 0.0
-    if parts < 2 or duration < MIN_SPLIT_SECONDS or info.codec not in SPLIT_CODECS and not info.codec.startswith("pcm_"):
-        return None
-    if not info.sample_rate:
+    seekable = info.codec in SPLIT_CODECS or info.codec.startswith("pcm_")
+    if parts < 2 or duration < MIN_SPLIT_SECONDS or not seekable or not info.sample_rate:
         return None
     grid = grid_frames(info.sample_rate, config)
     frames = duration * config.sample_rate / config.hop_length
