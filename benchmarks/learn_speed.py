@@ -150,7 +150,7 @@ def main() -> None:
                     config = TrainConfig(model_config={"hidden_size": args.hidden}, batch_size=batch_size, epochs=1,
                                          early_stopping_patience=None, threads=threads, device="cpu", precision=precision)
                     train(dataset, config, Path(tmp) / "warm.pt", progress=False)  # warm-up
-                    t_epoch, c_epoch, _ = timed(lambda: train(dataset, config, Path(tmp) / "m.pt", progress=False), repeats=1)
+                    t_epoch, c_epoch, _ = timed(lambda config=config: train(dataset, config, Path(tmp) / "m.pt", progress=False), repeats=1)
                     print(f"  batch {batch_size:4d} {precision}, {threads} thread{'s' if threads > 1 else ' '}: {t_epoch:6.2f} s/epoch "
                           f"({c_epoch:6.2f} s CPU), {args.windows / t_epoch:6.0f} windows/s  target < 10 s: "
                           f"{'met' if t_epoch < 10 else 'MISSED'}", flush=True)

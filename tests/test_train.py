@@ -7,7 +7,7 @@ import torch
 from adcut.audio import write_audio
 from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
-from adcut.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes, load_dataset
+from adcut.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
 from adcut.errors import ModelError
 from adcut.labels import format_audacity
 from adcut.synth import EpisodeSpec, episode_segments, random_spec, render_episode, write_episode

@@ -105,7 +105,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 import numpy as np  # noqa: E402
 
 from adcut.dataset import DatasetConfig, WindowSamples, build_dataset, find_episodes  # noqa: E402
-from adcut.distill import gather, map_to_teacher, teacher_logits  # noqa: E402
+from adcut.distill import map_to_teacher, teacher_logits  # noqa: E402
 from adcut.errors import DatasetError  # noqa: E402
 from adcut.features import episode_features  # noqa: E402
 from adcut.labels import format_audacity  # noqa: E402

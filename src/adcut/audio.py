@@ -352,7 +352,7 @@ def decode_original(path: Path) -> tuple[AudioInfo, np.ndarray]:
     """The whole file at its own rate and channel count, float32 ``(channels, samples)``."""
     info = None
     frames = []
-    for info, samples in iter_frames(path):
+    for info, samples in iter_frames(path):  # noqa: B007 - info is read after the loop
         frames.append(samples)
     assert info is not None  # iter_frames raises when nothing decodes
     return info, np.concatenate(frames, axis=1)

@@ -61,7 +61,7 @@ class Checkpoint:
             "metrics": self.metrics,
             "dataset_id": self.dataset_id,
             "teacher": self.teacher,
-            "created": self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": self.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
     def arrays(self) -> dict[str, np.ndarray]:

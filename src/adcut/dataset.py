@@ -557,7 +557,7 @@ def build_dataset(
             {e["id"]: e["fixed_split"] for e in episodes if e["fixed_split"]},
             {e["id"]: {e["id"], Path(e["source"]).name, Path(e["source"]).stem, e["source"]} for e in episodes},
         )
-        for episode, source in zip(episodes, sources):
+        for episode in episodes:
             episode["split"] = VALIDATION if episode["id"] in validation else TRAIN
             del episode["fixed_split"]
             n_frames = episode["n_frames"]

@@ -287,7 +287,7 @@ def plot_timelines(results: list[EpisodeResult], path: Path) -> None:
         ax.set_title(f"{result.name}: boundary median {summary['boundary_median_s']:.2f} s, "
                      f"segment F1 {summary['seg_f1']:.3f}", fontsize=9)
         ax.set_xlabel("seconds")
-    handles = [Patch(color=c, label=l) for l, c in colours.items()]
+    handles = [Patch(color=colour, label=name) for name, colour in colours.items()]
     handles += [plt.Line2D([], [], color="green", linestyle="--", label="true boundary"),
                 plt.Line2D([], [], color="magenta", linestyle=":", label="predicted boundary")]
     figure.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles))
