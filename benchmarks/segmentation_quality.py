@@ -11,6 +11,8 @@ dataset, trains an LSTM briefly, then on the test episodes:
    ``reference``, ``hmm`` and ``hmm+refine``: median / p90 boundary error, share within 1 s / 3 s,
    content wrongly removed and ad kept (s per hour), 1 s segment F1, event F0.5 and the number of
    segments shorter than the minimum durations (learned from the training labels, as detection does);
+   every row moves ad edges back by the offsets measured at training (alignment.py), as detection
+   does, and ``hmm+refine, no edge offsets`` shows what that correction brings;
 3. runs ``segment.detect`` with its defaults on the test episodes: the acceptance figures.
 
 Acceptance (issue 4, default smoother + refinement): median <= 1 s, p90 <= 2 s, content removed
@@ -72,8 +74,8 @@ def main() -> None:
     from adcut.features import episode_features, window_starts
     from adcut.metrics import format_table, pool, score_episode
     from adcut.review import calibrate_probs
-    from adcut.segment import (SegmentationConfig, anchor_for, detect, predict_episode, refine, resolve_minimums,
-                               smooth_curve, window_curve)
+    from adcut.segment import (SegmentationConfig, align_edges, anchor_for, detect, edge_offsets_for, predict_episode,
+                               refine, resolve_minimums, smooth_curve, window_curve)
     from adcut.train import TrainConfig, train
 
     torch.set_num_threads(2)
@@ -109,13 +111,14 @@ def main() -> None:
         temperature = (checkpoint.metrics or {}).get("temperature")
         print(f"minimum durations (learned from the training labels {checkpoint.training.get('label_durations')}): {minimums}")
 
-        def scores_at(anchor: float, method: str, refined: bool = False):
+        def scores_at(anchor: float, method: str, refined: bool = False, aligned: bool = True):
             out = []
-            config = replace(base, smoothing=method, refine=refined)
+            config = replace(base, smoothing=method, refine=refined, edge_offsets=aligned)
             for path, truth, feats, duration, starts, probs in episodes:
                 curve = window_curve(calibrate_probs(probs, temperature), starts, fcfg.window_frames, fcfg.frame_seconds,
                                      anchor, args.step, duration)
                 segs = smooth_curve(curve, args.step, duration, classes, config)
+                segs = align_edges(segs, checkpoint, config, classes)
                 segs = refine(segs, feats, fcfg, config, classes)
                 out.append(score_episode(truth, segs, duration, classes[0], min_seconds=minimums))
             return pool(out)
@@ -125,7 +128,7 @@ def main() -> None:
         print("anchor   none med  none p90   hmm med   hmm p90")
         results = {}
         for anchor in np.round(np.arange(0.0, 1.0001, 0.05), 2):
-            none, hmm = scores_at(anchor, "none"), scores_at(anchor, "hmm")
+            none, hmm = scores_at(anchor, "none", aligned=False), scores_at(anchor, "hmm", aligned=False)
             results[anchor] = (hmm.boundary_median + none.boundary_median, hmm.boundary_p90)
             print(f"{anchor:6.2f} {none.boundary_median:10.2f} {none.boundary_p90:9.2f} {hmm.boundary_median:9.2f} {hmm.boundary_p90:9.2f}")
         best = min(results, key=lambda a: results[a])
@@ -134,10 +137,12 @@ def main() -> None:
 
         measured = anchor_for(checkpoint, base)
         print(f"anchor measured at training on the validation episodes (what detection uses): {measured:.2f}")
+        print(f"ad edge offsets measured at training (predicted - true, s; detection moves edges back by these, "
+              f"rows below apply them except 'no edge offsets'): {edge_offsets_for(checkpoint, base) or 'none'}")
         for anchor in sorted({0.5, best, measured}):
-            rows = [(name, scores_at(anchor, method, refined)) for name, method, refined in (
-                ("none", "none", False), ("reference", "reference", False), ("hmm", "hmm", False),
-                ("hmm+refine", "hmm", True))]
+            rows = [(name, scores_at(anchor, method, refined, aligned)) for name, method, refined, aligned in (
+                ("none", "none", False, True), ("reference", "reference", False, True), ("hmm", "hmm", False, True),
+                ("hmm+refine", "hmm", True, True), ("hmm+refine, no edge offsets", "hmm", True, False))]
             print(f"\nanchor {anchor:.2f}: all test episodes pooled ({sum(e[3] for e in episodes) / 3600:.2f} h)")
             print(format_table(rows))
         # The whole detection path with its defaults (what `adcut process` and `adcut evaluate` run).

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.alignment import best_anchor, measure_window_anchor, ANCHOR_GRID
+from adcut.alignment import ANCHOR_GRID, best_anchor, measure_alignment, measure_window_anchor, shift_edges
 from adcut.features import FeatureConfig
+from adcut.labels import Segment
+from adcut.segment import SegmentationConfig, align_edges
 
 
 class LooksAt(torch.nn.Module):
@@ -18,6 +20,21 @@ class LooksAt(torch.nn.Module):
     def forward(self, x):  # (B, T, F) -> (B, 2); feature 0 is 1 inside ads
         frame = min(x.shape[1] - 1, int(self.fraction * x.shape[1]))
         p_ad = x[:, frame, 0].clamp(0.02, 0.98)
+        return torch.log(torch.stack([p_ad, 1 - p_ad], dim=1))
+
+
+class Widens(torch.nn.Module):
+    """A stand-in model that says "ad" when any frame within ``spread`` seconds of its window's centre
+    is ad: its ads come out ``spread`` seconds too wide on each side, as a window classifier's do."""
+
+    def __init__(self, spread: float):
+        super().__init__()
+        self.spread_frames = int(round(spread / FeatureConfig().frame_seconds))
+
+    def forward(self, x):
+        centre = x.shape[1] // 2
+        near = x[:, centre - self.spread_frames : centre + self.spread_frames + 1, 0]
+        p_ad = near.max(dim=1).values.clamp(0.02, 0.98)
         return torch.log(torch.stack([p_ad, 1 - p_ad], dim=1))
 
 
@@ -49,3 +66,46 @@ def test_ties_go_to_the_centre():
     agreement = np.zeros(len(ANCHOR_GRID))
     agreement[[2, 12, 19]] = 5
     assert best_anchor(agreement) == ANCHOR_GRID[12]
+
+
+def test_a_model_that_finds_centred_edges_needs_no_offsets():
+    measured = measure_alignment(LooksAt(0.5), fake_dataset([(40.0, 70.0), (120.0, 150.0)]))
+    assert measured["window_anchor"] == pytest.approx(0.5, abs=0.051)
+    assert measured["edge_offsets"]["start"] == pytest.approx(0.0, abs=0.5)
+    assert measured["edge_offsets"]["end"] == pytest.approx(0.0, abs=0.5)
+
+
+def test_ads_found_two_seconds_wide_on_each_side_are_measured():
+    measured = measure_alignment(Widens(2.0), fake_dataset([(40.0, 70.0), (120.0, 150.0)]))
+    assert measured["window_anchor"] == pytest.approx(0.5, abs=0.051)  # symmetric widening: no shift
+    assert measured["edge_offsets"]["start"] == pytest.approx(-2.0, abs=0.5)  # starts 2 s early
+    assert measured["edge_offsets"]["end"] == pytest.approx(2.0, abs=0.5)  # ends 2 s late
+
+
+def tiling(*spans):
+    return [Segment(a, b, label) for a, b, label in spans]
+
+
+def test_measured_offsets_move_wide_ads_back_to_their_true_edges():
+    wide = tiling((0, 38, "content"), (38, 72, "ad"), (72, 118, "content"), (118, 152, "ad"), (152, 200, "content"))
+    fixed = shift_edges(wide, "ad", {"start": -2.0, "end": 2.0})
+    assert [(s.start, s.end) for s in fixed if s.label == "ad"] == [(40, 70), (120, 150)]
+    assert fixed[0].start == 0 and fixed[-1].end == 200 and [s.label for s in fixed] == [s.label for s in wide]
+
+
+def test_shifting_never_makes_a_segment_shorter_than_its_minimum():
+    short = tiling((0, 40, "content"), (40, 52, "ad"), (52, 100, "content"))
+    fixed = shift_edges(short, "ad", {"start": -2.0, "end": 2.0}, {"ad": 10.0, "content": 20.0})
+    assert (fixed[1].start, fixed[1].end) == (41, 51)  # both moves halved: the ad keeps its 10 s
+    shorter = tiling((0, 40, "content"), (40, 48, "ad"), (48, 100, "content"))
+    assert shift_edges(shorter, "ad", {"start": -2.0, "end": 2.0}, {"ad": 10.0}) == shorter  # already short
+
+
+def test_detection_applies_the_checkpoints_offsets_unless_turned_off():
+    wide = tiling((0, 38, "content"), (38, 72, "ad"), (72, 200, "content"))
+    checkpoint = SimpleNamespace(metrics={"edge_offsets": {"start": -2.0, "end": 2.0}})
+    config = SegmentationConfig(min_ad_seconds=10.0, min_content_seconds=20.0)
+    assert align_edges(wide, checkpoint, config, ("ad", "content"))[1] == Segment(40, 70, "ad")
+    off = SegmentationConfig(min_ad_seconds=10.0, min_content_seconds=20.0, edge_offsets=False)
+    assert align_edges(wide, checkpoint, off, ("ad", "content")) == wide
+    assert align_edges(wide, SimpleNamespace(metrics={}), config, ("ad", "content")) == wide  # older checkpoints

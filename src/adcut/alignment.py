@@ -5,6 +5,14 @@ last time step mostly reflects the window's last seconds. ``segment.detect`` pla
 probability at ``start + anchor * window length``; a wrong anchor shifts every boundary. So the
 anchor is measured per model on its validation episodes (the one that makes the probability curve
 agree best with the true labels) and stored in the checkpoint as ``metrics["window_anchor"]``.
+
+One anchor moves both edges of an ad the same way, but a window classifier also widens ads: any
+window holding a few seconds of ad music tends to say "ad", so ads come out seconds too early at
+their start and too late at their end (measured on generated episodes: starts 0.2-2.6 s early,
+ends 1-4 s late), and content next to every ad is cut. So the shift of the curve that agrees best
+with the truth around ad starts, and the one around ad ends, are measured too and stored as
+``metrics["edge_offsets"]`` (``{"start": s, "end": s}``, predicted minus true); ``shift_edges``
+moves each detected edge back by its offset before refinement.
 """
 
 from __future__ import annotations
@@ -14,9 +22,17 @@ import numpy as np
 from adcut.features import window_starts, windows
 from adcut.labels import Segment, fill_background
 
+Seconds = float
+
 ANCHOR_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 CURVE_STEP_SECONDS = 0.25
 MEASURE_HOP_SECONDS = 1.0
+# Edge offsets: agreement is counted within this many seconds of each true edge, for curve shifts
+# of up to as many seconds either way (half a window: a window can be wrong by at most that much
+# about an edge it sees).
+EDGE_REACH_SECONDS = 4.0
+MIN_KEEP_SECONDS = 1.0  # shift_edges leaves every segment at least this long (or as long as it was)
+EDGE_KINDS = ("start", "end")  # of an ad (the first class): content -> ad, ad -> content
 
 
 def truth_per_step(segments: list[Segment], classes: tuple[str, ...], step: float, n_steps: int) -> np.ndarray:
@@ -35,16 +51,43 @@ def best_anchor(agreement: np.ndarray) -> float:
     return float(candidates[np.argmin(np.abs(candidates - 0.5))])
 
 
-def measure_window_anchor(model, dataset, *, device: str = "cpu", batch_size: int = 256) -> float | None:
-    """The best anchor on ``dataset``'s validation episodes, or None when they have no class change."""
+def true_edges(truth: np.ndarray, cls: int) -> dict[str, np.ndarray]:
+    """Step indices where class ``cls`` starts and ends (the first step after the change)."""
+    inside = truth == cls
+    change = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+    return {"start": change[inside[change]], "end": change[~inside[change]]}
+
+
+def edge_agreement(predicted: np.ndarray, truth: np.ndarray, edges: np.ndarray, reach: int) -> np.ndarray:
+    """Per shift ``d`` in ``-reach..reach``: steps within ``reach`` of an edge where ``predicted[k + d] == truth[k]``.
+
+    The best ``d`` is how many steps late the prediction is around these edges.
+    """
+    n = len(truth)
+    counts = np.zeros(2 * reach + 1, dtype=np.int64)
+    for edge in edges:
+        k = np.arange(max(0, edge - reach), min(n, edge + reach))
+        for i, d in enumerate(range(-reach, reach + 1)):
+            shifted = np.clip(k + d, 0, n - 1)
+            counts[i] += int((predicted[shifted] == truth[k]).sum())
+    return counts
+
+
+def best_shift(counts: np.ndarray, step: Seconds) -> Seconds:
+    """The shift (seconds) with the most agreement; ties go to the smallest shift."""
+    reach = (len(counts) - 1) // 2
+    shifts = np.arange(-reach, reach + 1)
+    candidates = shifts[counts == counts.max()]
+    return float(candidates[np.argmin(np.abs(candidates))] * step)
+
+
+def _validation_episodes(model, dataset, device: str, batch_size: int):
+    """Per validation episode with more than one class: ``(probs, starts, truth steps, duration)``."""
     from adcut.dataset import VALIDATION
     from adcut.inference import predict_windows
-    from adcut.segment import window_curve
 
     fcfg = dataset.feature_config
     hop_frames = max(1, round(MEASURE_HOP_SECONDS / fcfg.frame_seconds))
-    agreement = np.zeros(len(ANCHOR_GRID))
-    informative = False
     for number, episode in enumerate(dataset.episodes):
         if episode.get("split") != VALIDATION:
             continue
@@ -55,15 +98,90 @@ def measure_window_anchor(model, dataset, *, device: str = "cpu", batch_size: in
         )
         if len({s.label for s in segments}) < 2:
             continue  # one class throughout: every anchor agrees equally
-        informative = True
         n_frames = int(episode["n_frames"])
         offset = int(dataset.offsets[number])
         features = dataset.frames[offset : offset + max(n_frames, fcfg.window_frames)]
         starts = window_starts(n_frames, fcfg.window_frames, hop_frames)
         probs = predict_windows(model, windows(features, starts, fcfg.window_frames), batch_size=batch_size, device=device)
         n_steps = max(1, int(np.ceil(duration / CURVE_STEP_SECONDS - 1e-9)))
-        truth = truth_per_step(segments, dataset.classes, CURVE_STEP_SECONDS, n_steps)
+        yield probs, starts, truth_per_step(segments, dataset.classes, CURVE_STEP_SECONDS, n_steps), duration
+
+
+def measure_alignment(model, dataset, *, device: str = "cpu", batch_size: int = 256) -> dict | None:
+    """``{"window_anchor": a, "edge_offsets": {"start": s, "end": s}}`` measured on ``dataset``'s
+    validation episodes, or None when they have no class change.
+
+    The anchor first (frame agreement over whole episodes); then, at that anchor, how late the
+    argmax curve is around true ad starts and around true ad ends (``edge_agreement``).
+    """
+    from adcut.segment import window_curve
+
+    fcfg = dataset.feature_config
+    episodes = list(_validation_episodes(model, dataset, device, batch_size))
+    if not episodes:
+        return None
+
+    def predicted(probs, starts, duration, anchor):
+        curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, float(anchor), CURVE_STEP_SECONDS, duration)
+        return curve.argmax(axis=1)
+
+    agreement = np.zeros(len(ANCHOR_GRID))
+    for probs, starts, truth, duration in episodes:
         for i, anchor in enumerate(ANCHOR_GRID):
-            curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, float(anchor), CURVE_STEP_SECONDS, duration)
-            agreement[i] += int((curve.argmax(axis=1) == truth).sum())
-    return best_anchor(agreement) if informative else None
+            agreement[i] += int((predicted(probs, starts, duration, anchor) == truth).sum())
+    anchor = best_anchor(agreement)
+    reach = int(round(EDGE_REACH_SECONDS / CURVE_STEP_SECONDS))
+    counts = {kind: np.zeros(2 * reach + 1, dtype=np.int64) for kind in EDGE_KINDS}
+    for probs, starts, truth, duration in episodes:
+        guess = predicted(probs, starts, duration, anchor)
+        for kind, edges in true_edges(truth, 0).items():
+            counts[kind] += edge_agreement(guess, truth, edges, reach)
+    offsets = {kind: best_shift(counts[kind], CURVE_STEP_SECONDS) for kind in EDGE_KINDS if counts[kind].any()}
+    return {"window_anchor": anchor, "edge_offsets": offsets}
+
+
+def measure_window_anchor(model, dataset, *, device: str = "cpu", batch_size: int = 256) -> float | None:
+    """The best anchor on ``dataset``'s validation episodes, or None when they have no class change."""
+    measured = measure_alignment(model, dataset, device=device, batch_size=batch_size)
+    return None if measured is None else measured["window_anchor"]
+
+
+def shift_edges(
+    segments: list[Segment],
+    label: str,
+    offsets: dict[str, Seconds] | None,
+    min_seconds: dict[str, Seconds] | None = None,
+) -> list[Segment]:
+    """``segments`` (a tiling) with each start of a ``label`` segment moved by ``-offsets["start"]``
+    and each end by ``-offsets["end"]`` (the measured lateness of each edge).
+
+    No segment becomes shorter than its class minimum in ``min_seconds`` (or than it already was,
+    if it was shorter): both moves into a segment are scaled down until it keeps that length, so
+    no boundary passes another.
+    """
+    offsets = offsets or {}
+    min_seconds = min_seconds or {}
+    if len(segments) < 2 or not any(offsets.get(kind) for kind in EDGE_KINDS):
+        return list(segments)
+    moves = []  # boundary i lies between segments i and i+1; a move > 0 shrinks i+1, < 0 shrinks i
+    for before, after in zip(segments, segments[1:]):
+        if before.label != label and after.label == label:
+            moves.append(-float(offsets.get("start") or 0.0))
+        elif before.label == label and after.label != label:
+            moves.append(-float(offsets.get("end") or 0.0))
+        else:
+            moves.append(0.0)
+    moves = np.array(moves)
+    for j, seg in enumerate(segments):  # cut short the moves into a segment that would become too short
+        from_left = max(0.0, moves[j - 1]) if j > 0 else 0.0
+        from_right = max(0.0, -moves[j]) if j < len(moves) else 0.0
+        length = seg.end - seg.start
+        budget = length - min(max(min_seconds.get(seg.label, 0.0), MIN_KEEP_SECONDS), length)
+        if from_left + from_right > budget:
+            scale = budget / (from_left + from_right)
+            if from_left:
+                moves[j - 1] *= scale
+            if from_right:
+                moves[j] *= scale
+    edges = [segments[0].start] + [s.start + float(m) for s, m in zip(segments[1:], moves)] + [segments[-1].end]
+    return [Segment(a, b, seg.label) for seg, a, b in zip(segments, edges, edges[1:])]

@@ -38,6 +38,7 @@ class SegmentationConfig:
     smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
     min_ad_seconds: Seconds | None = None  # None: learned from the training labels, else the smoother's default (resolve_minimums)
     min_content_seconds: Seconds | None = None
+    edge_offsets: bool = True  # move ad starts/ends back by the checkpoint's measured lateness (alignment.py)
     refine: bool = True  # move boundaries to nearby pauses / feature jumps (refine.py)
     refine_max_shift: Seconds = 3.0
     review_below: float | None = None  # segments less confident than this become "review" (not cut)
@@ -326,6 +327,25 @@ def smooth_curve(curve, step_seconds, duration, classes, config: SegmentationCon
     return smoothing.smooth(curve, step_seconds, duration, classes, smoothing.SmoothingConfig(**options))
 
 
+def edge_offsets_for(checkpoint, config: SegmentationConfig) -> dict:
+    """The checkpoint's measured ad start/end lateness in seconds (``{}``: none measured, or turned off)."""
+    measured = (checkpoint.metrics or {}).get("edge_offsets")
+    if not config.edge_offsets or not isinstance(measured, dict):
+        return {}
+    return {k: float(v) for k, v in measured.items() if k in ("start", "end") and isinstance(v, (int, float))}
+
+
+def align_edges(segments, checkpoint, config: SegmentationConfig, classes: tuple[str, ...]) -> list[Segment]:
+    """Smoothed segments with each ad edge moved back by its measured offset (within the minimum durations)."""
+    from adcut.alignment import shift_edges
+
+    offsets = edge_offsets_for(checkpoint, config)
+    if not offsets or not classes:
+        return segments
+    minimums = {c: (config.min_ad_seconds if i == 0 else config.min_content_seconds) or 0.0 for i, c in enumerate(classes)}
+    return shift_edges(segments, classes[0], offsets, minimums)
+
+
 def refine(segments, features, feature_config, config: SegmentationConfig, classes: tuple[str, ...] = ()) -> list[Segment]:
     if not config.refine or len(segments) < 2:
         return segments
@@ -391,6 +411,7 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
     classes = tuple(checkpoint.class_names)
     segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
+    segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
     confidences = segment_confidences(segments, curve, config.step_seconds, classes)
     if config.review_below is not None:
@@ -399,7 +420,7 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         # a review segment's confidence is that of the class it was unsure about
         confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
                        for s, c in zip(segments, confidences)]
-    settings = {**asdict(config), "anchor": anchor, "windows": int(len(starts)), "window_seconds": fcfg.window_seconds}
+    settings = {**asdict(config), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config), "windows": int(len(starts)), "window_seconds": fcfg.window_seconds}
     return Detection(
         path=Path(path),
         duration=float(duration),

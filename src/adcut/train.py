@@ -305,11 +305,9 @@ def train(
         temperature = fit_temperature(_logits(model, dataset, val_samples, device).numpy(), val_samples.label)
     best_metrics = {**best_metrics, "temperature": temperature, "epochs_run": epoch}
     if len(val_samples):
-        from adcut.alignment import measure_window_anchor
+        from adcut.alignment import measure_alignment
 
-        anchor = measure_window_anchor(model, dataset, device=device)
-        if anchor is not None:
-            best_metrics["window_anchor"] = anchor
+        best_metrics.update(measure_alignment(model, dataset, device=device) or {})  # window_anchor, edge_offsets
     checkpoint = make_checkpoint(best_state, best_metrics)
     save_checkpoint(output_path, checkpoint)
     checkpoint.path = output_path
