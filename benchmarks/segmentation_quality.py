@@ -114,7 +114,7 @@ def main() -> None:
         def scores_at(anchor: float, method: str, refined: bool = False, aligned: bool = True):
             out = []
             config = replace(base, smoothing=method, refine=refined, edge_offsets=aligned)
-            for path, truth, feats, duration, starts, probs in episodes:
+            for _path, truth, feats, duration, starts, probs in episodes:
                 curve = window_curve(calibrate_probs(probs, temperature), starts, fcfg.window_frames, fcfg.frame_seconds,
                                      anchor, args.step, duration)
                 segs = smooth_curve(curve, args.step, duration, classes, config)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.alignment import ANCHOR_GRID, best_anchor, measure_alignment, measure_window_anchor, shift_edges
+from adcut.alignment import (ANCHOR_GRID, best_anchor, best_shift, edge_cost, measure_alignment, measure_window_anchor,
+                             shift_edges, true_edges)
 from adcut.features import FeatureConfig
 from adcut.labels import Segment
 from adcut.segment import SegmentationConfig, align_edges
@@ -109,3 +110,15 @@ def test_detection_applies_the_checkpoints_offsets_unless_turned_off():
     off = SegmentationConfig(min_ad_seconds=10.0, min_content_seconds=20.0, edge_offsets=False)
     assert align_edges(wide, checkpoint, off, ("ad", "content")) == wide
     assert align_edges(wide, SimpleNamespace(metrics={}), config, ("ad", "content")) == wide  # older checkpoints
+
+
+def test_content_taken_for_ad_costs_more_than_ad_missed():
+    truth = np.array([1] * 20 + [0] * 20 + [1] * 20)  # ad (class 0) from step 20 to 40
+    early = np.array([1] * 18 + [0] * 22 + [1] * 20)  # ad starts 2 steps early
+    late = np.array([1] * 22 + [0] * 18 + [1] * 20)  # ad starts 2 steps late
+    starts = true_edges(truth, 0)["start"]
+    assert list(starts) == [20]
+    reach = 4
+    assert edge_cost(early, truth, starts, reach, content_weight=3.0)[reach] == 6.0  # 2 steps of content cut
+    assert edge_cost(late, truth, starts, reach, content_weight=3.0)[reach] == 2.0  # 2 steps of ad kept
+    assert best_shift(edge_cost(early, truth, starts, reach), 0.25) == -0.5  # 2 steps early
