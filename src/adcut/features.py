@@ -37,7 +37,7 @@ class FeatureConfig:
     delta_width: int = 5  # frames used for delta and delta-delta (Savitzky-Golay, as librosa)
     amin: float = 1e-10  # power floor before the log
     window_frames: int = 131  # 8.1875 s: the reference model's sequence length
-    window_hop_frames: int = 64  # 4.096 s between windows (half-overlapping)
+    window_hop_frames: int = 64  # 4.0 s between windows, about half a window (4.096 s is not on the 62.5 ms frame grid)
     kind: str = FEATURE_KIND
 
     @property
