@@ -31,42 +31,14 @@ import numpy as np  # noqa: E402
 from adcut.audio import iter_blocks  # noqa: E402
 from adcut.dataset import Dataset, DatasetConfig  # noqa: E402
 from adcut.features import FeatureConfig, compute_features, episode_features, window_starts  # noqa: E402
-from adcut.synth import EpisodeSpec, random_spec, render_episode  # noqa: E402
+from adcut import synth  # noqa: E402
+from adcut.synth import EpisodeSpec, random_spec  # noqa: E402
 
 
 def write_long_mp3(path: Path, minutes: float, sample_rate: int, channels: int, bit_rate: int) -> EpisodeSpec:
-    """Encode a long synthetic episode minute by minute (the whole thing never sits in memory)."""
-    import av
-    import soxr
-
-    rng = np.random.default_rng(0)
-    spec = random_spec(minutes * 60.0, rng)
-    layout = "mono" if channels == 1 else "stereo"
-    container = av.open(str(path), mode="w", format="mp3")
-    stream = container.add_stream("libmp3lame", rate=sample_rate, layout=layout)
-    stream.bit_rate = bit_rate
-    pts = 0
-    frame_size = 1152
-    carry = np.zeros((channels, 0), np.float32)
-    for minute in range(int(np.ceil(minutes))):
-        start = minute * 60.0
-        end = min(start + 60.0, spec.duration)
-        ads = tuple((max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start)
-        # Rendered at 16 kHz (the synth's FFTs dominate otherwise) and resampled to the file's rate.
-        mono = soxr.resample(render_episode(EpisodeSpec(end - start, ads), 16000, seed=minute), 16000, sample_rate).astype(np.float32)
-        block = np.concatenate([carry, np.tile(mono, (channels, 1))], axis=1)
-        usable = block.shape[1] // frame_size * frame_size
-        carry = block[:, usable:]
-        for s in range(0, usable, frame_size):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, s : s + frame_size]), format="fltp", layout=layout)
-            frame.sample_rate = sample_rate
-            frame.pts = pts
-            pts += frame_size
-            for packet in stream.encode(frame):
-                container.mux(packet)
-    for packet in stream.encode(None):
-        container.mux(packet)
-    container.close()
+    """A long synthetic episode with random ad breaks (its labels are returned for the training part)."""
+    spec = random_spec(minutes * 60.0, np.random.default_rng(0))
+    synth.write_long_mp3(path, spec, sample_rate=sample_rate, channels=channels, bit_rate=bit_rate)
     return spec
 
 

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 DECODE_FLOOR = """
 import sys, av
@@ -31,36 +30,11 @@ print(n)
 
 
 def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int) -> None:
-    """Minutes of synthetic episode (a few distinct ones, repeated), encoded as they are made."""
-    import av
-    import soxr
+    """Minutes of synthetic episode with an ad break every few minutes."""
+    from adcut.synth import EpisodeSpec, write_long_mp3
 
-    from adcut.synth import EpisodeSpec, render_episode
-
-    templates = []
-    for i in range(6):  # every third minute holds an ad break
-        spec = EpisodeSpec(60.0, ((20.0, 45.0),) if i % 3 == 1 else ())
-        mono = soxr.resample(render_episode(spec, 16000, seed=i), 16000, sample_rate).astype(np.float32)
-        templates.append(np.clip(np.stack([mono] * channels), -1, 1))
-    container = av.open(str(path), "w", format="mp3")
-    stream = container.add_stream("libmp3lame", rate=sample_rate, layout="stereo" if channels == 2 else "mono")
-    stream.bit_rate = bit_rate
-    stream.codec_context.options = {"compression_level": "9"}  # fastest LAME mode: only the file's size matters here
-    stream.codec_context.open()
-    size = stream.codec_context.frame_size
-    pts = 0
-    for minute in range(minutes):
-        block = templates[minute % len(templates)]
-        for start in range(0, block.shape[1] - block.shape[1] % size, size):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, start : start + size]), format="fltp",
-                                               layout=stream.layout.name)
-            frame.sample_rate, frame.pts = sample_rate, pts
-            pts += size
-            for packet in stream.encode(frame):
-                container.mux(packet)
-    for packet in stream.encode(None):
-        container.mux(packet)
-    container.close()
+    ads = tuple((m * 60.0 + 20.0, m * 60.0 + 45.0) for m in range(minutes) if m % 3 == 1)
+    write_long_mp3(path, EpisodeSpec(minutes * 60.0, ads), sample_rate=sample_rate, channels=channels, bit_rate=bit_rate)
 
 
 # Linux keeps a process's peak RSS across exec, and a child forked from this process (torch imported,

@@ -104,3 +104,46 @@ def write_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: in
     samples = render_episode(spec, sample_rate, seed)
     write_audio(path, samples, sample_rate, bit_rate=bit_rate)
     return samples
+
+
+def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channels: int = 2,
+                   bit_rate: int = 128_000, seed: int = 0) -> None:
+    """Encode a long episode (hours) to MP3 minute by minute, so it never sits in memory whole.
+
+    Each minute is rendered at 16 kHz (the synth's FFTs would dominate otherwise) and resampled
+    to ``sample_rate``. LAME's fastest mode: benchmarks need the file, not its finest quality.
+    """
+    import av
+    import soxr
+
+    render_rate = 16000
+    container = av.open(str(path), mode="w", format="mp3")
+    try:
+        layout = "mono" if channels == 1 else "stereo"
+        stream = container.add_stream("libmp3lame", rate=sample_rate, layout=layout)
+        stream.bit_rate = bit_rate
+        stream.codec_context.options = {"compression_level": "9"}
+        stream.codec_context.open()
+        frame_size = stream.codec_context.frame_size
+        carry = np.zeros((channels, 0), np.float32)
+        pts = 0
+        for minute in range(int(np.ceil(spec.duration / 60.0))):
+            start, end = minute * 60.0, min(minute * 60.0 + 60.0, spec.duration)
+            ads = tuple((max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start)
+            mono = render_episode(EpisodeSpec(end - start, ads), render_rate, seed=seed + minute)
+            if sample_rate != render_rate:
+                mono = soxr.resample(mono, render_rate, sample_rate).astype(np.float32)
+            block = np.concatenate([carry, np.tile(mono, (channels, 1))], axis=1)
+            usable = block.shape[1] // frame_size * frame_size
+            carry = block[:, usable:]
+            for offset in range(0, usable, frame_size):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, offset : offset + frame_size]),
+                                                   format="fltp", layout=layout)
+                frame.sample_rate, frame.pts = sample_rate, pts
+                pts += frame_size
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    finally:
+        container.close()
