@@ -202,3 +202,23 @@ def test_smooth_command_applies_the_reference_rules(tmp_path, capsys):
     predictions.write_text("A\nC\n")
     assert main(["smooth", str(predictions)]) == 1
     assert capsys.readouterr().err.strip() == f"adcut: error: {predictions}:2: unknown class 'C' (use A/B or ad, content)"
+
+
+def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, small_model, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import adcut.labels
+
+    episode, _ = make_episode("ok", EpisodeSpec(12.0, ()), labels=False)
+    before = listing(tmp_path)
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(adcut.labels.os, "fsync", no_space)
+    code = main(["-q", "process", str(episode), "--model", str(small_model), "--no-cut"])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("adcut: error: ") and "No space left on device" in lines[0], captured.err
+    assert listing(tmp_path) == before  # neither the outputs nor their temporary files
