@@ -144,60 +144,6 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
 
 
-class StreamEncoder:
-    """Encodes float32 ``(channels, n)`` pieces in the encoder's frame size as they arrive."""
-
-    def __init__(self, container, stream, sample_format: str, layout: str, sample_rate: int):
-        self.container, self.stream = container, stream
-        self.sample_format, self.layout, self.sample_rate = sample_format, layout, sample_rate
-        self.frame_size = stream.codec_context.frame_size or 4608
-        self.pending: list[np.ndarray] = []
-        self.pending_samples = 0
-        self.pts = 0
-
-    def push(self, piece: np.ndarray) -> None:
-        self.pending.append(piece)
-        self.pending_samples += piece.shape[1]
-        if self.pending_samples >= self.frame_size:
-            joined = np.concatenate(self.pending, axis=1)
-            whole = (joined.shape[1] // self.frame_size) * self.frame_size
-            for start in range(0, whole, self.frame_size):
-                self._encode(joined[:, start : start + self.frame_size])
-            rest = joined[:, whole:]
-            self.pending, self.pending_samples = ([rest] if rest.shape[1] else []), rest.shape[1]
-
-    def finish(self) -> None:
-        if self.pending_samples:
-            self._encode(np.concatenate(self.pending, axis=1))
-        for packet in self.stream.encode(None):
-            self._mux(packet)
-
-    def _mux(self, packet) -> None:
-        # The last frame is padded to a whole encoder frame; a packet duration that ends at the
-        # true end lets the muxer record the real length (MP4 needs this; MP3 has its LAME tag).
-        if packet.pts is not None and packet.duration and packet.time_base == Fraction(1, self.sample_rate):
-            end = packet.pts + packet.duration
-            if end > self.pts:
-                packet.duration = max(1, self.pts - packet.pts)
-        self.container.mux(packet)
-
-    def _encode(self, chunk: np.ndarray) -> None:
-        import av
-
-        chunk = np.clip(chunk, -1.0, 1.0)
-        if self.sample_format.startswith("s16"):
-            chunk = (chunk * 32767.0).round().astype(np.int16)
-        elif self.sample_format.startswith("s32"):
-            chunk = (chunk * 2147483647.0).round().astype(np.int32)
-        data = chunk if self.sample_format.endswith("p") else chunk.T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=self.sample_format, layout=self.layout)
-        frame.sample_rate = self.sample_rate
-        frame.pts = self.pts
-        self.pts += chunk.shape[1]
-        for packet in self.stream.encode(frame):
-            self._mux(packet)
-
-
 def _output_codec(info, suffix: str) -> tuple[str, str, str]:
     """(encoder, sample format, container format) that reproduce the input's format."""
     from adcut.audio import _CODEC_ALIASES, _CODEC_BY_SUFFIX, _ENCODERS, _FORMAT_BY_SUFFIX
@@ -243,7 +189,7 @@ def cut_episode(
 def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
     import av
 
-    from adcut.audio import _open, _reason, frame_to_float
+    from adcut.audio import StreamEncoder, _open, _reason, frame_to_float
 
     source = _open(path)
     try:

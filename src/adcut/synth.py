@@ -116,6 +116,8 @@ def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channel
     import av
     import soxr
 
+    from adcut.audio import StreamEncoder
+
     render_rate = 16000
     container = av.open(str(path), mode="w", format="mp3")
     try:
@@ -124,26 +126,14 @@ def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channel
         stream.bit_rate = bit_rate
         stream.codec_context.options = {"compression_level": "9"}
         stream.codec_context.open()
-        frame_size = stream.codec_context.frame_size
-        carry = np.zeros((channels, 0), np.float32)
-        pts = 0
+        encoder = StreamEncoder(container, stream, "fltp", layout, sample_rate)
         for minute in range(int(np.ceil(spec.duration / 60.0))):
             start, end = minute * 60.0, min(minute * 60.0 + 60.0, spec.duration)
             ads = tuple((max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start)
             mono = render_episode(EpisodeSpec(end - start, ads), render_rate, seed=seed + minute)
             if sample_rate != render_rate:
                 mono = soxr.resample(mono, render_rate, sample_rate).astype(np.float32)
-            block = np.concatenate([carry, np.tile(mono, (channels, 1))], axis=1)
-            usable = block.shape[1] // frame_size * frame_size
-            carry = block[:, usable:]
-            for offset in range(0, usable, frame_size):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block[:, offset : offset + frame_size]),
-                                                   format="fltp", layout=layout)
-                frame.sample_rate, frame.pts = sample_rate, pts
-                pts += frame_size
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            encoder.push(np.tile(mono, (channels, 1)))
+        encoder.finish()
     finally:
         container.close()
