@@ -12,7 +12,6 @@ small for multi-hour episodes; deltas are taken over the finished MFCC matrix.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
@@ -218,14 +217,6 @@ def compute_features(samples: np.ndarray, config: FeatureConfig) -> np.ndarray:
     stream = MfccStream(config)
     stream.push(samples)
     return finish_features(stream.finish(), config)
-
-
-def features_from_blocks(blocks: Iterable[np.ndarray], config: FeatureConfig) -> tuple[np.ndarray, int]:
-    """Features from decoded blocks (see ``audio.iter_blocks``) and the number of samples seen."""
-    stream = MfccStream(config)
-    for block in blocks:
-        stream.push(block)
-    return finish_features(stream.finish(), config), stream.n_samples
 
 
 def episode_features(path, config: FeatureConfig, workers: int | None = None) -> tuple[np.ndarray, Seconds]:

@@ -278,18 +278,6 @@ def read_csv(path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> tuple[list
     return segments, lines
 
 
-def is_segments_txt(path: Path) -> bool:
-    """True for the reference project's ``segments.txt`` layout (first non-blank line is ``[name]``)."""
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            for line in handle:
-                if line.strip():
-                    return line.strip().startswith("[")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return False
-
-
 def read_segments_txt(path: Path) -> dict[str, tuple[list[Seconds], list[int]]]:
     """``{basename: (boundary seconds, their line numbers)}`` from a reference ``segments.txt``."""
     episodes: dict[str, tuple[list[Seconds], list[int]]] = {}
