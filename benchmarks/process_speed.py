@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 DECODE_FLOOR = """
 import sys, av
@@ -27,6 +29,44 @@ for frame in container.decode(audio=0):
     n += frame.samples
 print(n)
 """
+
+
+def train_model(folder: Path, untrained: bool) -> Path:
+    """A reference-size LSTM (2 x 128) trained briefly on generated episodes like the benchmark's.
+
+    The coarse-to-fine scan (scan.py) reads fewer windows where the model is sure, so the speed
+    depends on the model's decisions: a trained one, as users run. ``untrained``: random weights,
+    unsure everywhere, so every window is read (the exhaustive cost)."""
+    import torch
+
+    from adcut.checkpoint import Checkpoint, save_checkpoint
+    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.features import FeatureConfig
+    from adcut.labels import format_audacity
+    from adcut.models import build_model, config_dict
+    from adcut.synth import episode_segments, random_spec, write_episode
+    from adcut.train import TrainConfig, train
+
+    model_path = folder / ("untrained-lstm.pt" if untrained else "trained-lstm.pt")
+    if model_path.exists():
+        return model_path
+    if untrained:
+        torch.manual_seed(0)
+        model = build_model("lstm", {})
+        save_checkpoint(model_path, Checkpoint("lstm", config_dict(model), FeatureConfig(), ("ad", "content"), model.state_dict()))
+        return model_path
+    rng = np.random.default_rng(0)
+    episodes = folder / "train"
+    episodes.mkdir(parents=True, exist_ok=True)
+    for i in range(6):
+        spec = random_spec(240.0, rng, ad_range=(15.0, 45.0), content_range=(30.0, 90.0))
+        write_episode(episodes / f"ep{i}.wav", spec, sample_rate=16000, seed=i)
+        (episodes / f"ep{i}.txt").write_text(format_audacity(episode_segments(spec), only=("ad",)))
+    dataset = build_dataset(find_episodes([episodes]), folder / "dataset", FeatureConfig(), DatasetConfig(seed=0), progress=False)
+    checkpoint = train(dataset, TrainConfig(lr=1e-3, epochs=10, seed=0, device="cpu", early_stopping_patience=None),
+                       model_path, progress=False)
+    print(f"trained the reference LSTM on 6 generated episodes: validation accuracy {checkpoint.metrics.get('val_accuracy')}")
+    return model_path
 
 
 def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int) -> None:
@@ -67,16 +107,12 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=2, choices=(1, 2))
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--hop", type=float, default=None, help="window hop passed to adcut process (default: its own)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="random weights instead of a briefly trained model (unsure everywhere: every window is read)")
     parser.add_argument("--no-cut-only", action="store_true", help="skip the (slow: MP3 encoding) cut measurement")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated files here (reused when present)")
     args = parser.parse_args()
-
-    import torch
-
-    from adcut.checkpoint import Checkpoint, save_checkpoint
-    from adcut.features import FeatureConfig
-    from adcut.models import build_model, config_dict
 
     minutes = int(round(args.hours * 60))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adcut-bench-"))
@@ -86,10 +122,7 @@ def main() -> None:
         started = time.perf_counter()
         generate_mp3(episode, minutes, args.sample_rate, args.channels, 128000)
         print(f"generated {episode.name} ({episode.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
-    model_path = workdir / "reference-lstm.pt"
-    torch.manual_seed(0)
-    model = build_model("lstm", {})  # the reference size (2 x 128); speed does not depend on the weights
-    save_checkpoint(model_path, Checkpoint("lstm", config_dict(model), FeatureConfig(), ("ad", "content"), model.state_dict()))
+    model_path = train_model(workdir, args.untrained)
     seconds = minutes * 60.0
     cores = os.cpu_count()
     python = sys.executable
@@ -100,14 +133,27 @@ def main() -> None:
         runs = [timed(command) for _ in range(args.rounds)]
         return min(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs)
 
+    def windows_read() -> str:
+        import json
+
+        settings = json.loads((workdir / "out" / f"{episode.stem}.adcut.json").read_text())["settings"]
+        return f"{settings['windows_read']} of {settings['windows']} windows read"
+
     floor, floor_cpu, _ = best([python, "-c", DECODE_FLOOR, str(episode)])
+    every, every_cpu, every_rss = best(adcut + ["--no-cut", "--scan-stride", "1"])
+    every_read = windows_read()
     detect, detect_cpu, detect_rss = best(adcut + ["--no-cut"])
+    detect_read = windows_read()
     print(f"episode: {minutes} min, {args.sample_rate} Hz, {args.channels} ch, 128 kbps MP3; {cores} cores; "
           f"hop {args.hop or 'default'}")
     print(f"load average before: {os.getloadavg()[0]:.1f} (other work on the machine skews wall times; CPU times less)")
     print(f"bare MP3 decode (PyAV, 1 core, the floor): wall {floor:7.2f} s  {seconds / floor:6.0f}x realtime  cpu {floor_cpu:6.2f} s")
     print(f"adcut process --no-cut:                    wall {detect:7.2f} s  {seconds / detect:6.0f}x realtime  "
-          f"cpu {detect_cpu:6.2f} s  {detect / floor:.2f}x the floor (cpu {detect_cpu / floor_cpu:.2f}x)  peak RSS {detect_rss:.0f} MB")
+          f"cpu {detect_cpu:6.2f} s  {detect / floor:.2f}x the floor (cpu {detect_cpu / floor_cpu:.2f}x)  peak RSS {detect_rss:.0f} MB"
+          f"  ({detect_read})")
+    print(f"  same, --scan-stride 1 (every window):    wall {every:7.2f} s  {seconds / every:6.0f}x realtime  "
+          f"cpu {every_cpu:6.2f} s  {every / floor:.2f}x the floor (cpu {every_cpu / floor_cpu:.2f}x)  peak RSS {every_rss:.0f} MB"
+          f"  ({every_read})")
     if not args.no_cut_only:
         cut, cut_cpu, cut_rss = best(adcut)
         print(f"adcut process (with cut):                  wall {cut:7.2f} s  {seconds / cut:6.0f}x realtime  "

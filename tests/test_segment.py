@@ -76,6 +76,19 @@ def test_detect_tiles_the_episode_and_finds_the_true_boundaries(make_episode, ra
         assert all(c > 0.8 for c in detection.confidences)
 
 
+def test_the_coarse_to_fine_scan_reads_fewer_windows_and_finds_the_same_segments(make_episode, random_checkpoint, monkeypatch):
+    spec = EpisodeSpec(240.0, ((60.0, 95.0), (170.0, 190.0)))
+    path, truth = make_episode("ep", spec)
+    fake_predictions(monkeypatch, truth)
+    ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
+    every = detect(path, ckpt, SegmentationConfig(scan_stride=1))
+    coarse = detect(path, ckpt, SegmentationConfig())
+    assert every.settings["windows_read"] == every.settings["windows"] == 233  # 240 s at a 1 s hop
+    assert coarse.settings["windows_read"] < 0.4 * coarse.settings["windows"]
+    assert coarse.segments == every.segments
+    np.testing.assert_allclose(coarse.probabilities, every.probabilities, atol=1e-6)
+
+
 def test_detect_with_a_real_model_gives_a_consistent_curve(make_episode, random_checkpoint):
     path, _ = make_episode("ep", EpisodeSpec(33.3, ((10.0, 20.0),)))
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))

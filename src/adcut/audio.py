@@ -126,7 +126,7 @@ def _wav_data_bytes(path: Path) -> int | None:
 
 def frame_to_float(frame) -> np.ndarray:
     """A decoded PyAV frame as float32 ``(channels, samples)`` in [-1, 1], whatever its sample format."""
-    return _array_to_float(frame.to_ndarray(), frame.format.is_planar, len(frame.layout.channels), frame.format.name)
+    return _array_to_float(frame.to_ndarray(), *frame_layout(frame))
 
 
 def _array_to_float(array: np.ndarray, planar: bool, channels: int, format_name: str) -> np.ndarray:
@@ -210,7 +210,7 @@ def iter_blocks(
 
 def frame_layout(frame) -> tuple[bool, int, str]:
     """(planar, channels, sample format name) of a PyAV frame: what ``_array_to_float`` needs."""
-    return frame.format.is_planar, len(frame.layout.channels), frame.format.name
+    return frame.format.is_planar, frame.layout.nb_channels, frame.format.name
 
 
 def frame_array(frame, lo: int, hi: int) -> np.ndarray:

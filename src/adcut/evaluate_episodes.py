@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--smoothing", choices=("hmm", "reference", "none"), default=None,
                        help="how window probabilities become segments (default hmm)")
     group.add_argument("--hop", type=float, default=None, metavar="S", help="seconds between windows (default 1)")
+    group.add_argument("--scan-stride", type=int, default=None, metavar="N",
+                       help="read every Nth window first and the rest only near changes (default 4; 1: every window)")
     group.add_argument("--step", type=float, default=None, metavar="S", help="probability curve resolution (default 0.5)")
     group.add_argument("--anchor", type=float, default=None, metavar="F",
                        help="where in its window a decision points, 0..1 (default: the model's measured value)")
@@ -61,6 +63,7 @@ def segmentation_config(args):
         "smoothing": getattr(args, "smoothing", None),
         "hop_seconds": getattr(args, "hop", None),
         "step_seconds": getattr(args, "step", None),
+        "scan_stride": getattr(args, "scan_stride", None),
         "anchor": getattr(args, "anchor", None),
         "min_ad_seconds": getattr(args, "min_ad_seconds", None),
         "min_content_seconds": getattr(args, "min_content_seconds", None),

@@ -31,7 +31,8 @@ WINDOW_CHUNK = 512
 class SegmentationConfig:
     """How an episode is turned into segments (``adcut process`` flags override these)."""
 
-    hop_seconds: Seconds = 1.0  # between window starts; the model is run once per hop
+    hop_seconds: Seconds = 1.0  # between window starts (the fine grid of windows)
+    scan_stride: int = 4  # read every 4th window first, the rest only near changes (scan.py); 1: every window
     step_seconds: Seconds = 0.5  # resolution of the probability curve the smoother reads
     batch_size: int = 64  # measured: 64 runs the reference LSTM faster than 256 on a CPU, in less memory
     anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
@@ -49,6 +50,8 @@ class SegmentationConfig:
             raise AdcutError(
                 f"--hop must be between {frame_seconds:g} and {window_seconds:.3f} s (the window), not {self.hop_seconds:g}"
             )
+        if self.scan_stride < 1:
+            raise AdcutError(f"--scan-stride must be at least 1, not {self.scan_stride}")
         if not 0.05 <= self.step_seconds <= 10:
             raise AdcutError(f"step must be between 0.05 and 10 s, not {self.step_seconds:g}")
         if self.batch_size < 1:
@@ -193,20 +196,24 @@ def _final_rows(mfcc: np.ndarray, done: int, upto: int, config) -> np.ndarray:
 
 
 def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int, device: str,
-                        decode_workers: int | None = None):
+                        decode_workers: int | None = None, stride: int = 1, calibrate=None):
     """Decode, compute features and run the model at the same time: ``(features, starts, probs, duration)``.
 
     Decoding runs in a background thread (``audio.prefetch``), features in this one, and the model in
     a third as soon as enough windows are final, so on two cores the model's time hides behind the
     decoding. A long file is decoded by ``decode_workers`` processes at once (``parallel_decode``;
-    None: one per core). The numbers equal ``episode_features`` followed by ``predict_episode`` over
-    all windows.
+    None: one per core). ``stride`` > 1 reads every ``stride``-th window of the hop and the others
+    only near changes (``scan.CoarseToFineScan``, judged on ``calibrate(probs)``); ``starts`` and
+    ``probs`` (uncalibrated) are the windows read, in
+    time order. With ``stride`` 1 the numbers equal ``episode_features`` followed by
+    ``predict_episode`` over all windows.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from adcut.audio import probe
     from adcut.features import finish_features, window_starts
     from adcut.parallel_decode import EpisodeMfcc
+    from adcut.scan import CoarseToFineScan, effective_stride
 
     width, window = config.delta_width, config.window_frames
     source = EpisodeMfcc(path, config, decode_workers)
@@ -215,18 +222,21 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     capacity = config.frames_for(int(declared * 1.02 * config.sample_rate)) + 64
     mfcc = _GrowingRows(config.n_mfcc, capacity)
     feats = _GrowingRows(config.n_features, capacity)
+
+    def predict(features, starts):  # looked up at call time: tests replace predict_episode
+        return predict_episode(model, features, starts, window, batch_size=batch_size, device=device)
+
+    scan = CoarseToFineScan(predict, effective_stride(stride, hop_frames, window), calibrate)
     futures = []
-    submitted = 0  # windows handed to the model so far (their starts are submitted * hop_frames)
+    submitted = 0  # fine windows handed to the model thread so far (their starts are multiples of hop_frames)
 
     def submit_ready(final_frames: int) -> None:
         nonlocal submitted
         ready = max(0, (final_frames - window) // hop_frames + 1) if final_frames >= window else 0
-        if ready - submitted >= batch_size:
-            starts = np.arange(submitted, ready, dtype=np.int64) * hop_frames
+        if scan.coarse_count(submitted, ready) >= batch_size:
             # Rows below feats.n never change (new rows go after them, or into a new buffer), so the
             # model thread may read this view while the buffer grows.
-            futures.append(pool.submit(predict_episode, model, feats.rows, starts, window,
-                                       batch_size=batch_size, device=device))
+            futures.append(pool.submit(scan.advance, feats.rows, np.arange(ready, dtype=np.int64) * hop_frames))
             submitted = ready
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adcut-model") as pool:
@@ -241,24 +251,23 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
             if len(mfcc) < width:  # shorter than the delta window: the padded path of finish_features
                 feats = _GrowingRows(config.n_features)
                 feats.extend(finish_features(mfcc, config))
-                submitted = 0
                 for future in futures:
                     future.cancel()
                 futures = []
+                scan = CoarseToFineScan(predict, scan.stride, calibrate)
             elif feats.n < len(mfcc):
                 feats.extend(_final_rows(mfcc, feats.n, len(mfcc), config))
             features = feats.rows
             starts = window_starts(len(features), window, hop_frames)
-            streamed = [f.result() for f in futures]
-            rest = starts[submitted:]
-            if len(rest):
-                streamed.append(predict_episode(model, features, rest, window, batch_size=batch_size, device=device))
+            for future in futures:
+                future.result()
+            scan.advance(features, starts, final=True)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-    probs = np.concatenate(streamed) if streamed else np.zeros((0, 0), np.float32)
-    return features, starts, probs, source.n_samples / config.sample_rate
+    index, probs = scan.result()
+    return features, starts[index], probs, source.n_samples / config.sample_rate
 
 
 # --------------------------------------------------------------------------- segments
@@ -387,6 +396,7 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
 
     ``model`` may be passed to reuse an already built predictor (folder mode builds it once).
     """
+    from adcut.features import window_starts
     from adcut.inference import build_predictor, set_torch_threads, uses_torch
     from adcut.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
 
@@ -401,12 +411,14 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     if uses_torch(model):
         set_torch_threads(threads)
     hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
+    temperature = (checkpoint.metrics or {}).get("temperature")
     features, starts, probs, duration = stream_window_probs(
-        path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device
+        path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device, stride=config.scan_stride,
+        calibrate=lambda p: calibrate_probs(p, temperature),
     )
     if duration <= 0:
         raise AdcutError(f"{path}: contains no audio samples")
-    probs = calibrate_probs(probs, (checkpoint.metrics or {}).get("temperature"))
+    probs = calibrate_probs(probs, temperature)
     anchor = anchor_for(checkpoint, config)
     curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
     classes = tuple(checkpoint.class_names)
@@ -420,7 +432,9 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         # a review segment's confidence is that of the class it was unsure about
         confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
                        for s, c in zip(segments, confidences)]
-    settings = {**asdict(config), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config), "windows": int(len(starts)), "window_seconds": fcfg.window_seconds}
+    settings = {**asdict(config), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
+                "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
+                "windows_read": int(len(starts)), "window_seconds": fcfg.window_seconds}
     return Detection(
         path=Path(path),
         duration=float(duration),

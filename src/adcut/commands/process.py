@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                              "forgiving rules on 4.096 s blocks; none: most probable class per step")
     parser.add_argument("--hop", type=float, default=None, metavar="S",
                         help="seconds between model windows, 1 to 4.096 (default 1.0; larger is faster, coarser)")
+    parser.add_argument("--scan-stride", type=int, default=None, metavar="N",
+                        help="read every Nth window first and every window only near class changes or where the "
+                             "model is unsure (default 4, at most half a window apart; 1: read every window)")
     parser.add_argument("--min-ad", type=float, default=None, metavar="S", help="shortest ad segment, seconds (hmm; default: half the shortest ad in the model's training labels, at most 10)")
     parser.add_argument("--min-content", type=float, default=None, metavar="S",
                         help="shortest content segment, seconds (hmm; default: learned likewise, at most 20)")
@@ -76,6 +79,7 @@ def _options(args, checkpoint):
     seg = SegmentationConfig()
     changes = {
         "hop_seconds": args.hop,
+        "scan_stride": args.scan_stride,
         "smoothing": args.smoothing,
         "min_ad_seconds": args.min_ad,
         "min_content_seconds": args.min_content,
