@@ -13,17 +13,18 @@ import pytest
 
 from adcut.audio import write_audio
 from adcut.cli import main
+from adcut.errors import AdcutError
 from adcut.labels import Segment, format_audacity, read_labels
 from adcut.synth import EpisodeSpec
 
 starlette_testclient = pytest.importorskip("starlette.testclient")
 
 
-def session_for(episode: Path, labels: Path | None = None, model: Path | None = None):
+def session_for(episode: Path, labels: Path | None = None, model: Path | str | None = None):
     from adcut.commands.label import build_session
 
     args = argparse.Namespace(episode=str(episode), labels=str(labels) if labels else None,
-                              model=str(model) if model else None)
+                              model=None if model is None else str(model))
     return build_session(args)
 
 
@@ -361,6 +362,24 @@ def test_model_prefill_has_a_confidence_per_segment(make_episode, random_checkpo
     segments = [p.segment for p in session.prefill]
     assert segments and segments[0].start == 0 and segments[-1].end == pytest.approx(40.0, abs=0.1)
     assert all(0.0 <= p.confidence <= 1.0 for p in session.prefill)
+
+
+def test_model_without_a_path_prefills_from_the_newest_checkpoint(make_episode, random_checkpoint, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    episode, _ = make_episode("modelled", EpisodeSpec(20.0, ()), labels=False)
+    models = tmp_path / "work" / "models"
+    models.mkdir(parents=True)
+    for age, name in ((200, "old.pt"), (100, "new.pt"), (300, "older.pt")):
+        shutil.copy(random_checkpoint(hidden_size=8, num_layers=1), models / name)
+        os.utime(models / name, (1_700_000_000 - age, 1_700_000_000 - age))
+    monkeypatch.chdir(models.parent)
+    assert session_for(episode, model="").source == "model new.pt"
+    (models.parent / "empty").mkdir()
+    monkeypatch.chdir(models.parent / "empty")
+    with pytest.raises(AdcutError, match="no model given and none found"):
+        session_for(episode, model="")
 
 
 # --------------------------------------------------------------------------- the command

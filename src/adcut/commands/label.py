@@ -35,8 +35,9 @@ def register(subparsers) -> None:
         help=("labels to start from: an Audacity .txt (also where saving writes; created if missing), or a "
               "'process' run's .json/.csv (then saving writes EPISODE.txt). Default: EPISODE.txt if it exists"),
     )
-    parser.add_argument("--model", metavar="M", default=None,
-                        help="pre-fill with this model's segments, least confident listed first for review")
+    parser.add_argument("--model", metavar="M", nargs="?", const="", default=None,
+                        help="pre-fill with model M's segments (just --model: the newest in ./models/), "
+                             "least confident listed first for review")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to listen on (default {DEFAULT_PORT}, or a free one if that is taken; "
                              "0: any free port)")
@@ -105,11 +106,11 @@ def build_session(args):
     classes: tuple[str, ...] = DEFAULT_CLASSES
     prefill: list = []
     source = ""
-    if args.model:
-        from adcut.checkpoint import load_checkpoint
+    if args.model is not None:
+        from adcut.checkpoint import resolve_model
         from adcut.segment import SegmentationConfig, detect
 
-        checkpoint = load_checkpoint(Path(args.model))
+        checkpoint = resolve_model(Path(args.model) if args.model else None)
         classes = tuple(checkpoint.class_names)
         log.info("finding %s segments in %s with %s ...", "/".join(classes), episode.name, checkpoint.name)
         detection = detect(episode, checkpoint, SegmentationConfig())
