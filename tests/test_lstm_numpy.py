@@ -105,3 +105,19 @@ def test_process_without_cut_never_imports_torch(make_episode, random_checkpoint
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr
     assert (tmp_path / "out" / "ep.adcut.txt").is_file()
+
+
+def test_classify_and_evaluate_with_an_lstm_never_import_torch(make_episode, random_checkpoint, tmp_path):
+    clips = tmp_path / "clips"
+    make_episode("x_a", EpisodeSpec(9.0, ((0.0, 9.0),)), labels=False, folder=clips)
+    make_episode("x_b", EpisodeSpec(9.0, ()), labels=False, folder=clips)
+    episode, _ = make_episode("show", EpisodeSpec(30.0, ((10.0, 20.0),)), folder=tmp_path / "episodes")
+    model = random_checkpoint(hidden_size=8, num_layers=1)
+    for argv in (["classify", str(clips / "x_a.wav"), "--model", str(model)],
+                 ["evaluate", str(clips), "--model", str(model)],
+                 ["evaluate", str(episode), "--model", str(model)]):
+        code = f"import sys\nfrom adcut.cli import main\nrc = main({argv!r})\nprint(rc, 'torch' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        lines = out.stdout.strip().splitlines()
+        assert lines[-1] == "0 False", (argv, out.stdout, out.stderr)
+        assert len(lines) > 1  # it did print its results

@@ -44,9 +44,11 @@ class ClipClassifier:
 
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu", batch_size: int = 256):
         self.checkpoint = checkpoint
-        from adcut.inference import build_predictor
+        from adcut.inference import build_predictor, set_torch_threads, uses_torch
 
-        self.model = build_predictor(checkpoint, device)
+        self.model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
+        if uses_torch(self.model):
+            set_torch_threads()
         self.device = device
         self.batch_size = batch_size
 

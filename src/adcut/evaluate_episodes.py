@@ -135,13 +135,12 @@ def print_results(results: list[EpisodeResult], title: str = "overall") -> None:
 
 
 def run_episodes(args) -> int:
-    from adcut.inference import choose_device, set_torch_threads
+    from adcut.inference import choose_device
 
     config = segmentation_config(args)
     plot = getattr(args, "plot", None)
     _check_plot_path(plot)
-    device = choose_device(getattr(args, "device", None) or "auto")
-    set_torch_threads()
+    device = choose_device(getattr(args, "device", None) or "auto")  # detect sets torch's threads where torch runs
     if getattr(args, "cross_validate", None) is not None:
         results = cross_validate(args, config, device)
     else:
@@ -169,7 +168,9 @@ def evaluate_paths(args, config, device: str) -> list[EpisodeResult]:
     classes = tuple(checkpoint.class_names)
     dataset_config = DatasetConfig(classes=classes, background=classes[-1])
     config.validate(checkpoint.feature_config.window_seconds, checkpoint.feature_config.frame_seconds)
-    model = checkpoint.build_model(device)
+    from adcut.inference import build_predictor
+
+    model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
     print(f"model: {checkpoint.path}")
     results = []
     for source in sources:

@@ -26,10 +26,9 @@ def run(args) -> int:
     from adcut.checkpoint import resolve_model
     from adcut.clips import ClipClassifier
     from adcut.errors import AdcutError
-    from adcut.inference import choose_device, set_torch_threads
+    from adcut.inference import choose_device
 
     checkpoint = resolve_model(args.model)
-    set_torch_threads()
     classifier = ClipClassifier(checkpoint, choose_device(args.device))
     print(f"model: {checkpoint.path}")
     failed = 0

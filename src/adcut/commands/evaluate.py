@@ -64,10 +64,9 @@ def run(args: argparse.Namespace) -> int:
 def run_clips(args) -> int:
     from adcut.checkpoint import resolve_model
     from adcut.clips import ClipClassifier, evaluate_clips
-    from adcut.inference import choose_device, set_torch_threads
+    from adcut.inference import choose_device
 
     checkpoint = resolve_model(args.model)
-    set_torch_threads()
     classifier = ClipClassifier(checkpoint, choose_device(args.device))
     print(f"model: {checkpoint.path}")
 
