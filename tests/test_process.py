@@ -202,6 +202,14 @@ def test_smooth_command_applies_the_reference_rules(tmp_path, capsys):
     predictions.write_text("A\nC\n")
     assert main(["smooth", str(predictions)]) == 1
     assert capsys.readouterr().err.strip() == f"adcut: error: {predictions}:2: unknown class 'C' (use A/B or ad, content)"
+    for content, message in ((None, "predictions file not found"), (b"\xff\xfeA\x00\xd8", "not a text predictions file (not UTF-8)"),
+                             (b"# nothing\n", "no predictions in the file")):
+        bad = tmp_path / "bad.txt"
+        bad.unlink(missing_ok=True)
+        if content is not None:
+            bad.write_bytes(content)
+        assert main(["smooth", str(bad)]) == 1
+        assert capsys.readouterr().err.strip() == f"adcut: error: {bad}: {message}"
 
 
 def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, small_model, tmp_path, monkeypatch, capsys):

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from adcut.errors import LabelError
+from adcut.errors import AdcutError, LabelError
 
 Seconds = float
 
@@ -184,15 +184,17 @@ def boundaries(segments: Sequence[Segment]) -> list[Seconds]:
 # --------------------------------------------------------------------------- readers
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path, what: str = "label file", error: type[AdcutError] = LabelError) -> str:
+    """A UTF-8 text file's contents (a BOM is dropped); every failure is one ``error`` naming ``what``."""
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise LabelError(f"{path}: label file not found") from None
+        raise error(f"{path}: {what} not found") from None
     except UnicodeDecodeError:
-        raise LabelError(f"{path}: not a text label file (not UTF-8)") from None
-    except OSError as error:
-        raise LabelError(f"{path}: cannot read label file ({error.strerror})") from None
+        raise error(f"{path}: not a text {what} (not UTF-8)") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read {what} ({problem.strerror})") from None
+
 
 
 def _parse_number(text: str, where: str, what: str) -> float:
@@ -230,11 +232,11 @@ def parse_audacity(
 
 
 def read_audacity(path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> tuple[list[Segment], list[int]]:
-    return parse_audacity(_read_text(path), source=str(path), classes=classes)
+    return parse_audacity(read_text_file(path), source=str(path), classes=classes)
 
 
 def read_json(path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> tuple[list[Segment], list[int]]:
-    text = _read_text(path)
+    text = read_text_file(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -256,7 +258,7 @@ def read_json(path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> tuple[lis
 
 
 def read_csv(path: Path, classes: Sequence[str] = DEFAULT_CLASSES) -> tuple[list[Segment], list[int]]:
-    rows = list(csv.reader(io.StringIO(_read_text(path))))
+    rows = list(csv.reader(io.StringIO(read_text_file(path))))
     segments: list[Segment] = []
     lines: list[int] = []
     if not rows:
@@ -282,7 +284,7 @@ def read_segments_txt(path: Path) -> dict[str, tuple[list[Seconds], list[int]]]:
     """``{basename: (boundary seconds, their line numbers)}`` from a reference ``segments.txt``."""
     episodes: dict[str, tuple[list[Seconds], list[int]]] = {}
     current: str | None = None
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue

@@ -27,16 +27,9 @@ def register(subparsers) -> None:
 
 def read_predictions(path: str, classes: tuple[str, ...]) -> tuple[list[str], bool]:
     """Class names per line, and whether the file used the A/B letters."""
-    from adcut.labels import canonical_label
+    from adcut.labels import canonical_label, read_text_file
 
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise AdcutError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise AdcutError(f"{path}: not a text file") from None
-    except OSError as error:
-        raise AdcutError(f"{path}: cannot read ({error.strerror})") from None
+    text = sys.stdin.read() if path == "-" else read_text_file(Path(path), "predictions file", AdcutError)
     labels, letters = [], True
     for number, line in enumerate(text.splitlines(), start=1):
         token = line.split("#", 1)[0].strip()
