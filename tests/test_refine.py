@@ -135,3 +135,24 @@ def test_an_ad_grows_by_the_configured_fraction_of_the_limit():
     # by default (edges already corrected by the measured offsets) it reaches the whole limit
     free = refine_boundaries(segs, feats, CFG, 3.0, shrink_label="ad")
     assert free[1].start == pytest.approx(20.0, abs=0.3) and free[2].start == pytest.approx(40.0, abs=0.3)
+
+
+def test_change_curve_in_blocks_equals_the_whole_episode_formula(monkeypatch):
+    from adcut import refine
+
+    rng = np.random.default_rng(0)
+    features = (rng.standard_normal((1000, 30)) * 4 + 2).astype(np.float32)
+    features[400:] += 3.0  # a change at frame 400
+    width = 32
+    z = features[:, :10].astype(np.float64)
+    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-9)
+    expected = np.zeros(len(z))
+    for f in range(len(z)):
+        lo, hi = max(0, f - width), min(len(z), f + width)
+        if f - lo >= width // 2 and hi - f >= width // 2:
+            expected[f] = np.linalg.norm(z[f:hi].mean(axis=0) - z[lo:f].mean(axis=0))
+    for block in (7, 64, 333, 5000):  # block edges inside the context, and one block for all
+        monkeypatch.setattr(refine, "_CHANGE_BLOCK", block)
+        jump = refine.change_curve(features, 10, width)
+        np.testing.assert_allclose(jump, expected, atol=1e-9)
+        assert abs(int(jump.argmax()) - 400) <= 2

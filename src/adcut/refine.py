@@ -65,19 +65,39 @@ def _moving_mean(values: np.ndarray, width: int) -> np.ndarray:
     return (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1).reshape((-1,) + (1,) * (values.ndim - 1))
 
 
+# Frames per block of change_curve: whole-episode float64 temporaries would cost ~30 MB per hour.
+_CHANGE_BLOCK = 8192
+
+
 def change_curve(features: np.ndarray, n_mfcc: int, context_frames: int) -> np.ndarray:
-    """Per frame ``f``: distance between the mean standardised MFCCs of ``[f-W, f)`` and ``[f, f+W)``."""
-    mfcc = features[:, :n_mfcc].astype(np.float64)
-    z = (mfcc - mfcc.mean(axis=0)) / (mfcc.std(axis=0) + 1e-9)
-    n = len(z)
-    csum = np.concatenate([np.zeros((1, z.shape[1])), np.cumsum(z, axis=0)])
-    f = np.arange(n)
-    lo = np.maximum(f - context_frames, 0)
-    hi = np.minimum(f + context_frames, n)
-    before = (csum[f] - csum[lo]) / np.maximum(f - lo, 1)[:, None]
-    after = (csum[hi] - csum[f]) / np.maximum(hi - f, 1)[:, None]
-    jump = np.linalg.norm(after - before, axis=1)
-    jump[(f - lo < context_frames // 2) | (hi - f < context_frames // 2)] = 0.0  # too little audio on one side
+    """Per frame ``f``: distance between the mean standardised MFCCs of ``[f-W, f)`` and ``[f, f+W)``.
+
+    Computed block by block (each block reads ``W`` frames beyond its ends), so memory stays small
+    for multi-hour episodes.
+    """
+    n = len(features)
+    mfcc = features[:, :n_mfcc]
+    total = np.zeros(mfcc.shape[1])
+    squares = np.zeros(mfcc.shape[1])
+    for a in range(0, n, _CHANGE_BLOCK):
+        block = mfcc[a : a + _CHANGE_BLOCK].astype(np.float64)
+        total += block.sum(axis=0)
+        squares += (block * block).sum(axis=0)
+    mean = total / max(n, 1)
+    std = np.sqrt(np.maximum(squares / max(n, 1) - mean * mean, 0.0))
+    jump = np.zeros(n)
+    for a in range(0, n, _CHANGE_BLOCK):
+        b = min(n, a + _CHANGE_BLOCK)
+        lo_read, hi_read = max(0, a - context_frames), min(n, b + context_frames)
+        z = (mfcc[lo_read:hi_read].astype(np.float64) - mean) / (std + 1e-9)
+        csum = np.concatenate([np.zeros((1, z.shape[1])), np.cumsum(z, axis=0)])
+        f = np.arange(a, b)
+        lo = np.maximum(f - context_frames, 0)
+        hi = np.minimum(f + context_frames, n)
+        before = (csum[f - lo_read] - csum[lo - lo_read]) / np.maximum(f - lo, 1)[:, None]
+        after = (csum[hi - lo_read] - csum[f - lo_read]) / np.maximum(hi - f, 1)[:, None]
+        jump[a:b] = np.linalg.norm(after - before, axis=1)
+        jump[a:b][(f - lo < context_frames // 2) | (hi - f < context_frames // 2)] = 0.0  # too little audio on one side
     return jump
 
 
