@@ -286,18 +286,18 @@ class EpisodeMfcc:
     once, in child processes; otherwise, or when the ranges cannot be joined exactly, in one pass
     (``audio.iter_blocks``). ``prefetch`` overlaps this process's decoding with the caller's work in a
     background thread. ``local_first``: decode the first range in this process (default: when not
-    ``prefetch``, i.e. when the caller has nothing else to do; a caller that runs a model beside the
-    decoding needs this process's core and GIL for it, measured with ``benchmarks/process_speed.py``).
-    ``first_share``: the first range's fraction of the file (default: equal ranges).
+    ``prefetch``, i.e. when the caller has nothing else to do). ``first_size``: the first range's
+    size relative to the others (default 1: equal ranges); a caller that runs a model beside the
+    decoding takes a smaller first range (``segment.stream_window_probs``).
     """
 
     def __init__(self, path: Path, config: FeatureConfig, workers: int | None = None, *, prefetch: bool = True,
-                 first_share: float | None = None, local_first: bool | None = None):
+                 first_size: float = 1.0, local_first: bool | None = None):
         self.path = Path(path)
         self.config = config
         self.workers = workers
         self.prefetch = prefetch
-        self.first_share = first_share
+        self.first_size = first_size
         self.local_first = (not prefetch) if local_first is None else local_first
         self.n_samples: int | None = None
         self.split_used = False  # whether the frames came from several processes (tests, benchmarks)
@@ -310,7 +310,8 @@ class EpisodeMfcc:
             workers = self.workers or default_workers()
             ranges = None
             if workers > 1:
-                ranges = plan_ranges(audio.probe(self.path), self.config, workers, self.first_share)
+                first_share = None if self.first_size == 1.0 else self.first_size / (self.first_size + workers - 1)
+                ranges = plan_ranges(audio.probe(self.path), self.config, workers, first_share)
             if ranges is None:
                 yield from self._single_pass(skip=0)
             else:

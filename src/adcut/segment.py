@@ -25,6 +25,9 @@ WINDOW_ANCHORS: dict[str, float] = {"lstm": 0.45, "transformer": 0.5}
 DEFAULT_ANCHOR = 0.5
 # Windows turned into a tensor at a time: bounds memory for multi-hour episodes at a fine hop.
 WINDOW_CHUNK = 512
+# The size of the time range of a long episode that detection decodes in its own process, relative
+# to each range decoded by a child process (parallel_decode): 0.6 = 3/8 of the file on 2 cores.
+LOCAL_SIZE = 0.6
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,10 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     from adcut.scan import CoarseToFineScan, effective_stride
 
     width, window = config.delta_width, config.window_frames
-    source = EpisodeMfcc(path, config, decode_workers)
+    # This process decodes the first time range itself, a smaller one since it also runs the model
+    # (measured with benchmarks/process_speed.py on 2 cores, 60 min MP3: 2.7 s against 3.0 s with
+    # every range in a child process, now that the coarse-to-fine scan makes the model light).
+    source = EpisodeMfcc(path, config, decode_workers, local_first=True, first_size=LOCAL_SIZE)
     # Sized from the declared duration (plus a margin) so that a long episode is not copied as it grows.
     declared = probe(path).duration or 0.0
     capacity = config.frames_for(int(declared * 1.02 * config.sample_rate)) + 64
