@@ -32,8 +32,8 @@ def _episode(tmp_path, suffix, rate, channels, bit_rate=None):
     return path
 
 
-def _mfcc(path, workers):
-    source = EpisodeMfcc(path, CFG, workers, prefetch=False)
+def _mfcc(path, workers, **options):
+    source = EpisodeMfcc(path, CFG, workers, **({"prefetch": False} | options))
     mfcc = np.concatenate(list(source))
     return mfcc, source.n_samples, source.split_used
 
@@ -52,10 +52,24 @@ def test_split_features_equal_one_pass(tmp_path, suffix, rate, channels):
         assert n_joined == n_one and joined.shape == one.shape
         # rounding of a resampler started elsewhere only: ~1e-6 of the values' scale
         assert np.abs(joined - one).max() < 1e-5 * np.abs(one).max()
+    # detection's way: the first, smaller range decoded here in a background thread
+    joined, n_joined, split = _mfcc(path, 2, prefetch=True, local_first=True, first_size=0.6)
+    assert split and n_joined == n_one and np.abs(joined - one).max() < 1e-5 * np.abs(one).max()
     feats, duration = episode_features(path, CFG, workers=2)
     expected, expected_duration = episode_features(path, CFG, workers=1)
     assert duration == expected_duration and feats.shape == expected.shape
     assert np.abs(feats - expected).max() < 1e-5 * np.abs(expected).max()
+
+
+def test_a_smaller_first_range_starts_the_second_where_it_should():
+    from adcut.audio import AudioInfo
+
+    episode = AudioInfo("x.mp3", "mp3", "mp3", 44100, 2, 128000, 3600.0)
+    equal = plan_ranges(episode, CFG, 2)
+    smaller = plan_ranges(episode, CFG, 2, first_share=0.6 / 1.6)
+    frames = 3600 * CFG.sample_rate / CFG.hop_length
+    assert abs(equal[1] - frames / 2) <= grid_frames(44100, CFG)
+    assert abs(smaller[1] - frames * 0.375) <= grid_frames(44100, CFG)
 
 
 def test_split_points_are_exact_in_both_rates():
