@@ -1,8 +1,8 @@
 """Which windows the model reads: every ``stride``-th window of the fine hop first, then every window
 between two read ones that disagree or are unsure (coarse to fine).
 
-Why: the reference LSTM costs about 0.8 ms of CPU per window, and at the 1 s hop an hour is 3,600
-windows, as much CPU as decoding the MP3. Away from class changes neighbouring windows agree, so the
+Why: the reference LSTM costs 0.6-0.8 ms of CPU per window (numpy, one core), and at the 1 s hop an
+hour is 3,600 windows: about as much CPU as decoding the MP3. Away from class changes neighbouring windows agree, so the
 probability curve is flat there: reading every fourth window and interpolating between them
 (``segment.window_curve`` does) leaves the segments as they were. Near a change, or wherever the model
 is unsure, every window of the fine hop is read. ``benchmarks/segmentation_quality.py`` compares

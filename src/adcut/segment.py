@@ -207,9 +207,8 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     decoding. A long file is decoded by ``decode_workers`` processes at once (``parallel_decode``;
     None: one per core). ``stride`` > 1 reads every ``stride``-th window of the hop and the others
     only near changes (``scan.CoarseToFineScan``, judged on ``calibrate(probs)``); ``starts`` and
-    ``probs`` (uncalibrated) are the windows read, in
-    time order. With ``stride`` 1 the numbers equal ``episode_features`` followed by
-    ``predict_episode`` over all windows.
+    ``probs`` (uncalibrated) are the windows read, in time order. With ``stride`` 1 the numbers
+    equal ``episode_features`` followed by ``predict_episode`` over all windows.
     """
     from concurrent.futures import ThreadPoolExecutor
 
