@@ -155,6 +155,7 @@ def _bad_features_model(tmp_path):
     ("other-features", "other.pt: the model reads 39 features per frame but its feature settings give 30"),
     ("unknown-class", "--remove music: not a class of this model (ad, content)"),
     ("bad-hop", "--hop must be between"),
+    ("bad-scan-stride", "--scan-stride must be at least 1, not 0"),
     ("bad-format", "unknown output format 'mp4'"),
 ])
 def test_bad_input_is_one_clear_line_and_writes_nothing(case, message, make_episode, small_model, tmp_path, capsys):
@@ -178,6 +179,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case, message, make_epis
         extra = ["--remove", "music"]
     elif case == "bad-hop":
         extra = ["--hop", "30"]
+    elif case == "bad-scan-stride":
+        extra = ["--scan-stride", "0"]
     elif case == "bad-format":
         extra = ["--format", "json,mp4"]
     before = listing(tmp_path)

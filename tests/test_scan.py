@@ -107,3 +107,29 @@ def test_needs_fill_compares_class_confidence_and_change():
     assert not needs_fill(sure_content, sure_content)[0]
     assert needs_fill(sure_content, np.array([[0.98, 0.02]]))[0]  # the class changes
     assert needs_fill(sure_content, np.array([[0.5, 0.5]]))[0]  # unsure
+
+
+def test_three_classes_are_judged_alike():
+    table = np.tile(np.array([[0.02, 0.03, 0.95]], np.float32), (41, 1))
+    table[22:] = [0.03, 0.95, 0.02]  # the most probable class changes at window 22
+    index = scan_all(table, stride=4)[0].tolist()
+    assert set(range(21, 24)) <= set(index)
+    assert not set(range(1, 4)) & set(index)
+
+
+def test_the_fill_rule_judges_calibrated_probabilities():
+    # 0.85 is unsure before calibration; sharpened (temperature 0.5) it reads 0.97: sure
+    raw = np.tile(np.array([[0.15, 0.85]], np.float32), (21, 1))
+    starts = np.arange(21, dtype=np.int64) * HOP
+
+    def sharpen(p):
+        logits = np.log(p) / 0.5
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    for calibrate, expected in ((None, 21), (sharpen, 6)):
+        scan = CoarseToFineScan(lookup(raw), 4, calibrate)
+        scan.advance(None, starts, final=True)
+        index, probs = scan.result()
+        assert len(index) == expected
+        np.testing.assert_array_equal(probs, raw[index])  # handed back uncalibrated

@@ -9,7 +9,7 @@ is unsure, every window of the fine hop is read. ``benchmarks/segmentation_quali
 the segments of both ways; ``stride`` 1 reads every window.
 
 Read windows are at most half a window apart (``effective_stride``), so every stretch of audio lies
-inside at least two read windows: something the model would react to cannot hide between them.
+inside at least two read windows: a change the model reacts to shows in the read windows around it.
 """
 
 from __future__ import annotations
