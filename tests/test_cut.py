@@ -55,7 +55,8 @@ def add_cover_and_chapters(source: Path, target: Path, chapters) -> bytes:
     jpeg = image.read_bytes()
 
     inp, cover = av.open(str(source)), av.open(str(image))
-    out = av.open(str(target), "w")
+    # .m4a: the mp4 muxer (brand M4A), as PyAV's ipod muxer refuses a JPEG stream
+    out = av.open(str(target), "w", **({"format": "mp4", "options": {"brand": "M4A "}} if target.suffix == ".m4a" else {}))
     for key, value in inp.metadata.items():
         out.metadata[key] = value
     audio = out.add_stream_from_template(inp.streams.audio[0])
@@ -149,14 +150,22 @@ def test_mp3_cut_leaves_no_ad_energy_near_the_cut(tmp_path):
     assert len(got) / SR == pytest.approx(9.0, abs=0.05)
 
 
-def test_tags_cover_art_and_chapters_follow_the_cut(tmp_path):
+@pytest.mark.parametrize("suffix", [".mp3", ".m4a"])
+def test_tags_cover_art_and_chapters_follow_the_cut(tmp_path, suffix):
     import av
 
-    plain = tmp_path / "plain.mp3"
+    plain = tmp_path / f"plain{suffix}"
     signal = np.concatenate([tone(440, 5.0), tone(880, 3.0), tone(440, 4.0)])
     write_audio(plain, signal, SR, bit_rate=64000, metadata={"title": "Episode 7", "artist": "Host"})
-    path = tmp_path / "tagged.mp3"
-    jpeg = add_cover_and_chapters(plain, path, [(0, 4, "Intro"), (4, 9, "Sponsor and talk"), (5.2, 7.9, "Sponsor"), (9, 12, "Outro")])
+    path = tmp_path / f"tagged{suffix}"
+    if suffix == ".m4a":  # MP4 chapters follow one another (each ends where the next starts): none nested
+        chapters_in = [(0, 4, "Intro"), (4, 5.2, "Sponsor and talk"), (5.2, 7.9, "Sponsor"), (7.9, 12, "Outro")]
+        expected = [("Intro", 0.0, 4.0), ("Sponsor and talk", 4.0, 5.0), ("Outro", 5.0, 9.0)]
+    else:
+        chapters_in = [(0, 4, "Intro"), (4, 9, "Sponsor and talk"), (5.2, 7.9, "Sponsor"), (9, 12, "Outro")]
+        # The chapter inside the ad is gone; the one spanning it is shortened; later ones move back by 3 s.
+        expected = [("Intro", 0.0, 4.0), ("Sponsor and talk", 4.0, 6.0), ("Outro", 6.0, 9.0)]
+    jpeg = add_cover_and_chapters(plain, path, chapters_in)
     before = sha(path)
     segments = [Segment(0, 5, "content"), Segment(5, 8, "ad"), Segment(8, 12, "content")]
     result = cut_episode(path, segments, cut_path(path))
@@ -173,8 +182,7 @@ def test_tags_cover_art_and_chapters_follow_the_cut(tmp_path):
                     for c in container.chapters()]
     finally:
         container.close()
-    # The chapter inside the ad is gone; the one spanning it is shortened; later ones move back by 3 s.
-    assert chapters == [("Intro", 0.0, 4.0), ("Sponsor and talk", 4.0, 6.0), ("Outro", 6.0, 9.0)]
+    assert [(title, start, round(end, 3)) for title, start, end in chapters] == expected
 
 
 def test_retime_maps_removed_time_to_the_cut_point():

@@ -206,7 +206,12 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
             log.warning("%s: cover art not copied (the %s container cannot hold it as a stream)", path.name, container_format)
             pictures = []
 
-        out = av.open(str(tmp), mode="w", format=container_format)
+        muxer_options = {}
+        if pictures and container_format == "ipod":
+            # PyAV refuses a JPEG stream for FFmpeg's ipod (.m4a) muxer; its mp4 muxer writes the same
+            # file, cover included, once told to use the .m4a brand.
+            container_format, muxer_options = "mp4", {"brand": "M4A "}
+        out = av.open(str(tmp), mode="w", format=container_format, options=muxer_options)
         try:
             for key, value in source.metadata.items():
                 if key.lower() not in ("encoder",):
