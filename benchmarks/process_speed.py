@@ -42,9 +42,8 @@ def train_model(folder: Path, untrained: bool) -> Path:
     from adcut.checkpoint import Checkpoint, save_checkpoint
     from adcut.dataset import DatasetConfig, build_dataset, find_episodes
     from adcut.features import FeatureConfig
-    from adcut.labels import format_audacity
     from adcut.models import build_model, config_dict
-    from adcut.synth import episode_segments, random_spec, write_episode
+    from adcut.synth import random_spec, write_labelled_episode
     from adcut.train import TrainConfig, train
 
     model_path = folder / ("untrained-lstm.pt" if untrained else "trained-lstm.pt")
@@ -60,8 +59,7 @@ def train_model(folder: Path, untrained: bool) -> Path:
     episodes.mkdir(parents=True, exist_ok=True)
     for i in range(6):
         spec = random_spec(240.0, rng, ad_range=(15.0, 45.0), content_range=(30.0, 90.0))
-        write_episode(episodes / f"ep{i}.wav", spec, sample_rate=16000, seed=i)
-        (episodes / f"ep{i}.txt").write_text(format_audacity(episode_segments(spec), only=("ad",)))
+        write_labelled_episode(episodes / f"ep{i}.wav", spec, sample_rate=16000, seed=i)
     dataset = build_dataset(find_episodes([episodes]), folder / "dataset", FeatureConfig(), DatasetConfig(seed=0), progress=False)
     checkpoint = train(dataset, TrainConfig(lr=1e-3, epochs=10, seed=0, device="cpu", early_stopping_patience=None),
                        model_path, progress=False)

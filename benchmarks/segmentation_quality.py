@@ -35,8 +35,7 @@ import numpy as np
 
 
 def make_episodes(folder: Path, count: int, duration: float, seed: int) -> list[tuple[Path, list]]:
-    from adcut.labels import format_audacity
-    from adcut.synth import episode_segments, random_spec, write_episode
+    from adcut.synth import random_spec, write_labelled_episode
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,10 +43,7 @@ def make_episodes(folder: Path, count: int, duration: float, seed: int) -> list[
     for i in range(count):
         spec = random_spec(duration, rng)
         path = folder / f"ep{i:02d}.wav"
-        write_episode(path, spec, sample_rate=8000, seed=seed * 1000 + i)
-        truth = episode_segments(spec)
-        (folder / f"ep{i:02d}.txt").write_text(format_audacity(truth, only=("ad",)))
-        out.append((path, truth))
+        out.append((path, write_labelled_episode(path, spec, sample_rate=8000, seed=seed * 1000 + i)))
     return out
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.labels import format_audacity
-from adcut.synth import EpisodeSpec, episode_segments, write_episode
+from adcut.synth import EpisodeSpec, episode_segments, write_episode, write_labelled_episode
 
 # Tests run on the CPU with one thread: fast and deterministic on the 2-core CI machine.
 os.environ.setdefault("ADCUT_THREADS", "1")
@@ -40,11 +39,10 @@ def make_episode(tmp_path):
         folder = Path(folder or tmp_path)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}{suffix}"
-        write_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
-        truth = episode_segments(spec)
         if labels:
-            (folder / f"{name}.txt").write_text(format_audacity(truth, only=("ad",)))
-        return path, truth
+            return path, write_labelled_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
+        write_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
+        return path, episode_segments(spec)
 
     return factory
 

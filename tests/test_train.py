@@ -9,8 +9,7 @@ from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
 from adcut.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
 from adcut.errors import ModelError
-from adcut.labels import format_audacity
-from adcut.synth import EpisodeSpec, episode_segments, random_spec, render_episode, write_episode
+from adcut.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
 from adcut.train import TrainConfig, distillation_loss, train
 
 pytestmark = pytest.mark.slow
@@ -27,8 +26,7 @@ def dataset(tmp_path_factory):
     (root / "eps").mkdir()
     for i in range(4):
         spec = random_spec(150.0, rng, ad_range=(20.0, 45.0), content_range=(25.0, 60.0))
-        write_episode(root / "eps" / f"ep{i}.wav", spec, sample_rate=RATE, seed=100 + i)
-        (root / "eps" / f"ep{i}.txt").write_text(format_audacity(episode_segments(spec), only=("ad",)))
+        write_labelled_episode(root / "eps" / f"ep{i}.wav", spec, sample_rate=RATE, seed=100 + i)
     return build_dataset(find_episodes([root / "eps"]), root / "ds", config=DatasetConfig(validation_episodes=("ep3",)), progress=False)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.labels import Segment, boundaries, format_audacity, format_time
+from adcut.labels import Segment, boundaries, format_time
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class DemoResult:
 
 def make_episodes(folder: Path, config: DemoConfig) -> tuple[Path, list[Segment]]:
     """Labelled training episodes in ``folder/train`` and an unseen MP3 in ``folder/unseen``."""
-    from adcut.synth import episode_segments, random_spec, write_episode
+    from adcut.synth import episode_segments, random_spec, write_episode, write_labelled_episode
 
     rng = np.random.default_rng(config.seed)
     train_dir, unseen_dir = folder / "train", folder / "unseen"
@@ -48,9 +48,7 @@ def make_episodes(folder: Path, config: DemoConfig) -> tuple[Path, list[Segment]
     unseen_dir.mkdir(parents=True, exist_ok=True)
     for i in range(config.train_episodes):
         spec = random_spec(config.episode_seconds, rng, ad_range=(15.0, 45.0), content_range=(30.0, 90.0))
-        path = train_dir / f"episode{i + 1}.wav"
-        write_episode(path, spec, sample_rate=config.sample_rate, seed=config.seed * 1000 + i)
-        (train_dir / f"episode{i + 1}.txt").write_text(format_audacity(episode_segments(spec), only=("ad",)))
+        write_labelled_episode(train_dir / f"episode{i + 1}.wav", spec, sample_rate=config.sample_rate, seed=config.seed * 1000 + i)
     spec = random_spec(config.unseen_seconds, rng, ad_range=(15.0, 45.0), content_range=(40.0, 90.0))
     unseen = unseen_dir / "unseen.mp3"
     write_episode(unseen, spec, sample_rate=config.sample_rate, seed=config.seed * 1000 + 999, bit_rate=64000)

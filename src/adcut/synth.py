@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adcut.labels import Segment, fill_background
+from adcut.labels import Segment, fill_background, format_audacity
 
 Seconds = float
 
@@ -104,6 +104,17 @@ def write_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: in
     samples = render_episode(spec, sample_rate, seed)
     write_audio(path, samples, sample_rate, bit_rate=bit_rate)
     return samples
+
+
+def write_labelled_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: int = 0,
+                           bit_rate: int | None = None) -> list[Segment]:
+    """``write_episode``, plus the ads as an Audacity label file beside it (``path`` with ``.txt``); the true segments."""
+    from pathlib import Path
+
+    write_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
+    truth = episode_segments(spec)
+    Path(path).with_suffix(".txt").write_text(format_audacity(truth, only=("ad",)))
+    return truth
 
 
 def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channels: int = 2,
