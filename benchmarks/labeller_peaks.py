@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.audio import decode, iter_frames, write_audio
+from adcut.media.decode import decode, iter_frames
+from adcut.media.encode import write_audio
 from adcut.labeller.peaks import BackgroundPeaks, PeaksConfig, compute_peaks
-from adcut.synth import EpisodeSpec, render_episode
+from adcut.demo.synth import EpisodeSpec, render_episode
 
 
 def write_long_mp3(path: Path, minutes: float, sample_rate: int = 44100) -> None:

@@ -28,11 +28,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as adcut/__init__.py does;
 
 import numpy as np  # noqa: E402
 
-from adcut.audio import iter_blocks  # noqa: E402
-from adcut.dataset import Dataset, DatasetConfig  # noqa: E402
-from adcut.features import FeatureConfig, compute_features, episode_features, window_starts  # noqa: E402
-from adcut import synth  # noqa: E402
-from adcut.synth import EpisodeSpec, random_spec  # noqa: E402
+from adcut.media.decode import iter_blocks
+from adcut.learn.dataset import Dataset, DatasetConfig
+from adcut.features.mfcc import FeatureConfig, compute_features, window_starts
+from adcut.features.episode import episode_features
+from adcut.demo import synth
+from adcut.demo.synth import EpisodeSpec, random_spec
 
 
 def write_long_mp3(path: Path, minutes: float, sample_rate: int, channels: int, bit_rate: int) -> EpisodeSpec:
@@ -111,7 +112,7 @@ def main() -> None:
 
     if args.no_train:
         return
-    from adcut.train import TrainConfig, train
+    from adcut.learn.train import TrainConfig, train
 
     dataset = dataset_of_windows(feats, spec, args.windows, cfg)
     print(f"training: LSTM hidden {args.hidden}, 2 layers, one epoch over {args.windows} cached windows")

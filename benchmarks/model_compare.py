@@ -31,17 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.compare import EpisodeWindows, SpeedConfig, compare_models, find_episodes, windows_per_second
-from adcut.dataset import DatasetConfig, build_dataset
-from adcut.dataset import find_episodes as dataset_episodes
-from adcut.distill import teacher_logits
-from adcut.features import FeatureConfig
-from adcut.inference import set_torch_threads
-from adcut.labels import format_audacity
-from adcut.audio import write_audio
-from adcut.checkpoint import load_checkpoint
-from adcut.synth import episode_segments, random_spec, render_episode
-from adcut.train import TrainConfig, train
+from adcut.evaluate.compare import EpisodeWindows, SpeedConfig, compare_models, find_episodes, windows_per_second
+from adcut.learn.dataset import DatasetConfig, build_dataset
+from adcut.learn.dataset import find_episodes as dataset_episodes
+from adcut.learn.distill import teacher_logits
+from adcut.features.mfcc import FeatureConfig
+from adcut.models.inference import set_torch_threads
+from adcut.formats.labels import format_audacity
+from adcut.media.encode import write_audio
+from adcut.models.checkpoint import load_checkpoint
+from adcut.demo.synth import episode_segments, random_spec, render_episode
+from adcut.learn.train import TrainConfig, train
 
 SAMPLE_RATE = 8000
 CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)

@@ -39,12 +39,12 @@ def train_model(folder: Path, untrained: bool) -> Path:
     unsure everywhere, so every window is read (the exhaustive cost)."""
     import torch
 
-    from adcut.checkpoint import Checkpoint, save_checkpoint
-    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
-    from adcut.features import FeatureConfig
-    from adcut.models import build_model, config_dict
-    from adcut.synth import random_spec, write_labelled_episode
-    from adcut.train import TrainConfig, train
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.features.mfcc import FeatureConfig
+    from adcut.models.registry import build_model, config_dict
+    from adcut.demo.synth import random_spec, write_labelled_episode
+    from adcut.learn.train import TrainConfig, train
 
     model_path = folder / ("untrained-lstm.pt" if untrained else "trained-lstm.pt")
     if model_path.exists():
@@ -69,7 +69,7 @@ def train_model(folder: Path, untrained: bool) -> Path:
 
 def generate_mp3(path: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int) -> None:
     """Minutes of synthetic episode with an ad break every few minutes."""
-    from adcut.synth import EpisodeSpec, write_long_mp3
+    from adcut.demo.synth import EpisodeSpec, write_long_mp3
 
     ads = tuple((m * 60.0 + 20.0, m * 60.0 + 45.0) for m in range(minutes) if m % 3 == 1)
     write_long_mp3(path, EpisodeSpec(minutes * 60.0, ads), sample_rate=sample_rate, channels=channels, bit_rate=bit_rate)

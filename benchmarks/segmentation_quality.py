@@ -35,7 +35,7 @@ import numpy as np
 
 
 def make_episodes(folder: Path, count: int, duration: float, seed: int) -> list[tuple[Path, list]]:
-    from adcut.synth import random_spec, write_labelled_episode
+    from adcut.demo.synth import random_spec, write_labelled_episode
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,13 +67,15 @@ def main() -> None:
 
     import torch
 
-    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
-    from adcut.features import episode_features, window_starts
-    from adcut.metrics import format_table, pool, score_episode
-    from adcut.review import calibrate_probs
-    from adcut.segment import (SegmentationConfig, align_edges, anchor_for, detect, edge_offsets_for, predict_episode,
-                               refine, resolve_minimums, smooth_curve, window_curve)
-    from adcut.train import TrainConfig, train
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.features.episode import episode_features
+    from adcut.features.mfcc import window_starts
+    from adcut.evaluate.metrics import format_table, pool, score_episode
+    from adcut.detect.review import calibrate_probs
+    from adcut.detect.config import SegmentationConfig, anchor_for, edge_offsets_for, resolve_minimums
+    from adcut.detect.pipeline import align_edges, detect, refine, smooth_curve
+    from adcut.detect.windows import predict_episode, window_curve
+    from adcut.learn.train import TrainConfig, train
 
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.synth import EpisodeSpec, episode_segments, write_episode, write_labelled_episode
+from adcut.demo.synth import EpisodeSpec, episode_segments, write_episode, write_labelled_episode
 
 # Tests run on the CPU with one thread: fast and deterministic on the 2-core CI machine.
 os.environ.setdefault("ADCUT_THREADS", "1")
@@ -53,9 +53,9 @@ def random_checkpoint(tmp_path):
 
     For plumbing tests (formats, errors, shapes), never for accuracy.
     """
-    from adcut.checkpoint import Checkpoint, save_checkpoint
-    from adcut.features import FeatureConfig
-    from adcut.models import build_model, config_dict
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
+    from adcut.features.mfcc import FeatureConfig
+    from adcut.models.registry import build_model, config_dict
 
     def factory(name: str = "rand.pt", model_type: str = "lstm", feature_config: FeatureConfig | None = None, **config):
         import torch

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.alignment import (ANCHOR_GRID, best_anchor, best_shift, edge_cost, measure_alignment, measure_window_anchor,
-                             shift_edges, true_edges)
-from adcut.features import FeatureConfig
-from adcut.labels import Segment
-from adcut.segment import SegmentationConfig, align_edges
+from adcut.learn.alignment import ANCHOR_GRID, best_anchor, best_shift, edge_cost, measure_alignment, measure_window_anchor, true_edges
+from adcut.detect.edges import shift_edges
+from adcut.features.mfcc import FeatureConfig
+from adcut.core.segments import Segment
+from adcut.detect.config import SegmentationConfig
+from adcut.detect.pipeline import align_edges
 
 
 class LooksAt(torch.nn.Module):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from adcut.audio import decode, iter_blocks, probe, write_audio
+from adcut.media.decode import decode, iter_blocks, probe
+from adcut.media.encode import write_audio
 from adcut.errors import AudioError
 from tests.conftest import tone
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, newest_model, read_description, resolve_model
+from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, newest_model, read_description, resolve_model
 from adcut.errors import ModelError
-from adcut.features import FeatureConfig
+from adcut.features.mfcc import FeatureConfig
 
 
 def test_round_trip_keeps_description_and_weights(random_checkpoint):
@@ -36,7 +36,7 @@ def _rewrite(source, target, change):
 
 def test_loads_without_torch(random_checkpoint):
     path = random_checkpoint("m.pt", hidden_size=8)
-    code = f"import sys\nfrom adcut.checkpoint import load_checkpoint\nload_checkpoint({str(path)!r})\nprint('torch' in sys.modules)"
+    code = f"import sys\nfrom adcut.models.checkpoint import load_checkpoint\nload_checkpoint({str(path)!r})\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert read_description(path)["format_version"] == FORMAT_VERSION
@@ -96,7 +96,7 @@ def test_weights_that_do_not_fit_are_a_model_error(tmp_path, random_checkpoint):
     checkpoint = load_checkpoint(wrong)
     with pytest.raises(ModelError, match="w.pt: weights do not fit the lstm architecture"):
         checkpoint.build_model()
-    from adcut.inference import build_predictor
+    from adcut.models.inference import build_predictor
 
     with pytest.raises(ModelError, match="w.pt: weights do not fit the lstm architecture"):
         build_predictor(checkpoint, "cpu")

@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.audio import write_audio
-from adcut.checkpoint import load_checkpoint
+from adcut.media.encode import write_audio
+from adcut.models.checkpoint import load_checkpoint
 from adcut.cli import main
-from adcut.clips import ClipClassifier, ClipEvaluation, ClipResult, clip_class, labelled_clips
-from adcut.features import episode_features, window_starts, windows
-from adcut.inference import predict_windows
+from adcut.evaluate.clips import ClipClassifier, ClipEvaluation, ClipResult, clip_class, labelled_clips
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import window_starts, windows
+from adcut.models.inference import predict_windows
 from tests.conftest import tone
 
 RATE = 8000

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from adcut.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from adcut.cli import main
-from adcut.compare import accuracy_and_f1
-from adcut.features import FeatureConfig
-from adcut.models import build_model, config_dict
-from adcut.synth import EpisodeSpec
+from adcut.evaluate.compare import accuracy_and_f1
+from adcut.features.mfcc import FeatureConfig
+from adcut.models.registry import build_model, config_dict
+from adcut.demo.synth import EpisodeSpec
 
 CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)
 FAST = ["--min-seconds", "0", "--batch-size", "8"]
@@ -159,8 +159,8 @@ def test_accuracy_and_f1_on_known_predictions():
 
 
 def test_dataset_validation_scores_match_training_and_other_features_come_from_audio(tmp_path, make_episode, capsys):
-    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
-    from adcut.train import TrainConfig, train
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.train import TrainConfig, train
 
     folder = tmp_path / "eps"
     for i, ads in enumerate([((10.0, 30.0),), ((5.0, 20.0), (35.0, 45.0)), ((20.0, 40.0),)]):

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.audio import decode_original, probe, write_audio
-from adcut.cut import cut_episode, cut_path, kept_spans, retime, retime_chapters
+from adcut.media.decode import decode_original, probe
+from adcut.media.encode import write_audio
+from adcut.media.cut import cut_episode, cut_path, kept_spans, retime, retime_chapters
 from adcut.errors import OutputError
-from adcut.labels import Segment
-from adcut.synth import EpisodeSpec
+from adcut.core.segments import Segment
+from adcut.demo.synth import EpisodeSpec
 
 SR = 16000
 

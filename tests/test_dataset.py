@@ -8,15 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.audio import write_audio
+from adcut.media.encode import write_audio
 from adcut.cli import main
-from adcut.dataset import (
-    MANIFEST_NAME, TRAIN, VALIDATION, DatasetConfig, build_dataset, find_episodes, load_dataset,
-)
+from adcut.learn.dataset import MANIFEST_NAME, TRAIN, VALIDATION, DatasetConfig, build_dataset, find_episodes, load_dataset
 from adcut.errors import DatasetError, ModelError
-from adcut.features import FeatureConfig, episode_features, window_starts
-from adcut.labels import Segment
-from adcut.synth import EpisodeSpec, render_episode
+from adcut.features.mfcc import FeatureConfig, window_starts
+from adcut.features.episode import episode_features
+from adcut.core.segments import Segment
+from adcut.demo.synth import EpisodeSpec, render_episode
 
 RATE = 8000  # episodes are written at 8 kHz: plenty for 4096 Hz features, quick to encode and decode
 SPECS = [
@@ -30,8 +29,8 @@ SPECS = [
 
 @pytest.fixture(scope="module")
 def episode_store(tmp_path_factory):
-    from adcut.labels import format_audacity
-    from adcut.synth import episode_segments, write_episode
+    from adcut.formats.labels import format_audacity
+    from adcut.demo.synth import episode_segments, write_episode
 
     folder = tmp_path_factory.mktemp("episodes")
     for i, spec in enumerate(SPECS):

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from adcut.demo import DemoConfig, comparison_table, make_episodes, run_demo
-from adcut.labels import boundaries
+from adcut.demo.example import DemoConfig, comparison_table, make_episodes, run_demo
+from adcut.core.segments import boundaries
 
 TINY = DemoConfig(train_episodes=2, episode_seconds=120.0, unseen_seconds=120.0, hidden_size=8, epochs=1)
 

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from adcut.cli import main
-from adcut.labels import Segment
-from adcut.synth import EpisodeSpec
+from adcut.core.segments import Segment
+from adcut.demo.synth import EpisodeSpec
 
 SPECS = (EpisodeSpec(60.0, ((20.0, 40.0),)), EpisodeSpec(70.0, ((25.0, 45.0),)))
 
 
 def shifted_detector(shift: float):
     """A stand-in for segment.detect: the true labels (read back from the file) moved by ``shift`` s."""
-    from adcut.audio import probe
-    from adcut.labels import read_labels
-    from adcut.segment import Detection
+    from adcut.media.decode import probe
+    from adcut.formats.labels import read_labels
+    from adcut.detect.pipeline import Detection
 
     def detect(path, checkpoint, config=None, device="cpu", model=None, threads=None):
         path = Path(path)
@@ -49,7 +49,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
 
 
 def test_metrics_per_episode_and_overall(episodes, random_checkpoint, monkeypatch, capsys):
-    monkeypatch.setattr("adcut.segment.detect", shifted_detector(2.0))
+    monkeypatch.setattr("adcut.detect.pipeline.detect", shifted_detector(2.0))
     model = random_checkpoint(hidden_size=16, num_layers=1)
     assert main(["-q", "evaluate", *map(str, episodes), "--model", str(model)]) == 0
     out = capsys.readouterr().out
@@ -75,7 +75,7 @@ def test_real_detection_runs_on_episodes(episodes, random_checkpoint, capsys):
 
 
 def test_plot_is_a_png_and_nothing_else_is_left(episodes, random_checkpoint, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("adcut.segment.detect", shifted_detector(1.0))
+    monkeypatch.setattr("adcut.detect.pipeline.detect", shifted_detector(1.0))
     out = tmp_path / "plots"
     out.mkdir()
     target = out / "timeline.png"
@@ -103,7 +103,7 @@ def test_episode_without_labels_is_one_line_error(make_episode, random_checkpoin
 
 
 def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys):
-    from adcut.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
 
     dataset = tmp_path / "ds"
     build_dataset(find_episodes([episodes[0].parent]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
@@ -117,7 +117,7 @@ def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys
 
 
 def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
-    from adcut.dataset import build_dataset, find_episodes
+    from adcut.learn.dataset import build_dataset, find_episodes
 
     dataset = tmp_path / "one"
     build_dataset(find_episodes([episodes[0]]), dataset, progress=False)
@@ -132,7 +132,7 @@ def test_min_duration_flags_and_learned_minimums_reach_the_scores():
     import argparse
     from types import SimpleNamespace
 
-    from adcut.evaluate_episodes import add_arguments, minimum_durations, segmentation_config
+    from adcut.evaluate.episodes import add_arguments, minimum_durations, segmentation_config
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 
 from adcut.errors import AdcutError
-from adcut.export import (
-    DEFAULT_FORMATS,
-    WRITERS,
-    cue_time,
-    ffmetadata_escape,
-    get_writer,
-    parse_formats,
-)
-from adcut.labels import Segment, read_labels
-from adcut.segment import Detection
+from adcut.formats.export import DEFAULT_FORMATS, WRITERS, cue_time, ffmetadata_escape, get_writer, parse_formats
+from adcut.core.segments import Segment
+from adcut.formats.labels import read_labels
+from adcut.detect.pipeline import Detection
 
 DURATION = 3725.4
 
@@ -116,7 +110,7 @@ def test_ffmetadata_escapes_its_special_characters(tmp_path):
     assert ffmetadata_escape("a=b;c#d\\e\nf") == "a\\=b\\;c\\#d\\\\e\\\nf"
     import av
 
-    from adcut.export import FfmetadataWriter
+    from adcut.formats.export import FfmetadataWriter
 
     class Labelled:
         segments = [Segment(0, 1, "x=y;#z")]

@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 
 from adcut.errors import ModelError
-from adcut.features import (
-    FeatureConfig, MfccStream, check_compatible, compute_features, episode_features, finish_features,
-    window_starts, windows,
-)
-from adcut.synth import EpisodeSpec, render_episode
+from adcut.features.mfcc import FeatureConfig, MfccStream, check_compatible, compute_features, finish_features, window_starts, windows
+from adcut.features.episode import episode_features
+from adcut.demo.synth import EpisodeSpec, render_episode
 
 librosa = pytest.importorskip("librosa")
 
@@ -58,7 +56,8 @@ def test_streaming_blocks_equal_one_pass(signal, block):
 
 
 def test_episode_features_from_file_match_in_memory(tmp_path, signal):
-    from adcut.audio import decode, write_audio
+    from adcut.media.decode import decode
+    from adcut.media.encode import write_audio
 
     path = tmp_path / "ep.flac"
     write_audio(path, signal, CFG.sample_rate)

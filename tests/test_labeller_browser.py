@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adcut.labels import read_labels
-from adcut.synth import EpisodeSpec
+from adcut.formats.labels import read_labels
+from adcut.demo.synth import EpisodeSpec
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -41,7 +41,7 @@ def browser():
 @pytest.fixture
 def labeller():
     """``labeller(episode, labels=None)`` -> page URL of a real server on a free loopback port, in a thread."""
-    from adcut.commands.label import build_session
+    from adcut.labeller.session import build_session
     from adcut.labeller.server import bind, make_server, page_url
 
     running = []

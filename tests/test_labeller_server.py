@@ -11,17 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.audio import write_audio
+from adcut.media.encode import write_audio
 from adcut.cli import main
 from adcut.errors import AdcutError
-from adcut.labels import Segment, format_audacity, read_labels
-from adcut.synth import EpisodeSpec
+from adcut.core.segments import Segment
+from adcut.formats.labels import format_audacity, read_labels
+from adcut.demo.synth import EpisodeSpec
 
 starlette_testclient = pytest.importorskip("starlette.testclient")
 
 
 def session_for(episode: Path, labels: Path | None = None, model: Path | str | None = None):
-    from adcut.commands.label import build_session
+    from adcut.labeller.session import build_session
 
     args = argparse.Namespace(episode=str(episode), labels=str(labels) if labels else None,
                               model=None if model is None else str(model))
@@ -311,21 +312,21 @@ def test_save_writes_audacity_file_and_keeps_previous_as_bak(episode, client_for
 
 
 def test_a_failed_write_leaves_the_old_file_whole(episode, client_for, monkeypatch):
-    import adcut.labels
+    import adcut.core.files
 
     session = session_for(episode)
     client = client_for(session)
     label_file = episode.with_suffix(".txt")
     before = label_file.read_bytes()
 
-    real_replace = adcut.labels.os.replace
+    real_replace = adcut.core.files.os.replace
 
     def failing_replace(src, dst):
         if Path(dst) == label_file:
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(adcut.labels.os, "replace", failing_replace)
+    monkeypatch.setattr(adcut.core.files.os, "replace", failing_replace)
     response = client.put("/api/labels", json={"segments": [{"label": "ad", "start": 1, "end": 3}]},
                           headers={"X-Adcut-Token": session.token})
     assert response.status_code == 500
@@ -354,7 +355,7 @@ def test_labels_json_with_confidences_prefills_and_saves_beside_episode(episode,
 
 
 def test_model_prefill_has_a_confidence_per_segment(make_episode, random_checkpoint):
-    pytest.importorskip("adcut.segment")
+    pytest.importorskip("adcut.detect.pipeline")
     episode, _ = make_episode("modelled", EpisodeSpec(40.0, ((12.0, 24.0),)), labels=False)
     checkpoint = random_checkpoint(hidden_size=16, num_layers=1)
     session = session_for(episode, model=checkpoint)
@@ -476,7 +477,7 @@ def test_label_prints_the_address_with_token_and_opens_a_browser(episode, capsys
 
 
 def test_peaks_of_a_real_stereo_ogg_match_its_samples(shared_data):
-    from adcut.audio import decode_original
+    from adcut.media.decode import decode_original
     from adcut.labeller.peaks import compute_peaks
 
     path = next((shared_data / "music").glob("*Vibe_Ace*.ogg"), None)

@@ -1,10 +1,9 @@
 import pytest
 
 from adcut.errors import LabelError
-from adcut.labels import (
-    Segment, boundaries, fill_background, format_audacity, format_time, parse_audacity, parse_time,
-    read_labels, read_segments_txt, segments_from_boundaries, write_labels,
-)
+from adcut.core.segments import Segment, boundaries, fill_background
+from adcut.formats.labels import format_audacity, parse_audacity, read_labels, read_segments_txt, segments_from_boundaries, write_labels
+from adcut.core.units import format_time, parse_time
 
 
 def test_audacity_round_trip_and_background_fill(tmp_path):

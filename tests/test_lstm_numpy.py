@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.checkpoint import load_checkpoint
+from adcut.models.checkpoint import load_checkpoint
 from adcut.errors import ModelError
-from adcut.inference import build_predictor, predict_windows, uses_torch
-from adcut.lstm_numpy import CONFIG_DEFAULTS, NumpyLstmClassifier
-from adcut.models import build_model
+from adcut.models.inference import build_predictor, predict_windows, uses_torch
+from adcut.models.lstm_numpy import CONFIG_DEFAULTS, NumpyLstmClassifier
+from adcut.models.registry import build_model
 from adcut.models.lstm import LstmConfig
-from adcut.synth import EpisodeSpec
+from adcut.demo.synth import EpisodeSpec
 
 
 def _pair(config: dict, seed: int = 0):
@@ -85,7 +85,7 @@ def test_predictor_is_numpy_for_an_lstm_on_cpu(random_checkpoint):
 
 
 def test_detect_gives_the_same_curve_with_numpy_and_torch(make_episode, random_checkpoint):
-    from adcut.segment import detect
+    from adcut.detect.pipeline import detect
 
     path, _ = make_episode("ep", EpisodeSpec(40.0, ((12.0, 25.0),)), labels=False)
     checkpoint = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))

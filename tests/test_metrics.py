@@ -7,16 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from adcut.labels import Segment
-from adcut.metrics import (
-    active_cells,
-    boundary_errors,
-    format_table,
-    match_events,
-    pool,
-    score_episode,
-    short_segments,
-)
+from adcut.core.segments import Segment
+from adcut.evaluate.metrics import active_cells, boundary_errors, format_table, match_events, pool, score_episode, short_segments
 
 
 def tiling(*edges_and_labels) -> list[Segment]:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from adcut.segment import SegmentationConfig, resolve_minimums
-from adcut.train import label_durations
+from adcut.detect.config import SegmentationConfig, resolve_minimums
+from adcut.learn.train import label_durations
 
 
 def seg(start, end, label):
@@ -55,10 +55,10 @@ def test_explicit_minimums_win_over_learned_ones():
 
 
 def test_trained_checkpoint_stores_label_durations(tmp_path, make_episode):
-    from adcut.checkpoint import load_checkpoint
-    from adcut.dataset import build_dataset, find_episodes
-    from adcut.synth import EpisodeSpec
-    from adcut.train import TrainConfig, train
+    from adcut.models.checkpoint import load_checkpoint
+    from adcut.learn.dataset import build_dataset, find_episodes
+    from adcut.demo.synth import EpisodeSpec
+    from adcut.learn.train import TrainConfig, train
 
     folder = tmp_path / "eps"
     make_episode("a", EpisodeSpec(60.0, ((20.0, 34.0),)), folder=folder, sample_rate=8000)

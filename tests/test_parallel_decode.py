@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from adcut import parallel_decode
-from adcut.audio import write_audio
+from adcut.features import episode as parallel_decode
+from adcut.media.encode import write_audio
 from adcut.errors import AudioError
-from adcut.features import FeatureConfig, episode_features
-from adcut.parallel_decode import EpisodeMfcc, grid_frames, plan_ranges
-from adcut.synth import EpisodeSpec, render_episode
+from adcut.features.mfcc import FeatureConfig
+from adcut.features.episode import episode_features
+from adcut.features.episode import EpisodeMfcc, grid_frames, plan_ranges
+from adcut.demo.synth import EpisodeSpec, render_episode
 
 CFG = FeatureConfig()
 SECONDS = 40.0
@@ -62,7 +63,7 @@ def test_split_features_equal_one_pass(tmp_path, suffix, rate, channels):
 
 
 def test_a_smaller_first_range_starts_the_second_where_it_should():
-    from adcut.audio import AudioInfo
+    from adcut.media.decode import AudioInfo
 
     episode = AudioInfo("x.mp3", "mp3", "mp3", 44100, 2, 128000, 3600.0)
     equal = plan_ranges(episode, CFG, 2)
@@ -80,7 +81,7 @@ def test_split_points_are_exact_in_both_rates():
 
 
 def test_short_files_and_unseekable_codecs_use_one_pass(tmp_path):
-    from adcut.audio import probe
+    from adcut.media.decode import probe
 
     path = _episode(tmp_path, ".m4a", 48000, 2, bit_rate=96000)  # AAC timestamps after a seek are not exact
     assert plan_ranges(probe(path), CFG, 2) is None
@@ -124,16 +125,16 @@ def test_worker_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, runpy; sys.argv = ['x']; import adcut.parallel_decode; print('torch' in sys.modules)"
+    code = "import sys, runpy; sys.argv = ['x']; import adcut.features.episode; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_detect_streaming_with_split_equals_one_pass(tmp_path, random_checkpoint):
     """detect's streamed features and window probabilities with a split file match one pass's."""
-    from adcut.checkpoint import load_checkpoint
-    from adcut.features import window_starts
-    from adcut.segment import predict_episode, stream_window_probs
+    from adcut.models.checkpoint import load_checkpoint
+    from adcut.features.mfcc import window_starts
+    from adcut.detect.windows import predict_episode, stream_window_probs
 
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
     model = ckpt.build_model()
@@ -151,7 +152,7 @@ def test_detect_streaming_with_split_equals_one_pass(tmp_path, random_checkpoint
 @pytest.mark.parametrize("suffix, channels", [(".mp3", 2), (".ogg", 2), (".mp3", 1), (".wav", 2)])
 def test_blocks_average_the_channels_exactly(tmp_path, suffix, channels):
     """The planar-float path (sums straight from the frames' planes) equals ``mean`` over the channels."""
-    from adcut.audio import decode_original, iter_blocks
+    from adcut.media.decode import decode_original, iter_blocks
 
     path = _episode(tmp_path, suffix, 22050, channels, bit_rate=64000)
     info, original = decode_original(path)

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut import segment
-from adcut.audio import decode_original, probe
+from adcut.detect import windows as segment
+from adcut.detect.config import WINDOW_ANCHORS
+from adcut.media.decode import decode_original, probe
 from adcut.cli import main
-from adcut.labels import read_labels
-from adcut.synth import EpisodeSpec
+from adcut.formats.labels import read_labels
+from adcut.demo.synth import EpisodeSpec
 
 SPEC = EpisodeSpec(100.0, ((30.0, 55.0),))
 
@@ -24,7 +25,7 @@ def fake_model(monkeypatch):
     """The model's windows answer 'ad' (p=0.95) when their anchor point lies in a true ad of SPEC."""
 
     def predict(model, features, starts, window_frames, *, batch_size, device):
-        anchor = segment.WINDOW_ANCHORS["lstm"]
+        anchor = WINDOW_ANCHORS["lstm"]
         times = (starts + anchor * window_frames) * (256 / 4096)
         is_ad = np.array([any(a <= t < b for a, b in SPEC.ads) for t in times])
         p_ad = np.where(is_ad, 0.95, 0.05)
@@ -136,9 +137,9 @@ def test_cut_outputs_are_not_taken_as_episodes(make_episode, small_model, tmp_pa
 def _bad_features_model(tmp_path):
     import torch
 
-    from adcut.checkpoint import Checkpoint, save_checkpoint
-    from adcut.features import FeatureConfig
-    from adcut.models import build_model, config_dict
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
+    from adcut.features.mfcc import FeatureConfig
+    from adcut.models.registry import build_model, config_dict
 
     model = build_model("lstm", {"n_features": 39, "hidden_size": 8, "num_layers": 1})
     path = tmp_path / "other.pt"
@@ -218,7 +219,7 @@ def test_smooth_command_applies_the_reference_rules(tmp_path, capsys):
 def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, small_model, tmp_path, monkeypatch, capsys):
     import errno
 
-    import adcut.labels
+    import adcut.core.files
 
     episode, _ = make_episode("ok", EpisodeSpec(12.0, ()), labels=False)
     before = listing(tmp_path)
@@ -226,7 +227,7 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, sm
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(adcut.labels.os, "fsync", no_space)
+    monkeypatch.setattr(adcut.core.files.os, "fsync", no_space)
     code = main(["-q", "process", str(episode), "--model", str(small_model), "--no-cut"])
     captured = capsys.readouterr()
     assert code == 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.features import FeatureConfig, compute_features
-from adcut.labels import Segment
-from adcut.refine import RefineConfig, refine_boundaries
-from adcut.synth import EpisodeSpec, render_episode
+from adcut.features.mfcc import FeatureConfig, compute_features
+from adcut.core.segments import Segment
+from adcut.detect.refine import RefineConfig, refine_boundaries
+from adcut.demo.synth import EpisodeSpec, render_episode
 
 CFG = FeatureConfig()
 FPS = 1 / CFG.frame_seconds  # 16 frames per second
@@ -138,7 +138,7 @@ def test_an_ad_grows_by_the_configured_fraction_of_the_limit():
 
 
 def test_change_curve_in_blocks_equals_the_whole_episode_formula(monkeypatch):
-    from adcut import refine
+    from adcut.detect import refine
 
     rng = np.random.default_rng(0)
     features = (rng.standard_normal((1000, 30)) * 4 + 2).astype(np.float32)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from adcut.errors import AdcutError
-from adcut.labels import Segment
-from adcut.review import calibrate_probs, mark_review, segment_confidences
+from adcut.core.segments import Segment
+from adcut.detect.review import calibrate_probs, mark_review, segment_confidences
 
 CLASSES = ("ad", "content")
 

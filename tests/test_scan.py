@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.scan import FILL_BELOW, CoarseToFineScan, effective_stride, needs_fill
-from adcut.segment import window_curve
+from adcut.detect.scan import FILL_BELOW, CoarseToFineScan, effective_stride, needs_fill
+from adcut.detect.windows import window_curve
 
 HOP, WINDOW, FRAME = 16, 131, 256 / 4096
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut import segment
-from adcut.checkpoint import load_checkpoint
+from adcut.detect import windows as segment
+from adcut.models.checkpoint import load_checkpoint
 from adcut.errors import AdcutError
-from adcut.labels import boundaries
-from adcut.segment import SegmentationConfig, detect, window_curve
-from adcut.synth import EpisodeSpec
+from adcut.core.segments import boundaries
+from adcut.detect.config import SegmentationConfig
+from adcut.detect.pipeline import detect
+from adcut.detect.windows import window_curve
+from adcut.demo.synth import EpisodeSpec
 
 
 def assert_tiles(segments, duration):
@@ -134,8 +136,9 @@ def test_bad_settings_are_one_clear_error(config, message):
 
 def test_streamed_features_and_probabilities_equal_the_one_pass_ones(make_episode, random_checkpoint):
     """Decoding, features and the model overlap in detect; the numbers must not change."""
-    from adcut.features import episode_features, window_starts
-    from adcut.segment import predict_episode, stream_window_probs
+    from adcut.features.episode import episode_features
+    from adcut.features.mfcc import window_starts
+    from adcut.detect.windows import predict_episode, stream_window_probs
 
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
     model = ckpt.build_model()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from adcut.errors import AdcutError
-from adcut.labels import Segment
-from adcut.smoothing import SmoothingConfig, path_to_segments, reference_rules, smooth, viterbi_min_duration
+from adcut.core.segments import Segment
+from adcut.detect.smoothing import SmoothingConfig, path_to_segments, reference_rules, smooth, viterbi_min_duration
 
 CLASSES = ("ad", "content")
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.audio import write_audio
-from adcut.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
+from adcut.media.encode import write_audio
+from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
-from adcut.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
+from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
 from adcut.errors import ModelError
-from adcut.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
-from adcut.train import TrainConfig, distillation_loss, train
+from adcut.demo.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
+from adcut.learn.train import TrainConfig, distillation_loss, train
 
 pytestmark = pytest.mark.slow
 RATE = 8000
@@ -120,7 +120,7 @@ def test_train_cli_default_output_name_and_errors(dataset, tmp_path, monkeypatch
 
 
 def test_teacher_with_other_classes_is_refused(dataset, tmp_path, random_checkpoint):
-    from adcut.checkpoint import Checkpoint, save_checkpoint
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
 
     teacher = load_checkpoint(random_checkpoint(hidden_size=8))
     teacher.class_names = ("music", "speech")
@@ -176,7 +176,7 @@ def test_distillation_gradient_reaches_the_student_only():
 
 
 def test_fit_temperature_recovers_a_known_temperature():
-    from adcut.calibration import fit_temperature
+    from adcut.learn.calibration import fit_temperature
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 4, (4000, 2))

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from adcut.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from adcut.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from adcut.errors import ModelError
-from adcut.features import FeatureConfig
-from adcut.models import MODEL_TYPES, build_model, config_dict
+from adcut.features.mfcc import FeatureConfig
+from adcut.models.registry import MODEL_TYPES, build_model, config_dict
 from adcut.models.transformer import TransformerClassifier, TransformerConfig, sinusoidal_positions
+from adcut.learn.dataset import DatasetConfig, WindowSamples, build_dataset, find_episodes
+from adcut.learn.distill import map_to_teacher, teacher_logits
+from adcut.errors import DatasetError
+from adcut.features.episode import episode_features
+from adcut.formats.labels import format_audacity
+from adcut.demo.synth import EpisodeSpec, episode_segments, write_episode
+from adcut.learn.train import TrainConfig, distillation_loss, train
 
 SMALL = {"transformer": {"d_model": 16, "n_heads": 2, "dim_feedforward": 32, "max_frames": 200}, "lstm": {"hidden_size": 16}}
 
@@ -101,16 +109,6 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------- distillation
-
-import numpy as np  # noqa: E402
-
-from adcut.dataset import DatasetConfig, WindowSamples, build_dataset, find_episodes  # noqa: E402
-from adcut.distill import map_to_teacher, teacher_logits  # noqa: E402
-from adcut.errors import DatasetError  # noqa: E402
-from adcut.features import episode_features  # noqa: E402
-from adcut.labels import format_audacity  # noqa: E402
-from adcut.synth import EpisodeSpec, episode_segments, write_episode  # noqa: E402
-from adcut.train import TrainConfig, distillation_loss, train  # noqa: E402
 
 # The reference student's cheaper features: 2048 Hz, 4 MFCC, 32-frame (2 s) windows.
 CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.audio import iter_frames
+from adcut.media.decode import iter_frames
 from adcut.errors import AdcutError
+from adcut.core.units import Seconds
 
 log = logging.getLogger(__name__)
-
-Seconds = float
 
 
 @dataclass(frozen=True)

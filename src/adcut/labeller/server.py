@@ -34,11 +34,12 @@ from starlette.routing import Route
 
 from adcut.errors import AdcutError, LabelError, OutputError
 from adcut.labeller.peaks import BackgroundPeaks
-from adcut.labels import Segment, atomic_write_text, format_audacity, validate_segments
+from adcut.core.segments import Segment, validate_segments
+from adcut.core.files import atomic_write_text
+from adcut.formats.labels import format_audacity
+from adcut.core.units import Seconds
 
 log = logging.getLogger(__name__)
-
-Seconds = float
 
 TOKEN_HEADER = "x-adcut-token"
 # A label list is a few kB; anything much larger is not from the page.

@@ -1,0 +1,175 @@
+"""``adcut process``: find the ads in episodes or folders, write labels/chapters and the cut audio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adcut.errors import AdcutError
+
+OUTPUT_HELP = """\
+outputs, for an episode show.mp3 (next to it, or in OUTDIR):
+  show.adcut.txt      audacity    Audacity label track of every segment (File > Import > Labels)
+  show.adcut.json     json        segments with confidence, boundaries, model id, settings,
+                                  and each class's probability for every second
+  show.chapters.json  podcast     Podcasting 2.0 JSON chapters (version 1.2.0)
+  show.ffmeta.txt     ffmetadata  FFmpeg chapters: ffmpeg -i show.mp3 -i show.ffmeta.txt -map_chapters 1 -c copy out.mp3
+  show.cue            cue         CUE sheet, one track per segment
+  show.adcut.mp3      (unless --no-cut) the episode without the removed class, in the input's own
+                      format, rate, channels and about its bitrate; tags, cover art and re-timed
+                      chapters copied; short fades on the kept side of each cut
+
+An episode whose outputs are all newer than both the episode and the model is skipped (--force
+redoes it). Files named *.adcut.* are never taken as episodes.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "process",
+        help="find and cut the ads in episodes or folders of episodes",
+        description=(
+            "Decode each episode, run the model over it, smooth the decisions into segments, print the "
+            "boundary times (seconds where the class changes) and a table of segments, and write the "
+            "chosen outputs. A folder means every audio file in it, processed in parallel."
+        ),
+        epilog=OUTPUT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR", help="audio files and/or folders of them")
+    parser.add_argument("--model", "-m", default=None, help="checkpoint (.pt); default: the newest in ./models/")
+    parser.add_argument("-o", "--outdir", default=None, help="write outputs here instead of next to each episode")
+    parser.add_argument("--format", default=None, metavar="LIST",
+                        help="comma-separated: audacity,json,podcast,ffmetadata,cue (default: audacity,json)")
+    parser.add_argument("--no-cut", action="store_true", help="do not write the cut audio, only labels/chapters")
+    parser.add_argument("--remove", default=None, metavar="CLASSES",
+                        help="comma-separated classes to cut out (default: ad)")
+    parser.add_argument("--smoothing", choices=("hmm", "reference", "none"), default=None,
+                        help="hmm: minimum-duration HMM (default); reference: the reference project's four "
+                             "forgiving rules on 4.096 s blocks; none: most probable class per step")
+    parser.add_argument("--hop", type=float, default=None, metavar="S",
+                        help="seconds between model windows, 1 to 4.096 (default 1.0; larger is faster, coarser)")
+    parser.add_argument("--scan-stride", type=int, default=None, metavar="N",
+                        help="read every Nth window first and every window only near class changes or where the "
+                             "model is unsure (default 4, at most half a window apart; 1: read every window)")
+    parser.add_argument("--min-ad", type=float, default=None, metavar="S", help="shortest ad segment, seconds (hmm; default: half the shortest ad in the model's training labels, at most 10)")
+    parser.add_argument("--min-content", type=float, default=None, metavar="S",
+                        help="shortest content segment, seconds (hmm; default: learned likewise, at most 20)")
+    parser.add_argument("--no-refine", action="store_true", help="do not move boundaries to nearby pauses")
+    parser.add_argument("--review-below", type=float, default=None, metavar="P",
+                        help="label ad segments whose mean probability is below P as 'review' and keep them")
+    parser.add_argument("--fade", type=float, default=None, metavar="S",
+                        help="fade length at each cut, on the kept side (default 0.03)")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
+    parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
+    parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                        help="worker processes for several episodes (default: number of cores)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
+    parser.set_defaults(func=run)
+
+
+def _options(args, checkpoint):
+    from dataclasses import replace
+
+    from adcut.formats.export import parse_formats
+    from adcut.models.inference import choose_device
+    from adcut.process.episode import ProcessOptions
+    from adcut.detect.config import SegmentationConfig
+
+    seg = SegmentationConfig()
+    changes = {
+        "hop_seconds": args.hop,
+        "scan_stride": args.scan_stride,
+        "smoothing": args.smoothing,
+        "min_ad_seconds": args.min_ad,
+        "min_content_seconds": args.min_content,
+        "review_below": args.review_below,
+    }
+    seg = replace(seg, **{k: v for k, v in changes.items() if v is not None})
+    if args.no_refine:
+        seg = replace(seg, refine=False)
+    remove = tuple(x.strip() for x in args.remove.split(",") if x.strip()) if args.remove else ("ad",)
+    if not remove:
+        raise AdcutError("--remove names no class")
+    if args.jobs is not None and args.jobs < 1:
+        raise AdcutError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.fade is not None and not 0 <= args.fade <= 1:
+        raise AdcutError(f"--fade must be between 0 and 1 second, not {args.fade:g}")
+    options = ProcessOptions(
+        formats=parse_formats(args.format),
+        cut=not args.no_cut,
+        remove=remove,
+        outdir=args.outdir,
+        force=args.force,
+        dry_run=args.dry_run,
+        device=choose_device(args.device),
+        segmentation=seg,
+    )
+    if args.fade is not None:
+        options = replace(options, fade_seconds=args.fade)
+    return options
+
+
+def segment_table(detection) -> str:
+    from adcut.core.units import format_time
+
+    rows = [("class", "start", "end", "duration", "mean p")]
+    for seg, conf in zip(detection.segments, detection.confidences):
+        rows.append((seg.label, format_time(seg.start, 1), format_time(seg.end, 1), format_time(seg.duration), f"{conf:.3f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def report(result, write, show_name: bool) -> None:
+    from adcut.process.episode import DRY_RUN, FAILED, SKIPPED
+
+    if result.status == FAILED:
+        return  # listed once, with the others, at the end
+    if result.status == SKIPPED:
+        write(f"skipped (outputs up to date; --force to redo): {result.path}")
+        return
+    if result.status == DRY_RUN:
+        write("\n".join(f"would write: {out}" for out in result.outputs))
+        return
+    detection = result.detection
+    lines = [f"# {result.path}"] if show_name else []
+    lines += [f"{t:.2f}" for t in detection.boundaries]
+    lines += ["", segment_table(detection)]
+    if show_name:
+        lines.append("")
+    write("\n".join(lines))
+
+
+def run(args) -> int:
+    from adcut.models.checkpoint import resolve_model
+    from adcut.core.units import format_time
+    from adcut.process.episode import FAILED, PROCESSED, SKIPPED, check_model
+    from adcut.process.batch import collect_episodes, process_many
+
+    checkpoint = resolve_model(args.model)
+    options = _options(args, checkpoint)
+    check_model(checkpoint, options)
+    episodes = collect_episodes(args.inputs)
+    several = len(episodes) > 1
+    summary = process_many(
+        episodes, checkpoint, options, jobs=args.jobs, progress=not args.quiet,
+        on_result=lambda result, write: report(result, write, several),
+    )
+    if not several:
+        result = summary.results[0]
+        if result.status == FAILED:
+            raise AdcutError(result.error)
+        return 0
+    hours = summary.audio_seconds / 3600
+    speed = summary.audio_seconds / summary.wall_seconds if summary.wall_seconds > 0 else 0.0
+    print(
+        f"{summary.count(PROCESSED)} processed, {summary.count(SKIPPED)} skipped, {summary.count(FAILED)} failed; "
+        f"{hours:.2f} h of audio ({format_time(summary.audio_seconds)}) in {summary.wall_seconds:.1f} s, "
+        f"{speed:.0f}x realtime"
+    )
+    if summary.failed:
+        print(f"{len(summary.failed)} of {len(summary.results)} episodes failed:", file=sys.stderr)
+        for result in summary.failed:
+            print(f"  {result.error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Primitives every stage shares: time units, labelled segments, atomic file writes."""

@@ -1,0 +1,119 @@
+"""Labelled time spans (``Segment``), class names, and tilings of an episode."""
+
+from __future__ import annotations
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from adcut.errors import LabelError
+from adcut.core.units import Seconds, TIME_EPSILON
+
+
+DEFAULT_CLASSES: tuple[str, str] = ("ad", "content")
+
+
+DEFAULT_BACKGROUND = "content"
+
+
+# Label text that is read as the first / second class, whatever the classes are called.
+_POSITIONAL_ALIASES = {"a": 0, "b": 1}
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    """A labelled span ``[start, end)`` of an episode, in seconds."""
+
+    start: Seconds
+    end: Seconds
+    label: str
+
+    @property
+    def duration(self) -> Seconds:
+        return self.end - self.start
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3)}
+
+
+def canonical_label(text: str, classes: Sequence[str] = DEFAULT_CLASSES) -> str | None:
+    """The class name that ``text`` stands for (case-insensitive; ``a``/``b`` are positional), or None."""
+    key = text.strip().lower()
+    for name in classes:
+        if key == name.lower():
+            return name
+    if key in _POSITIONAL_ALIASES and _POSITIONAL_ALIASES[key] < len(classes):
+        return classes[_POSITIONAL_ALIASES[key]]
+    return None
+
+
+def _require_label(text: str, classes: Sequence[str], where: str) -> str:
+    name = canonical_label(text, classes)
+    if name is None:
+        known = ", ".join(classes)
+        raise LabelError(f"{where}: unknown class {text.strip()!r} (known: {known}; a/b also accepted)")
+    return name
+
+
+def validate_segments(
+    segments: Sequence[Segment],
+    *,
+    duration: Seconds | None = None,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    source: str = "labels",
+    lines: Sequence[int] | None = None,
+) -> None:
+    """Raise LabelError unless segments are sorted, non-overlapping, non-negative, inside the audio.
+
+    ``lines`` gives the file line of each segment, for messages like ``ep.txt:4: ...``.
+    """
+
+    def where(i: int) -> str:
+        return f"{source}:{lines[i]}" if lines is not None else f"{source}: segment {i + 1}"
+
+    previous_end = 0.0
+    for i, seg in enumerate(segments):
+        if seg.label not in classes:
+            raise LabelError(f"{where(i)}: unknown class {seg.label!r} (known: {', '.join(classes)})")
+        if not (math.isfinite(seg.start) and math.isfinite(seg.end)):
+            raise LabelError(f"{where(i)}: times must be finite numbers")
+        if seg.start < 0:
+            raise LabelError(f"{where(i)}: negative time {seg.start:g}")
+        if seg.end <= seg.start:
+            raise LabelError(f"{where(i)}: end {seg.end:g} is not after start {seg.start:g}")
+        if seg.start < previous_end - TIME_EPSILON:
+            if i > 0 and seg.start < segments[i - 1].start:
+                raise LabelError(f"{where(i)}: labels are not sorted by start time")
+            raise LabelError(f"{where(i)}: overlaps the previous label (starts {seg.start:g} < {previous_end:g})")
+        if duration is not None and seg.end > duration + 0.05:
+            raise LabelError(f"{where(i)}: ends at {seg.end:g} s, beyond the audio's end ({duration:.3f} s)")
+        previous_end = seg.end
+
+
+def fill_background(
+    segments: Sequence[Segment], duration: Seconds, background: str = DEFAULT_BACKGROUND
+) -> list[Segment]:
+    """Segments that tile ``[0, duration]``: gaps become ``background``, neighbours of one class merge."""
+    tiled: list[Segment] = []
+
+    def add(label: str, start: Seconds, end: Seconds) -> None:
+        end = min(end, duration)
+        if end - start <= TIME_EPSILON:
+            return
+        if tiled and tiled[-1].label == label and abs(tiled[-1].end - start) <= TIME_EPSILON:
+            tiled[-1] = Segment(tiled[-1].start, end, label)
+        else:
+            tiled.append(Segment(start, end, label))
+
+    cursor = 0.0
+    for seg in sorted(segments):
+        if seg.start > cursor:
+            add(background, cursor, seg.start)
+        add(seg.label, max(seg.start, cursor), seg.end)
+        cursor = max(cursor, min(seg.end, duration))
+    if cursor < duration:
+        add(background, cursor, duration)
+    return tiled
+
+
+def boundaries(segments: Sequence[Segment]) -> list[Seconds]:
+    """Times where the class changes between neighbouring segments of a tiling."""
+    return [b.start for a, b in zip(segments, segments[1:]) if a.label != b.label]

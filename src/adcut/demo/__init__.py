@@ -1,0 +1,1 @@
+"""The built-in example: generated episodes with known ads, and the ``adcut demo`` run over them."""

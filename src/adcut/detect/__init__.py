@@ -1,0 +1,1 @@
+"""Whole-episode detection: window probabilities, the coarse-to-fine scan, smoothing, edges, refinement, review."""

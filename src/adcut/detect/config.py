@@ -1,0 +1,106 @@
+"""How an episode is turned into segments: the settings shared by process, evaluate and the labeller."""
+
+from __future__ import annotations
+from dataclasses import dataclass
+from adcut.errors import AdcutError
+from adcut.core.units import Seconds
+
+
+# Where inside its window a model's decision points, as a fraction of the window (0 = first
+# frame, 1 = last). An LSTM that decides at its last step mostly judges the window's end; the
+# measured value per model type belongs here (issue 4 measures and sets it).
+# lstm 0.45: measured by benchmarks/segmentation_quality.py (windows straddling a break trained with their majority label).
+WINDOW_ANCHORS: dict[str, float] = {"lstm": 0.45, "transformer": 0.5}
+
+
+DEFAULT_ANCHOR = 0.5
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """How an episode is turned into segments (``adcut process`` flags override these)."""
+
+    hop_seconds: Seconds = 1.0  # between window starts (the fine grid of windows)
+    scan_stride: int = 4  # read every 4th window first, the rest only near changes (scan.py); 1: every window
+    step_seconds: Seconds = 0.5  # resolution of the probability curve the smoother reads
+    batch_size: int = 64  # measured: 64 runs the reference LSTM faster than 256 on a CPU, in less memory
+    anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
+    smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
+    min_ad_seconds: Seconds | None = None  # None: learned from the training labels, else the smoother's default (resolve_minimums)
+    min_content_seconds: Seconds | None = None
+    edge_offsets: bool = True  # move ad starts/ends back by the checkpoint's measured lateness (learn/alignment.py)
+    refine: bool = True  # move boundaries to nearby pauses / feature jumps (refine.py)
+    refine_max_shift: Seconds = 3.0
+    review_below: float | None = None  # segments less confident than this become "review" (not cut)
+    review_classes: tuple[str, ...] = ("ad",)  # classes that may be marked for review
+
+    def validate(self, window_seconds: Seconds, frame_seconds: Seconds) -> None:
+        if not frame_seconds <= self.hop_seconds <= window_seconds + 1e-9:
+            raise AdcutError(
+                f"--hop must be between {frame_seconds:g} and {window_seconds:.3f} s (the window), not {self.hop_seconds:g}"
+            )
+        if self.scan_stride < 1:
+            raise AdcutError(f"--scan-stride must be at least 1, not {self.scan_stride}")
+        if not 0.05 <= self.step_seconds <= 10:
+            raise AdcutError(f"step must be between 0.05 and 10 s, not {self.step_seconds:g}")
+        if self.batch_size < 1:
+            raise AdcutError(f"batch size must be at least 1, not {self.batch_size}")
+        if self.anchor is not None and not 0.0 <= self.anchor <= 1.0:
+            raise AdcutError(f"anchor must be a fraction between 0 and 1, not {self.anchor:g}")
+        if self.smoothing not in ("hmm", "reference", "none"):
+            raise AdcutError(f"--smoothing must be hmm, reference or none, not {self.smoothing!r}")
+        if self.review_below is not None and not 0.0 <= self.review_below <= 1.0:
+            raise AdcutError(f"--review-below must be a probability between 0 and 1, not {self.review_below:g}")
+
+
+def anchor_for(checkpoint, config: SegmentationConfig) -> float:
+    """The window anchor: the config's, else the checkpoint's measured one, else the type's default."""
+    if config.anchor is not None:
+        return config.anchor
+    measured = (checkpoint.metrics or {}).get("window_anchor")
+    if isinstance(measured, (int, float)) and 0.0 <= measured <= 1.0:
+        return float(measured)
+    return WINDOW_ANCHORS.get(checkpoint.model_type, DEFAULT_ANCHOR)
+
+
+# Minimum durations learned from training labels: half the shortest labelled segment of the class
+# (a safety margin: an unseen ad may be shorter than every one seen), never above the smoother's
+# default and never below MIN_LEARNED_SECONDS (shorter runs are model noise, not segments).
+LEARNED_MIN_FRACTION = 0.5
+
+
+MIN_LEARNED_SECONDS = 3.0
+
+
+def learned_minimum(stats: dict | None, default: Seconds) -> Seconds:
+    """The minimum duration for one class from its training-label statistics (``{"count", "min", ...}``)."""
+    if not isinstance(stats, dict) or not stats.get("count") or not isinstance(stats.get("min"), (int, float)):
+        return default
+    return float(min(default, max(MIN_LEARNED_SECONDS, LEARNED_MIN_FRACTION * float(stats["min"]))))
+
+
+def resolve_minimums(checkpoint, config: SegmentationConfig) -> SegmentationConfig:
+    """``config`` with both minimum durations set: explicit values, else learned from the checkpoint's
+    training labels (``training["label_durations"]``), else the smoother's defaults (10 s / 20 s)."""
+    from dataclasses import replace
+
+    from adcut.detect.smoothing import SmoothingConfig
+
+    default = SmoothingConfig()
+    stats = ((getattr(checkpoint, "training", None) or {}).get("label_durations") or {})
+    classes = tuple(checkpoint.class_names)
+    ad, content = config.min_ad_seconds, config.min_content_seconds
+    if ad is None:
+        ad = learned_minimum(stats.get(classes[0]), default.min_ad_seconds)
+    if content is None:  # every other class shares the content minimum: the smallest learned one
+        content = min((learned_minimum(stats.get(c), default.min_content_seconds) for c in classes[1:]),
+                      default=default.min_content_seconds)
+    return replace(config, min_ad_seconds=float(ad), min_content_seconds=float(content))
+
+
+def edge_offsets_for(checkpoint, config: SegmentationConfig) -> dict:
+    """The checkpoint's measured ad start/end lateness in seconds (``{}``: none measured, or turned off)."""
+    measured = (checkpoint.metrics or {}).get("edge_offsets")
+    if not config.edge_offsets or not isinstance(measured, dict):
+        return {}
+    return {k: float(v) for k, v in measured.items() if k in ("start", "end") and isinstance(v, (int, float))}

@@ -1,0 +1,176 @@
+"""Whole episode -> per-step class probability curve -> segments that tile the episode."""
+
+from __future__ import annotations
+import hashlib
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+import numpy as np
+from adcut.errors import AdcutError
+from adcut.core.units import TIME_EPSILON
+from adcut.core.segments import Segment
+from adcut.core.units import Seconds
+from adcut.detect.config import SegmentationConfig, anchor_for, edge_offsets_for, resolve_minimums
+from adcut.detect.windows import resample_curve, stream_window_probs, window_curve
+
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class Detection:
+    """What ``detect`` found in one episode."""
+
+    path: Path
+    duration: Seconds
+    classes: tuple[str, ...]
+    segments: list[Segment]  # tiles [0, duration]
+    confidences: list[float]  # mean probability of each segment's own class
+    step_seconds: Seconds
+    probabilities: np.ndarray  # (n_steps, n_classes); step k covers [k*step, (k+1)*step)
+    model_id: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def boundaries(self) -> list[Seconds]:
+        return [b.start for a, b in zip(self.segments, self.segments[1:]) if a.label != b.label]
+
+    def per_second(self) -> np.ndarray:
+        """The probability curve averaged onto a 1 s grid, ``(ceil(duration), n_classes)``."""
+        return resample_curve(self.probabilities, self.step_seconds, 1.0, self.duration)
+
+
+def make_tiling(segments: list[Segment], duration: Seconds) -> list[Segment]:
+    """Force an exact tiling of [0, duration]: drop empty spans, close gaps, merge equal neighbours."""
+    tiled: list[Segment] = []
+    for seg in sorted(segments):
+        start = tiled[-1].end if tiled else 0.0
+        end = min(max(seg.end, start), duration)
+        if end - start <= TIME_EPSILON:
+            continue
+        if tiled and tiled[-1].label == seg.label:
+            tiled[-1] = Segment(tiled[-1].start, end, seg.label)
+        else:
+            tiled.append(Segment(start, end, seg.label))
+    if not tiled:
+        raise AdcutError("no segments could be made (episode too short?)")
+    last = tiled[-1]
+    tiled[-1] = Segment(last.start, duration, last.label)  # the last one always ends at the audio's end
+    return tiled
+
+
+def smooth_curve(curve, step_seconds, duration, classes, config: SegmentationConfig) -> list[Segment]:
+    from adcut.detect import smoothing as smoothing
+
+    options = {"method": config.smoothing}
+    if config.min_ad_seconds is not None:
+        options["min_ad_seconds"] = config.min_ad_seconds
+    if config.min_content_seconds is not None:
+        options["min_content_seconds"] = config.min_content_seconds
+    return smoothing.smooth(curve, step_seconds, duration, classes, smoothing.SmoothingConfig(**options))
+
+
+def align_edges(segments, checkpoint, config: SegmentationConfig, classes: tuple[str, ...]) -> list[Segment]:
+    """Smoothed segments with each ad edge moved back by its measured offset (within the minimum durations)."""
+    from adcut.detect.edges import shift_edges
+
+    offsets = edge_offsets_for(checkpoint, config)
+    if not offsets or not classes:
+        return segments
+    minimums = {c: (config.min_ad_seconds if i == 0 else config.min_content_seconds) or 0.0 for i, c in enumerate(classes)}
+    return shift_edges(segments, classes[0], offsets, minimums)
+
+
+def refine(segments, features, feature_config, config: SegmentationConfig, classes: tuple[str, ...] = ()) -> list[Segment]:
+    if not config.refine or len(segments) < 2:
+        return segments
+    from adcut.detect.refine import refine_boundaries
+    from adcut.detect.smoothing import SmoothingConfig
+
+    # Refinement must not undo the smoother's minimum durations (first class: ad minimum, others: content).
+    default = SmoothingConfig()
+    first = config.min_ad_seconds if config.min_ad_seconds is not None else default.min_ad_seconds
+    other = config.min_content_seconds if config.min_content_seconds is not None else default.min_content_seconds
+    minimums = {c: (first if i == 0 else other) for i, c in enumerate(classes)}
+    # Ad edges may move further into the ad than out of it (cutting ads must not cost content).
+    return refine_boundaries(segments, features, feature_config, config.refine_max_shift, min_seconds=minimums,
+                             shrink_label=classes[0] if classes else None)
+
+
+def _best_class_confidence(segment: Segment, curve: np.ndarray, step_seconds: Seconds) -> float:
+    centres = (np.arange(len(curve)) + 0.5) * step_seconds
+    inside = (centres >= segment.start) & (centres < segment.end)
+    if not inside.any():
+        inside[min(int(segment.start // step_seconds), len(curve) - 1)] = True
+    return float(curve[inside].mean(axis=0).max())
+
+
+def model_id(checkpoint) -> str:
+    """``name@sha12`` of the checkpoint file (or its type when it was never saved)."""
+    if checkpoint.path is None:
+        return checkpoint.name
+    digest = hashlib.sha256()
+    with open(checkpoint.path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{checkpoint.path.name}@{digest.hexdigest()[:12]}"
+
+
+def detect(path, checkpoint, config: SegmentationConfig | None = None, device: str = "cpu", model=None,
+           threads: int | None = None) -> Detection:
+    """Decode ``path``, run ``checkpoint``'s model over it and return its tiling segments.
+
+    ``model`` may be passed to reuse an already built predictor (folder mode builds it once).
+    """
+    from adcut.features.mfcc import window_starts
+    from adcut.models.inference import build_predictor, set_torch_threads, uses_torch
+    from adcut.detect.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
+
+    config = config or SegmentationConfig()
+    fcfg = checkpoint.feature_config
+    config.validate(fcfg.window_seconds, fcfg.frame_seconds)
+    config = resolve_minimums(checkpoint, config)
+    if threads is None:  # decoding has a core of its own while the model runs (see stream_window_probs)
+        threads = max(1, (os.cpu_count() or 1) - 1) if not os.environ.get("ADCUT_THREADS") else None
+    if model is None:
+        model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
+    if uses_torch(model):
+        set_torch_threads(threads)
+    hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
+    temperature = (checkpoint.metrics or {}).get("temperature")
+    features, starts, probs, duration = stream_window_probs(
+        path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device, stride=config.scan_stride,
+        calibrate=lambda p: calibrate_probs(p, temperature),
+    )
+    if duration <= 0:
+        raise AdcutError(f"{path}: contains no audio samples")
+    probs = calibrate_probs(probs, temperature)
+    anchor = anchor_for(checkpoint, config)
+    curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
+    classes = tuple(checkpoint.class_names)
+    segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
+    segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
+    segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
+    confidences = segment_confidences(segments, curve, config.step_seconds, classes)
+    if config.review_below is not None:
+        segments = mark_review(segments, confidences, config.review_below, only=config.review_classes)
+        confidences = segment_confidences(segments, curve, config.step_seconds, classes)
+        # a review segment's confidence is that of the class it was unsure about
+        confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
+                       for s, c in zip(segments, confidences)]
+    settings = {**asdict(config), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
+                "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
+                "windows_read": int(len(starts)), "window_seconds": fcfg.window_seconds}
+    return Detection(
+        path=Path(path),
+        duration=float(duration),
+        classes=classes,
+        segments=segments,
+        confidences=confidences,
+        step_seconds=config.step_seconds,
+        probabilities=curve,
+        model_id=model_id(checkpoint),
+        settings=settings,
+    )

@@ -1,0 +1,1 @@
+"""Scoring models: episode metrics, clip classification, model comparison, labelled-episode evaluation."""

@@ -1,0 +1,1 @@
+"""Text formats adcut reads and writes: label files and the exported segment/chapter files."""

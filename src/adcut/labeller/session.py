@@ -1,0 +1,97 @@
+"""What the labeller opens: an episode's duration, classes and the segments pre-filled from a model or a file."""
+
+from __future__ import annotations
+
+import logging
+import json
+from pathlib import Path
+from adcut.errors import AdcutError, LabelError
+
+log = logging.getLogger(__name__)
+
+
+def background_class(classes: tuple[str, ...]) -> str:
+    """Unlabelled time is 'content' when that is a class, else the last class."""
+    return "content" if "content" in classes else classes[-1]
+
+
+def read_prefill(path: Path, classes: tuple[str, ...], duration: float | None):
+    """``(classes, [PrefilledSegment])`` from a label file; a .json may carry ``confidence`` and ``classes``."""
+    from adcut.labeller.server import PrefilledSegment
+    from adcut.formats.labels import read_json, read_labels
+    from adcut.core.segments import validate_segments
+
+    if path.suffix.lower() != ".json":
+        segments = read_labels(path, classes=classes, background=None)
+        validate_segments(segments, duration=duration, classes=classes, source=str(path))
+        return classes, [PrefilledSegment(s) for s in segments]
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raw = None  # read_json below gives the precise message
+    if isinstance(raw, dict) and isinstance(raw.get("classes"), list) and len(raw["classes"]) >= 2:
+        classes = tuple(str(c) for c in raw["classes"])
+    segments, _ = read_json(path, classes)
+    validate_segments(segments, duration=duration, classes=classes, source=str(path))
+    items = raw.get("segments") if isinstance(raw, dict) else raw
+    prefill = []
+    for i, seg in enumerate(segments):
+        confidence = items[i].get("confidence")
+        if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))
+                                       or not 0.0 <= confidence <= 1.0):
+            raise LabelError(f"{path}: segment {i + 1}: confidence must be a number from 0 to 1")
+        prefill.append(PrefilledSegment(seg, confidence))
+    return classes, prefill
+
+
+def build_session(args):
+    """The LabelSession for the parsed arguments (all input errors are AdcutErrors)."""
+    from adcut.media.decode import probe
+    from adcut.labeller.server import LabelSession, PrefilledSegment
+    from adcut.core.segments import DEFAULT_CLASSES
+    from adcut.formats.labels import LABEL_SUFFIXES
+
+    episode = Path(args.episode)
+    info = probe(episode)  # AudioError for missing, empty or non-audio files
+    duration = info.duration
+    labels_arg = Path(args.labels) if args.labels else None
+    if labels_arg is not None:
+        if labels_arg.suffix.lower() not in LABEL_SUFFIXES:
+            raise LabelError(f"{labels_arg}: unknown label format (use one of {', '.join(LABEL_SUFFIXES)})")
+        if labels_arg.resolve() == episode.resolve():
+            raise LabelError(f"{labels_arg}: is the episode itself, not a label file")
+        if labels_arg.is_dir():
+            raise LabelError(f"{labels_arg}: is a folder, not a label file")
+    audacity = labels_arg is not None and labels_arg.suffix.lower() in (".txt", ".lab")
+    labels_path = labels_arg if audacity else episode.with_suffix(".txt")
+    if labels_path.resolve() == episode.resolve():
+        raise LabelError(f"{episode}: cannot save labels beside an episode named .txt; pass --labels FILE")
+
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    prefill: list = []
+    source = ""
+    if args.model is not None:
+        from adcut.models.checkpoint import resolve_model
+        from adcut.detect.config import SegmentationConfig
+        from adcut.detect.pipeline import detect
+
+        checkpoint = resolve_model(Path(args.model) if args.model else None)
+        classes = tuple(checkpoint.class_names)
+        log.info("finding %s segments in %s with %s ...", "/".join(classes), episode.name, checkpoint.name)
+        detection = detect(episode, checkpoint, SegmentationConfig())
+        prefill = [PrefilledSegment(s, c) for s, c in zip(detection.segments, detection.confidences)]
+        duration = detection.duration
+        source = f"model {checkpoint.name}"
+    elif labels_arg is not None and (labels_arg.exists() or not audacity):
+        if not labels_arg.exists():
+            raise LabelError(f"{labels_arg}: label file not found")
+        classes, prefill = read_prefill(labels_arg, classes, duration)
+        source = f"labels {labels_arg.name}"
+    elif labels_path.exists():
+        classes, prefill = read_prefill(labels_path, classes, duration)
+        source = f"labels {labels_path.name}"
+    if len(classes) < 2:
+        raise AdcutError("the labeller needs at least two classes")
+    return LabelSession(episode=episode, labels_path=labels_path, classes=classes,
+                        background=background_class(classes), declared_duration=duration, prefill=prefill,
+                        source=source)

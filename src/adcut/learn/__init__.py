@@ -1,0 +1,1 @@
+"""Learning a model from labelled episodes: dataset, training, distillation, calibration, alignment."""

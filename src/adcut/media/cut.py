@@ -1,0 +1,265 @@
+"""Write an episode with some classes cut out, in its own format, with tags, cover art and re-timed chapters.
+
+The audio is streamed: frames are decoded, kept, dropped or faded by their time, and encoded as
+they come, so a 3-hour episode never sits in memory. Fades lie on the kept (content) side of each
+cut: not one sample of removed audio survives at an edge.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AudioError, OutputError
+from adcut.core.segments import Segment
+from adcut.core.units import Seconds
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FADE_SECONDS: Seconds = 0.03  # long enough to avoid a click, short enough to lose no words
+CUT_SUFFIX = ".adcut"
+# Chapters shorter than this after re-timing (they lay inside removed audio) are dropped.
+MIN_CHAPTER_SECONDS: Seconds = 0.5
+
+
+class NothingKept(OutputError):
+    """The whole episode would be removed: there is no audio to write."""
+
+
+@dataclass(frozen=True)
+class CutResult:
+    path: Path
+    kept_seconds: Seconds
+    removed_seconds: Seconds
+    chapters: int  # chapters carried over from the input
+    cover_art: bool
+
+
+# Containers whose FFmpeg muxer takes cover art as an attached-picture stream.
+_PICTURE_CONTAINERS = ("mp3", "ipod", "mp4", "flac")
+
+
+def cut_path(episode: Path, outdir: Path | None = None) -> Path:
+    """``<stem>.adcut.<ext>`` next to the episode or in ``outdir``."""
+    episode = Path(episode)
+    return Path(outdir or episode.parent) / f"{episode.stem}{CUT_SUFFIX}{episode.suffix}"
+
+
+def kept_spans(segments: Sequence[Segment], remove: Sequence[str], duration: Seconds) -> list[tuple[Seconds, Seconds]]:
+    """Merged ``(start, end)`` spans of the segments whose class is not removed."""
+    spans: list[tuple[Seconds, Seconds]] = []
+    for seg in sorted(segments):
+        if seg.label in remove:
+            continue
+        start, end = max(0.0, seg.start), min(seg.end, duration)
+        if end <= start:
+            continue
+        if spans and start <= spans[-1][1] + 1e-9:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def retime(t: Seconds, spans: Sequence[tuple[Seconds, Seconds]]) -> Seconds:
+    """Where time ``t`` of the original lands in the cut audio (removed time maps to its cut point)."""
+    new = 0.0
+    for start, end in spans:
+        if t <= start:
+            break
+        new += min(t, end) - start
+    return new
+
+
+def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict]:
+    """Input chapters moved to the cut audio's times; those that fall inside removed audio are dropped."""
+    out = []
+    for chapter in chapters:
+        base = chapter["time_base"] or Fraction(1, 1000)
+        start = float(chapter["start"] * base)
+        end = float(chapter["end"] * base) if chapter.get("end") is not None else duration
+        new_start, new_end = retime(start, spans), retime(end, spans)
+        if new_end - new_start < MIN_CHAPTER_SECONDS:
+            continue
+        out.append({
+            "id": len(out) + 1,
+            "start": round(new_start * 1000),
+            "end": round(new_end * 1000),
+            "time_base": Fraction(1, 1000),
+            "metadata": dict(chapter.get("metadata") or {}),
+        })
+    return out
+
+
+class GainPlan:
+    """Per-sample gain over the original timeline: 1 inside kept spans, ramps at their cut edges, 0 elsewhere."""
+
+    def __init__(self, spans, sample_rate: int, duration: Seconds, fade_seconds: Seconds):
+        self.spans = []
+        for start, end in spans:
+            at_start, at_end = start <= 1e-3, end >= duration - 1e-3  # the episode's own edges are not cuts
+            a = 0 if at_start else int(round(start * sample_rate))
+            # A span reaching the end keeps whatever the decoder still delivers (lengths differ by a few samples).
+            b = sys.maxsize if at_end else int(round(end * sample_rate))
+            if b <= a:
+                continue
+            fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
+            self.spans.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
+        self._next = 0
+
+    def apply(self, samples: np.ndarray, position: int) -> list[np.ndarray]:
+        """The kept, faded pieces of a frame that starts at sample ``position``."""
+        n = samples.shape[1]
+        pieces = []
+        while self._next < len(self.spans) and self.spans[self._next][1] <= position:
+            self._next += 1
+        index = self._next
+        while index < len(self.spans) and self.spans[index][0] < position + n:
+            a, b, fade_in, fade_out = self.spans[index]
+            lo, hi = max(a, position), min(b, position + n)
+            if hi > lo:
+                piece = samples[:, lo - position : hi - position].copy()
+                times = np.arange(lo, hi)
+                gain = np.ones(hi - lo, np.float32)
+                if fade_in:
+                    gain = np.minimum(gain, _ramp((times - a + 0.5) / fade_in))
+                if fade_out:
+                    gain = np.minimum(gain, _ramp((b - times - 0.5) / fade_out))
+                pieces.append(piece * gain)
+            index += 1
+        return pieces
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """Raised-cosine fade from 0 to 1 over x in [0, 1]; 1 beyond."""
+    x = np.clip(x, 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
+
+
+def _output_codec(info, suffix: str) -> tuple[str, str, str]:
+    """(encoder, sample format, container format) that reproduce the input's format."""
+    from adcut.media.encode import _CODEC_ALIASES, _CODEC_BY_SUFFIX, _ENCODERS, _FORMAT_BY_SUFFIX
+
+    codec = _CODEC_ALIASES.get(info.codec, info.codec)
+    if codec not in _ENCODERS:
+        codec = _CODEC_BY_SUFFIX.get(suffix, codec)
+    if codec not in _ENCODERS or suffix not in _FORMAT_BY_SUFFIX:
+        raise OutputError(f"{info.path}: cannot write a cut file in this format ({suffix or 'no suffix'}, codec {info.codec})")
+    encoder, sample_format = _ENCODERS[codec]
+    return encoder, sample_format, _FORMAT_BY_SUFFIX[suffix]
+
+
+def cut_episode(
+    path: Path,
+    segments: Sequence[Segment],
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = DEFAULT_FADE_SECONDS,
+) -> CutResult:
+    """Write ``path`` without the ``remove`` classes to ``out_path`` (temporary name, then rename)."""
+    from adcut.media.decode import probe
+
+    path, out_path = Path(path), Path(out_path)
+    if out_path.resolve() == path.resolve():
+        raise OutputError(f"{out_path}: refusing to overwrite the input episode")
+    info = probe(path)
+    if not kept_spans(segments, remove, max([s.end for s in segments] + [info.duration or 0.0])):
+        raise NothingKept(f"{path}: every segment is {'/'.join(remove)}; no cut file written")
+    encoder, sample_format, container_format = _output_codec(info, path.suffix.lower())
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
+    try:
+        result = _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
+        os.replace(tmp, out_path)
+        return result
+    except OSError as error:
+        raise OutputError(f"{out_path}: cannot write ({error.strerror or error})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
+    import av
+
+    from adcut.media.encode import StreamEncoder
+    from adcut.media.decode import _open, _reason, frame_to_float
+
+    source = _open(path)
+    try:
+        audio_in = source.streams.audio[0]
+        sample_rate = info.sample_rate
+        # The container's declared duration, else the last segment's end, bounds the timeline.
+        duration = max([s.end for s in segments] + [info.duration or 0.0])
+        spans = kept_spans(segments, remove, duration)
+        plan = GainPlan(spans, sample_rate, duration, fade_seconds)
+        pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        if pictures and container_format not in _PICTURE_CONTAINERS:
+            # Ogg keeps cover art inside a comment, not as a picture stream: FFmpeg's Ogg muxer
+            # refuses the stream outright, which would fail the whole cut.
+            log.warning("%s: cover art not copied (the %s container cannot hold it as a stream)", path.name, container_format)
+            pictures = []
+
+        muxer_options = {}
+        if pictures and container_format == "ipod":
+            # PyAV refuses a JPEG stream for FFmpeg's ipod (.m4a) muxer; its mp4 muxer writes the same
+            # file, cover included, once told to use the .m4a brand.
+            container_format, muxer_options = "mp4", {"brand": "M4A "}
+        out = av.open(str(tmp), mode="w", format=container_format, options=muxer_options)
+        try:
+            for key, value in source.metadata.items():
+                if key.lower() not in ("encoder",):
+                    out.metadata[key] = value
+            layout = audio_in.codec_context.layout.name
+            stream = out.add_stream(encoder, rate=sample_rate, layout=layout)
+            for key, value in audio_in.metadata.items():
+                stream.metadata[key] = value
+            if info.bit_rate and encoder not in ("flac", "vorbis") and not encoder.startswith("pcm"):  # FFmpeg's Vorbis encoder is quality-based
+                stream.bit_rate = info.bit_rate
+            if encoder == "vorbis":
+                stream.codec_context.options = {"strict": "experimental"}
+            stream.codec_context.open()
+            picture_streams = {}
+            for picture in pictures:
+                try:
+                    copy = out.add_stream_from_template(picture)
+                    copy.disposition = av.stream.Disposition.attached_pic
+                    picture_streams[picture.index] = copy
+                except (av.FFmpegError, ValueError) as error:
+                    log.warning("%s: cover art not copied (%s)", path.name, error)
+            chapters = retime_chapters(source.chapters(), spans, duration)
+            if chapters:
+                out.set_chapters(chapters)
+
+            encoder_stream = StreamEncoder(out, stream, sample_format, layout, sample_rate)
+            position = 0
+            decoded = 0
+            kept = 0
+            try:
+                for packet in source.demux(audio_in, *pictures):
+                    if packet.stream.index in picture_streams:
+                        if packet.size:
+                            packet.stream = picture_streams[packet.stream.index]
+                            out.mux(packet)
+                        continue
+                    for frame in packet.decode():
+                        samples = frame_to_float(frame)
+                        for piece in plan.apply(samples, position):
+                            encoder_stream.push(piece)
+                            kept += piece.shape[1]
+                        position += samples.shape[1]
+                        decoded += samples.shape[1]
+            except av.FFmpegError as error:
+                raise AudioError(f"{path}: cutting failed after {decoded / sample_rate:.1f} s of audio ({_reason(error)})") from None
+            encoder_stream.finish()
+        finally:
+            out.close()
+    finally:
+        source.close()
+    return CutResult(out_path, kept / sample_rate, (position - kept) / sample_rate, len(chapters), bool(picture_streams))
