@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,7 @@ def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys
 
     dataset = tmp_path / "ds"
     build_dataset(find_episodes([episodes[0].parent]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
-    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--smoothing", "none",
-                 str(episodes[0])]) == 0
+    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--smoothing", "none"]) == 0
     out = capsys.readouterr().out
     assert out.count("fold ") == 2
     rows = table_rows(out.replace("ep0 ", "ep0.wav ").replace("ep1 ", "ep1.wav "))
@@ -122,20 +122,63 @@ def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
     dataset = tmp_path / "one"
     build_dataset(find_episodes([episodes[0]]), dataset, progress=False)
     capsys.readouterr()  # the dataset builder's warning about a single episode
-    assert main(["-q", "evaluate", "--cross-validate", str(dataset), str(episodes[0])]) == 1
+    assert main(["-q", "evaluate", "--cross-validate", str(dataset)]) == 1
     assert capsys.readouterr().err.strip() == (
         f"adcut: error: {dataset}: cross-validation needs at least 2 episodes, the dataset has 1"
     )
+
+
+def test_cross_validation_takes_no_path_and_needs_something_to_evaluate(episodes, tmp_path, capsys):
+    assert main(["-q", "evaluate", "--cross-validate", str(tmp_path / "ds"), str(episodes[0])]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "adcut: error: --cross-validate takes its episodes from the dataset; give no PATH with it")
+    assert main(["-q", "evaluate"]) == 1
+    assert capsys.readouterr().err.strip().startswith("adcut: error: give a folder of labelled clips")
+
+
+def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
+    """Each fold trains with train's own settings, and stops early on windows of neither the held-out episode
+    nor the fold's training windows."""
+    import adcut.learn.train as training
+    from adcut.evaluate.episodes import cross_validate
+    from adcut.detect.config import SegmentationConfig
+    from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.train import TrainConfig
+
+    dataset_dir = tmp_path / "ds"
+    build_dataset(find_episodes([episodes[0].parent]), dataset_dir, config=DatasetConfig(keep_straddling=True),
+                  progress=False)
+    seen = []
+    real_train = training.train
+
+    def recording_train(dataset, config, output_path, teacher=None, progress=True):
+        seen.append((dataset, config))
+        return real_train(dataset, replace(config, epochs=1), output_path, teacher, progress)
+
+    monkeypatch.setattr(training, "train", recording_train)
+    results = cross_validate(dataset_dir, SegmentationConfig(smoothing="none"), TrainConfig(device="cpu"), "cpu",
+                             progress=False)
+    assert [r.name for r in results] == ["ep0", "ep1"]
+    window = seen[0][0].feature_config.window_frames
+    for held_out, (fold, config) in enumerate(seen):
+        assert config == TrainConfig(device="cpu")  # train's defaults: 30 epochs, early stopping after 8
+        assert held_out not in set(fold.window_episode.tolist())
+        validation = fold.samples(VALIDATION)
+        training_windows = fold.samples("train")
+        assert len(validation) and len(training_windows)
+        # no frame is in both splits: every validation window starts after every training window has ended
+        assert training_windows.first.max() + window <= validation.first.min()
 
 
 def test_min_duration_flags_and_learned_minimums_reach_the_scores():
     import argparse
     from types import SimpleNamespace
 
-    from adcut.evaluate.episodes import add_arguments, minimum_durations, segmentation_config
+    from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
+    from adcut.evaluate.episodes import minimum_durations
 
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_segmentation_arguments(parser)
     config = segmentation_config(parser.parse_args(["--min-ad", "7", "--min-content-seconds", "25"]))
     assert (config.min_ad_seconds, config.min_content_seconds) == (7.0, 25.0)
     # unset: short segments are counted against the minimums detection learned from the training labels

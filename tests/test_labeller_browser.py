@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import threading
@@ -47,8 +46,7 @@ def labeller():
     running = []
 
     def start(episode: Path, labels: Path | None = None) -> str:
-        args = argparse.Namespace(episode=str(episode), labels=str(labels) if labels else None, model=None)
-        session = build_session(args)
+        session = build_session(episode, labels)
         sock = bind("127.0.0.1", 0)
         server = make_server(session)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

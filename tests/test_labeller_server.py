@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import socket
@@ -24,9 +23,7 @@ starlette_testclient = pytest.importorskip("starlette.testclient")
 def session_for(episode: Path, labels: Path | None = None, model: Path | str | None = None):
     from adcut.labeller.session import build_session
 
-    args = argparse.Namespace(episode=str(episode), labels=str(labels) if labels else None,
-                              model=None if model is None else str(model))
-    return build_session(args)
+    return build_session(episode, labels, prefill_model=model is not None, model=Path(model) if model else None)
 
 
 @pytest.fixture

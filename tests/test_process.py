@@ -126,6 +126,23 @@ def test_folder_with_a_corrupt_file_processes_the_rest(make_episode, small_model
     assert "0 processed, 2 skipped, 1 failed" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_flags_work_before_or_after_the_command(where, make_episode, small_model, tmp_path, capsys):
+    import logging
+
+    folder = tmp_path / "eps"
+    for name in ("a", "b"):
+        make_episode(name, EpisodeSpec(12.0, ()), folder=folder, labels=False)
+    command = ["process", str(folder), "--model", str(small_model), "--no-cut", "--format", "audacity", "--jobs", "1"]
+    loud = main(["-vv", *command] if where == "before" else [*command, "-v", "-v"])
+    assert loud == 0 and logging.getLogger().level == logging.DEBUG
+    assert "processing:" in capsys.readouterr().err  # the progress bar over the folder
+    quiet = main(["-q", *command, "--force"] if where == "before" else [*command, "--force", "-q"])
+    assert quiet == 0 and logging.getLogger().level == logging.WARNING
+    captured = capsys.readouterr()
+    assert captured.err == "" and "2 processed" in captured.out
+
+
 def test_cut_outputs_are_not_taken_as_episodes(make_episode, small_model, tmp_path, capsys):
     folder = tmp_path / "eps"
     make_episode("a", EpisodeSpec(12.0, ()), folder=folder, labels=False)

@@ -39,23 +39,45 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"adcut {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only results and errors")
+    _add_global_flags(parser, after_command=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"adcut.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"adcut.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"adcut.cli.{name}").register(subparsers)
+    for command in _leaf_parsers(parser):
+        _add_global_flags(command, after_command=True)
     return parser
+
+
+# The global flags are also accepted after the command (``adcut process show.mp3 -q``). There they are
+# stored under their own names, because a subcommand's parser starts from an empty namespace and would
+# otherwise overwrite what was given before the command; ``main`` adds the two together.
+_AFTER = "_after_command"
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    suffix = _AFTER if after_command else ""
+    unset = argparse.SUPPRESS  # after the command: absent unless given
+    parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="count", default=unset if after_command else 0,
+                        help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", dest=f"quiet{suffix}", action="store_true",
+                        default=unset if after_command else False, help="no progress bars, only results and errors")
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` that has no subcommands of its own (``process``, ``dataset build``, ...)."""
+    leaves = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                leaves.extend(_leaf_parsers(child) or [child])
+    return leaves
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose += vars(args).pop(f"verbose{_AFTER}", 0)
+    args.quiet = args.quiet or vars(args).pop(f"quiet{_AFTER}", False)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -3,6 +3,9 @@
 from __future__ import annotations
 import logging
 import sys
+from pathlib import Path
+
+from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
 from adcut.errors import AdcutError
 from adcut.labeller.session import build_session
 
@@ -48,6 +51,7 @@ def register(subparsers) -> None:
                         help=f"address to listen on (default {DEFAULT_HOST}: only this machine can connect)")
     parser.add_argument("--no-browser", action="store_true",
                         help="only print the page's address, do not open a browser")
+    add_segmentation_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -56,7 +60,13 @@ def run(args) -> int:
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise AdcutError(f"--port {args.port}: must be from 0 to 65535")
-    session = build_session(args)
+    session = build_session(
+        Path(args.episode),
+        Path(args.labels) if args.labels else None,
+        prefill_model=args.model is not None,
+        model=Path(args.model) if args.model else None,
+        segmentation=segmentation_config(args),
+    )
     host = args.host or DEFAULT_HOST
     if not is_loopback(host):
         print(f"adcut: warning: listening on {host}: anyone who can reach this machine and has the address "

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from typing import TYPE_CHECKING
+
+from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
 from adcut.errors import AdcutError
+
+if TYPE_CHECKING:
+    from adcut.process.episode import ProcessOptions
 
 OUTPUT_HELP = """\
 outputs, for an episode show.mp3 (next to it, or in OUTDIR):
@@ -25,6 +31,9 @@ redoes it). Files named *.adcut.* are never taken as episodes.
 
 
 def register(subparsers) -> None:
+    from adcut.process.episode import ProcessOptions
+
+    defaults = ProcessOptions()
     parser = subparsers.add_parser(
         "process",
         help="find and cut the ads in episodes or folders of episodes",
@@ -43,68 +52,43 @@ def register(subparsers) -> None:
                         help="comma-separated: audacity,json,podcast,ffmetadata,cue (default: audacity,json)")
     parser.add_argument("--no-cut", action="store_true", help="do not write the cut audio, only labels/chapters")
     parser.add_argument("--remove", default=None, metavar="CLASSES",
-                        help="comma-separated classes to cut out (default: ad)")
-    parser.add_argument("--smoothing", choices=("hmm", "reference", "none"), default=None,
-                        help="hmm: minimum-duration HMM (default); reference: the reference project's four "
-                             "forgiving rules on 4.096 s blocks; none: most probable class per step")
-    parser.add_argument("--hop", type=float, default=None, metavar="S",
-                        help="seconds between model windows, 1 to 4.096 (default 1.0; larger is faster, coarser)")
-    parser.add_argument("--scan-stride", type=int, default=None, metavar="N",
-                        help="read every Nth window first and every window only near class changes or where the "
-                             "model is unsure (default 4, at most half a window apart; 1: read every window)")
-    parser.add_argument("--min-ad", type=float, default=None, metavar="S", help="shortest ad segment, seconds (hmm; default: half the shortest ad in the model's training labels, at most 10)")
-    parser.add_argument("--min-content", type=float, default=None, metavar="S",
-                        help="shortest content segment, seconds (hmm; default: learned likewise, at most 20)")
-    parser.add_argument("--no-refine", action="store_true", help="do not move boundaries to nearby pauses")
-    parser.add_argument("--review-below", type=float, default=None, metavar="P",
-                        help="label ad segments whose mean probability is below P as 'review' and keep them")
+                        help=f"comma-separated classes to cut out (default: {','.join(defaults.remove)})")
     parser.add_argument("--fade", type=float, default=None, metavar="S",
-                        help="fade length at each cut, on the kept side (default 0.03)")
+                        help=f"fade length at each cut, on the kept side (default {defaults.fade_seconds:g})")
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                         help="worker processes for several episodes (default: number of cores)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
+    add_segmentation_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def _options(args, checkpoint):
+def _options(args: argparse.Namespace) -> ProcessOptions:
     from dataclasses import replace
 
     from adcut.formats.export import parse_formats
     from adcut.models.inference import choose_device
     from adcut.process.episode import ProcessOptions
-    from adcut.detect.config import SegmentationConfig
 
-    seg = SegmentationConfig()
-    changes = {
-        "hop_seconds": args.hop,
-        "scan_stride": args.scan_stride,
-        "smoothing": args.smoothing,
-        "min_ad_seconds": args.min_ad,
-        "min_content_seconds": args.min_content,
-        "review_below": args.review_below,
-    }
-    seg = replace(seg, **{k: v for k, v in changes.items() if v is not None})
-    if args.no_refine:
-        seg = replace(seg, refine=False)
-    remove = tuple(x.strip() for x in args.remove.split(",") if x.strip()) if args.remove else ("ad",)
-    if not remove:
-        raise AdcutError("--remove names no class")
-    if args.jobs is not None and args.jobs < 1:
-        raise AdcutError(f"--jobs must be at least 1, not {args.jobs}")
-    if args.fade is not None and not 0 <= args.fade <= 1:
-        raise AdcutError(f"--fade must be between 0 and 1 second, not {args.fade:g}")
     options = ProcessOptions(
         formats=parse_formats(args.format),
         cut=not args.no_cut,
-        remove=remove,
         outdir=args.outdir,
         force=args.force,
         dry_run=args.dry_run,
         device=choose_device(args.device),
-        segmentation=seg,
+        segmentation=segmentation_config(args),
     )
+    if args.remove:
+        remove = tuple(x.strip() for x in args.remove.split(",") if x.strip())
+        if not remove:
+            raise AdcutError("--remove names no class")
+        options = replace(options, remove=remove)
+    if args.jobs is not None and args.jobs < 1:
+        raise AdcutError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.fade is not None and not 0 <= args.fade <= 1:
+        raise AdcutError(f"--fade must be between 0 and 1 second, not {args.fade:g}")
     if args.fade is not None:
         options = replace(options, fade_seconds=args.fade)
     return options
@@ -147,7 +131,7 @@ def run(args) -> int:
     from adcut.process.batch import collect_episodes, process_many
 
     checkpoint = resolve_model(args.model)
-    options = _options(args, checkpoint)
+    options = _options(args)
     check_model(checkpoint, options)
     episodes = collect_episodes(args.inputs)
     several = len(episodes) > 1

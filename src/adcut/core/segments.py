@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from adcut.errors import LabelError
 from adcut.core.units import Seconds, TIME_EPSILON
 
@@ -32,6 +33,11 @@ class Segment:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Segment:
+        """The segment ``to_dict`` wrote (a dataset manifest's or a JSON label's ``start``/``end``/``label``)."""
+        return cls(float(data["start"]), float(data["end"]), str(data["label"]))
 
 
 def canonical_label(text: str, classes: Sequence[str] = DEFAULT_CLASSES) -> str | None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 from adcut.errors import AdcutError, LabelError
+
+if TYPE_CHECKING:
+    from adcut.detect.config import SegmentationConfig
+    from adcut.labeller.server import LabelSession, PrefilledSegment
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +21,9 @@ def background_class(classes: tuple[str, ...]) -> str:
     return "content" if "content" in classes else classes[-1]
 
 
-def read_prefill(path: Path, classes: tuple[str, ...], duration: float | None):
+def read_prefill(
+    path: Path, classes: tuple[str, ...], duration: float | None
+) -> tuple[tuple[str, ...], list[PrefilledSegment]]:
     """``(classes, [PrefilledSegment])`` from a label file; a .json may carry ``confidence`` and ``classes``."""
     from adcut.labeller.server import PrefilledSegment
     from adcut.formats.labels import read_json, read_labels
@@ -44,17 +52,28 @@ def read_prefill(path: Path, classes: tuple[str, ...], duration: float | None):
     return classes, prefill
 
 
-def build_session(args):
-    """The LabelSession for the parsed arguments (all input errors are AdcutErrors)."""
-    from adcut.media.decode import probe
-    from adcut.labeller.server import LabelSession, PrefilledSegment
+def build_session(
+    episode: Path,
+    labels: Path | None = None,
+    *,
+    prefill_model: bool = False,
+    model: Path | None = None,
+    segmentation: SegmentationConfig | None = None,
+) -> LabelSession:
+    """The LabelSession for ``episode`` (all input errors are AdcutErrors).
+
+    ``labels``: the label file to start from (and, when Audacity text, to save to). ``prefill_model``:
+    pre-fill with the segments that ``model`` (default: the newest in ./models/) finds with ``segmentation``.
+    """
     from adcut.core.segments import DEFAULT_CLASSES
     from adcut.formats.labels import LABEL_SUFFIXES
+    from adcut.labeller.server import LabelSession, PrefilledSegment
+    from adcut.media.decode import probe
 
-    episode = Path(args.episode)
+    episode = Path(episode)
     info = probe(episode)  # AudioError for missing, empty or non-audio files
     duration = info.duration
-    labels_arg = Path(args.labels) if args.labels else None
+    labels_arg = Path(labels) if labels else None
     if labels_arg is not None:
         if labels_arg.suffix.lower() not in LABEL_SUFFIXES:
             raise LabelError(f"{labels_arg}: unknown label format (use one of {', '.join(LABEL_SUFFIXES)})")
@@ -68,17 +87,17 @@ def build_session(args):
         raise LabelError(f"{episode}: cannot save labels beside an episode named .txt; pass --labels FILE")
 
     classes: tuple[str, ...] = DEFAULT_CLASSES
-    prefill: list = []
+    prefill: list[PrefilledSegment] = []
     source = ""
-    if args.model is not None:
-        from adcut.models.checkpoint import resolve_model
+    if prefill_model:
         from adcut.detect.config import SegmentationConfig
         from adcut.detect.pipeline import detect
+        from adcut.models.checkpoint import resolve_model
 
-        checkpoint = resolve_model(Path(args.model) if args.model else None)
+        checkpoint = resolve_model(model)
         classes = tuple(checkpoint.class_names)
         log.info("finding %s segments in %s with %s ...", "/".join(classes), episode.name, checkpoint.name)
-        detection = detect(episode, checkpoint, SegmentationConfig())
+        detection = detect(episode, checkpoint, segmentation or SegmentationConfig())
         prefill = [PrefilledSegment(s, c) for s, c in zip(detection.segments, detection.confidences)]
         duration = detection.duration
         source = f"model {checkpoint.name}"

@@ -42,7 +42,7 @@ def set_torch_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads deliberately (``ADCUT_THREADS`` or ``threads``; default: cores).
 
     For batched inference all cores help; small-batch LSTM training is often faster on one
-    thread (measured by ``benchmarks/train_speed.py``), so training passes its own number.
+    thread (measured by ``benchmarks/learn_speed.py``), so training passes its own number.
     """
     import torch
 
