@@ -106,13 +106,14 @@ def main() -> None:
         # The same steps as segment.detect: calibrated probabilities, minimum durations learned from
         # the training labels, the smoother, then refinement (ad edges searched further inward).
         base = resolve_minimums(checkpoint, SegmentationConfig(hop_seconds=args.hop, step_seconds=args.step))
-        minimums = {classes[0]: base.min_ad_seconds, **{c: base.min_content_seconds for c in classes[1:]}}
+        minimums = base.smoothing.minimums(classes)
         temperature = (checkpoint.metrics or {}).get("temperature")
         print(f"minimum durations (learned from the training labels {checkpoint.training.get('label_durations')}): {minimums}")
 
         def scores_at(anchor: float, method: str, refined: bool = False, aligned: bool = True):
             out = []
-            config = replace(base, smoothing=method, refine=refined, edge_offsets=aligned)
+            config = replace(base, smoothing=replace(base.smoothing, method=method),
+                             refine=base.refine if refined else None, edge_offsets=aligned)
             for _path, truth, feats, duration, starts, probs in episodes:
                 curve = window_curve(calibrate_probs(probs, temperature), starts, fcfg.window_frames, fcfg.frame_seconds,
                                      anchor, args.step, duration)

@@ -9,6 +9,7 @@ from adcut.detect.edges import shift_edges
 from adcut.features.mfcc import FeatureConfig
 from adcut.core.segments import Segment
 from adcut.detect.config import SegmentationConfig
+from adcut.detect.smoothing import SmoothingConfig
 from adcut.detect.pipeline import align_edges
 
 
@@ -106,9 +107,9 @@ def test_shifting_never_makes_a_segment_shorter_than_its_minimum():
 def test_detection_applies_the_checkpoints_offsets_unless_turned_off():
     wide = tiling((0, 38, "content"), (38, 72, "ad"), (72, 200, "content"))
     checkpoint = SimpleNamespace(metrics={"edge_offsets": {"start": -2.0, "end": 2.0}})
-    config = SegmentationConfig(min_ad_seconds=10.0, min_content_seconds=20.0)
+    config = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10.0, min_content_seconds=20.0))
     assert align_edges(wide, checkpoint, config, ("ad", "content"))[1] == Segment(40, 70, "ad")
-    off = SegmentationConfig(min_ad_seconds=10.0, min_content_seconds=20.0, edge_offsets=False)
+    off = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10.0, min_content_seconds=20.0), edge_offsets=False)
     assert align_edges(wide, checkpoint, off, ("ad", "content")) == wide
     assert align_edges(wide, SimpleNamespace(metrics={}), config, ("ad", "content")) == wide  # older checkpoints
 

@@ -142,6 +142,7 @@ def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
     import adcut.learn.train as training
     from adcut.evaluate.episodes import cross_validate
     from adcut.detect.config import SegmentationConfig
+    from adcut.detect.smoothing import SmoothingConfig
     from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
     from adcut.learn.train import TrainConfig
 
@@ -156,7 +157,7 @@ def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
         return real_train(dataset, replace(config, epochs=1), output_path, teacher, progress)
 
     monkeypatch.setattr(training, "train", recording_train)
-    results = cross_validate(dataset_dir, SegmentationConfig(smoothing="none"), TrainConfig(device="cpu"), "cpu",
+    results = cross_validate(dataset_dir, SegmentationConfig(smoothing=SmoothingConfig("none")), TrainConfig(device="cpu"), "cpu",
                              progress=False)
     assert [r.name for r in results] == ["ep0", "ep1"]
     window = seen[0][0].feature_config.window_frames
@@ -180,7 +181,7 @@ def test_min_duration_flags_and_learned_minimums_reach_the_scores():
     parser = argparse.ArgumentParser()
     add_segmentation_arguments(parser)
     config = segmentation_config(parser.parse_args(["--min-ad", "7", "--min-content-seconds", "25"]))
-    assert (config.min_ad_seconds, config.min_content_seconds) == (7.0, 25.0)
+    assert (config.smoothing.min_ad_seconds, config.smoothing.min_content_seconds) == (7.0, 25.0)
     # unset: short segments are counted against the minimums detection learned from the training labels
     learned = SimpleNamespace(class_names=("ad", "content"),
                               training={"label_durations": {"ad": {"count": 3, "min": 12.0}, "content": {"count": 2, "min": 50.0}}})

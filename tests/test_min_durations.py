@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from adcut.detect.config import SegmentationConfig, resolve_minimums
+from adcut.detect.smoothing import SmoothingConfig
 from adcut.learn.train import label_durations
 
 
@@ -37,21 +38,21 @@ def checkpoint(stats=None, classes=("ad", "content")):
 
 def test_minimums_default_without_stats_and_learned_with_them():
     plain = resolve_minimums(checkpoint(), SegmentationConfig())
-    assert (plain.min_ad_seconds, plain.min_content_seconds) == (10.0, 20.0)
+    assert (plain.smoothing.min_ad_seconds, plain.smoothing.min_content_seconds) == (10.0, 20.0)
     # half the shortest seen: 7 s ads, 15 s content
     learned = resolve_minimums(checkpoint({"ad": {"count": 5, "min": 14.0}, "content": {"count": 4, "min": 30.0}}),
                                SegmentationConfig())
-    assert (learned.min_ad_seconds, learned.min_content_seconds) == (7.0, 15.0)
+    assert (learned.smoothing.min_ad_seconds, learned.smoothing.min_content_seconds) == (7.0, 15.0)
     # long labels never raise a minimum above the default; tiny ones never drop it below 3 s
     clamped = resolve_minimums(checkpoint({"ad": {"count": 5, "min": 60.0}, "content": {"count": 4, "min": 1.0}}),
                                SegmentationConfig())
-    assert (clamped.min_ad_seconds, clamped.min_content_seconds) == (10.0, 3.0)
+    assert (clamped.smoothing.min_ad_seconds, clamped.smoothing.min_content_seconds) == (10.0, 3.0)
 
 
 def test_explicit_minimums_win_over_learned_ones():
     stats = {"ad": {"count": 5, "min": 14.0}, "content": {"count": 4, "min": 30.0}}
-    config = resolve_minimums(checkpoint(stats), SegmentationConfig(min_ad_seconds=12.0))
-    assert (config.min_ad_seconds, config.min_content_seconds) == (12.0, 15.0)
+    config = resolve_minimums(checkpoint(stats), SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=12.0)))
+    assert (config.smoothing.min_ad_seconds, config.smoothing.min_content_seconds) == (12.0, 15.0)
 
 
 def test_trained_checkpoint_stores_label_durations(tmp_path, make_episode):

@@ -9,13 +9,15 @@ import argparse
 from dataclasses import replace
 
 from adcut.detect.config import SegmentationConfig
-from adcut.detect.smoothing import METHODS, SmoothingConfig
+from adcut.detect.refine import RefineConfig
+from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, METHODS
 from adcut.features.mfcc import FeatureConfig
 
 
 def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the flags that override :class:`SegmentationConfig` (every default: None, meaning the config's)."""
-    config, smoothing, features = SegmentationConfig(), SmoothingConfig(), FeatureConfig()
+    config, features = SegmentationConfig(), FeatureConfig()
+    smoothing, refine = config.smoothing, config.refine or RefineConfig()
     group = parser.add_argument_group("segmentation (how window probabilities become segments)")
     group.add_argument(
         "--smoothing",
@@ -23,7 +25,7 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"hmm: minimum-duration HMM; reference: the reference project's four forgiving rules "
         f"on {smoothing.reference_hop_seconds:g} s blocks; none: most probable class per step "
-        f"(default {config.smoothing})",
+        f"(default {smoothing.method})",
     )
     group.add_argument(
         "--hop",
@@ -65,7 +67,7 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=f"shortest ad segment, seconds (hmm; default: half the shortest ad in the model's "
-        f"training labels, at most {smoothing.min_ad_seconds:g})",
+        f"training labels, at most {DEFAULT_MIN_AD_SECONDS:g})",
     )
     group.add_argument(
         "--min-content",
@@ -75,7 +77,7 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="S",
         help=f"shortest content segment, seconds (hmm; default: learned likewise, at most "
-        f"{smoothing.min_content_seconds:g})",
+        f"{DEFAULT_MIN_CONTENT_SECONDS:g})",
     )
     group.add_argument(
         "--no-refine",
@@ -87,7 +89,7 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="S",
-        help=f"how far refinement may move a boundary (default {config.refine_max_shift:g})",
+        help=f"how far refinement may move a boundary (default {refine.max_shift_seconds:g})",
     )
     group.add_argument(
         "--review-below",
@@ -98,20 +100,31 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _given(**values: object) -> dict[str, object]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
     """The settings the flags of :func:`add_segmentation_arguments` ask for."""
-    overrides = {
-        "smoothing": args.smoothing,
-        "hop_seconds": args.hop,
-        "step_seconds": args.step,
-        "scan_stride": args.scan_stride,
-        "anchor": args.anchor,
-        "min_ad_seconds": args.min_ad_seconds,
-        "min_content_seconds": args.min_content_seconds,
-        "refine_max_shift": args.max_shift,
-        "review_below": args.review_below,
-    }
-    config = replace(SegmentationConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    if args.no_refine:
-        config = replace(config, refine=False)
-    return config
+    defaults = SegmentationConfig()
+    smoothing = replace(
+        defaults.smoothing,
+        **_given(
+            method=args.smoothing,
+            min_ad_seconds=args.min_ad_seconds,
+            min_content_seconds=args.min_content_seconds,
+        ),
+    )
+    refine = None if args.no_refine else replace(RefineConfig(), **_given(max_shift_seconds=args.max_shift))
+    return replace(
+        defaults,
+        smoothing=smoothing,
+        refine=refine,
+        **_given(
+            hop_seconds=args.hop,
+            step_seconds=args.step,
+            scan_stride=args.scan_stride,
+            anchor=args.anchor,
+            review_below=args.review_below,
+        ),
+    )

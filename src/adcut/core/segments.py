@@ -15,6 +15,10 @@ DEFAULT_CLASSES: tuple[str, str] = ("ad", "content")
 DEFAULT_BACKGROUND = "content"
 
 
+# Classes that ``adcut process`` cuts out (and may mark for review) unless told otherwise.
+CUT_CLASSES: tuple[str, ...] = ("ad",)
+
+
 # Label text that is read as the first / second class, whatever the classes are called.
 _POSITIONAL_ALIASES = {"a": 0, "b": 1}
 

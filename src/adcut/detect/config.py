@@ -1,9 +1,17 @@
 """How an episode is turned into segments: the settings shared by process, evaluate and the labeller."""
 
 from __future__ import annotations
-from dataclasses import dataclass
-from adcut.errors import AdcutError
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from adcut.core.segments import CUT_CLASSES
 from adcut.core.units import Seconds
+from adcut.detect.refine import RefineConfig
+from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, SmoothingConfig
+from adcut.errors import AdcutError
+
+if TYPE_CHECKING:
+    from adcut.models.checkpoint import Checkpoint
 
 
 # Where inside its window a model's decision points, as a fraction of the window (0 = first
@@ -25,20 +33,17 @@ class SegmentationConfig:
     step_seconds: Seconds = 0.5  # resolution of the probability curve the smoother reads
     batch_size: int = 64  # measured: 64 runs the reference LSTM faster than 256 on a CPU, in less memory
     anchor: float | None = None  # None: the checkpoint's measured value, else WINDOW_ANCHORS
-    smoothing: str = "hmm"  # "hmm" | "reference" | "none" (see smoothing.py)
-    min_ad_seconds: Seconds | None = None  # None: learned from the training labels, else the smoother's default (resolve_minimums)
-    min_content_seconds: Seconds | None = None
-    edge_offsets: bool = True  # move ad starts/ends back by the checkpoint's measured lateness (learn/alignment.py)
-    refine: bool = True  # move boundaries to nearby pauses / feature jumps (refine.py)
-    refine_max_shift: Seconds = 3.0
+    smoothing: SmoothingConfig = field(
+        default_factory=SmoothingConfig
+    )  # minimums None: learned (resolve_minimums)
+    edge_offsets: bool = (
+        True  # move ad starts/ends back by the checkpoint's measured lateness (learn/alignment.py)
+    )
+    refine: RefineConfig | None = field(default_factory=RefineConfig)  # None: boundaries stay where smoothed
     review_below: float | None = None  # segments less confident than this become "review" (not cut)
-    review_classes: tuple[str, ...] = ("ad",)  # classes that may be marked for review
+    review_classes: tuple[str, ...] = CUT_CLASSES  # classes that may be marked for review
 
-    def validate(self, window_seconds: Seconds, frame_seconds: Seconds) -> None:
-        if not frame_seconds <= self.hop_seconds <= window_seconds + 1e-9:
-            raise AdcutError(
-                f"--hop must be between {frame_seconds:g} and {window_seconds:.3f} s (the window), not {self.hop_seconds:g}"
-            )
+    def __post_init__(self) -> None:
         if self.scan_stride < 1:
             raise AdcutError(f"--scan-stride must be at least 1, not {self.scan_stride}")
         if not 0.05 <= self.step_seconds <= 10:
@@ -47,13 +52,38 @@ class SegmentationConfig:
             raise AdcutError(f"batch size must be at least 1, not {self.batch_size}")
         if self.anchor is not None and not 0.0 <= self.anchor <= 1.0:
             raise AdcutError(f"anchor must be a fraction between 0 and 1, not {self.anchor:g}")
-        if self.smoothing not in ("hmm", "reference", "none"):
-            raise AdcutError(f"--smoothing must be hmm, reference or none, not {self.smoothing!r}")
         if self.review_below is not None and not 0.0 <= self.review_below <= 1.0:
-            raise AdcutError(f"--review-below must be a probability between 0 and 1, not {self.review_below:g}")
+            raise AdcutError(
+                f"--review-below must be a probability between 0 and 1, not {self.review_below:g}"
+            )
+
+    def validate(self, window_seconds: Seconds, frame_seconds: Seconds) -> None:
+        """What depends on the model's features: the hop lies between one frame and one window."""
+        if not frame_seconds <= self.hop_seconds <= window_seconds + 1e-9:
+            raise AdcutError(
+                f"--hop must be between {frame_seconds:g} and {window_seconds:.3f} s (the window), not {self.hop_seconds:g}"
+            )
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as the flat record that outputs carry (``adcut process``'s JSON ``settings``)."""
+        return {
+            "hop_seconds": self.hop_seconds,
+            "scan_stride": self.scan_stride,
+            "step_seconds": self.step_seconds,
+            "batch_size": self.batch_size,
+            "anchor": self.anchor,
+            "smoothing": self.smoothing.method,
+            "min_ad_seconds": self.smoothing.min_ad_seconds,
+            "min_content_seconds": self.smoothing.min_content_seconds,
+            "edge_offsets": self.edge_offsets,
+            "refine": self.refine is not None,
+            "refine_max_shift": (self.refine or RefineConfig()).max_shift_seconds,
+            "review_below": self.review_below,
+            "review_classes": list(self.review_classes),
+        }
 
 
-def anchor_for(checkpoint, config: SegmentationConfig) -> float:
+def anchor_for(checkpoint: Checkpoint, config: SegmentationConfig) -> float:
     """The window anchor: the config's, else the checkpoint's measured one, else the type's default."""
     if config.anchor is not None:
         return config.anchor
@@ -74,31 +104,33 @@ MIN_LEARNED_SECONDS = 3.0
 
 def learned_minimum(stats: dict | None, default: Seconds) -> Seconds:
     """The minimum duration for one class from its training-label statistics (``{"count", "min", ...}``)."""
-    if not isinstance(stats, dict) or not stats.get("count") or not isinstance(stats.get("min"), (int, float)):
+    if (
+        not isinstance(stats, dict)
+        or not stats.get("count")
+        or not isinstance(stats.get("min"), (int, float))
+    ):
         return default
     return float(min(default, max(MIN_LEARNED_SECONDS, LEARNED_MIN_FRACTION * float(stats["min"]))))
 
 
-def resolve_minimums(checkpoint, config: SegmentationConfig) -> SegmentationConfig:
+def resolve_minimums(checkpoint: Checkpoint, config: SegmentationConfig) -> SegmentationConfig:
     """``config`` with both minimum durations set: explicit values, else learned from the checkpoint's
     training labels (``training["label_durations"]``), else the smoother's defaults (10 s / 20 s)."""
-    from dataclasses import replace
-
-    from adcut.detect.smoothing import SmoothingConfig
-
-    default = SmoothingConfig()
-    stats = ((getattr(checkpoint, "training", None) or {}).get("label_durations") or {})
+    stats = (checkpoint.training or {}).get("label_durations") or {}
     classes = tuple(checkpoint.class_names)
-    ad, content = config.min_ad_seconds, config.min_content_seconds
+    ad, content = config.smoothing.min_ad_seconds, config.smoothing.min_content_seconds
     if ad is None:
-        ad = learned_minimum(stats.get(classes[0]), default.min_ad_seconds)
+        ad = learned_minimum(stats.get(classes[0]), DEFAULT_MIN_AD_SECONDS)
     if content is None:  # every other class shares the content minimum: the smallest learned one
-        content = min((learned_minimum(stats.get(c), default.min_content_seconds) for c in classes[1:]),
-                      default=default.min_content_seconds)
-    return replace(config, min_ad_seconds=float(ad), min_content_seconds=float(content))
+        content = min(
+            (learned_minimum(stats.get(c), DEFAULT_MIN_CONTENT_SECONDS) for c in classes[1:]),
+            default=DEFAULT_MIN_CONTENT_SECONDS,
+        )
+    smoothing = replace(config.smoothing, min_ad_seconds=float(ad), min_content_seconds=float(content))
+    return replace(config, smoothing=smoothing)
 
 
-def edge_offsets_for(checkpoint, config: SegmentationConfig) -> dict:
+def edge_offsets_for(checkpoint: Checkpoint, config: SegmentationConfig) -> dict[str, float]:
     """The checkpoint's measured ad start/end lateness in seconds (``{}``: none measured, or turned off)."""
     measured = (checkpoint.metrics or {}).get("edge_offsets")
     if not config.edge_offsets or not isinstance(measured, dict):

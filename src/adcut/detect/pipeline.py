@@ -4,7 +4,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from pathlib import Path
 import numpy as np
 from adcut.errors import AdcutError
@@ -13,6 +14,10 @@ from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.detect.config import SegmentationConfig, anchor_for, edge_offsets_for, resolve_minimums
 from adcut.detect.windows import resample_curve, stream_window_probs, window_curve
+
+if TYPE_CHECKING:
+    from adcut.features.mfcc import FeatureConfig
+    from adcut.models.checkpoint import Checkpoint
 
 
 log = logging.getLogger(__name__)
@@ -61,41 +66,41 @@ def make_tiling(segments: list[Segment], duration: Seconds) -> list[Segment]:
     return tiled
 
 
-def smooth_curve(curve, step_seconds, duration, classes, config: SegmentationConfig) -> list[Segment]:
-    from adcut.detect import smoothing as smoothing
+def smooth_curve(
+    curve: np.ndarray, step_seconds: Seconds, duration: Seconds, classes: tuple[str, ...], config: SegmentationConfig
+) -> list[Segment]:
+    from adcut.detect.smoothing import smooth
 
-    options = {"method": config.smoothing}
-    if config.min_ad_seconds is not None:
-        options["min_ad_seconds"] = config.min_ad_seconds
-    if config.min_content_seconds is not None:
-        options["min_content_seconds"] = config.min_content_seconds
-    return smoothing.smooth(curve, step_seconds, duration, classes, smoothing.SmoothingConfig(**options))
+    return smooth(curve, step_seconds, duration, classes, config.smoothing)
 
 
-def align_edges(segments, checkpoint, config: SegmentationConfig, classes: tuple[str, ...]) -> list[Segment]:
+def align_edges(
+    segments: list[Segment], checkpoint: Checkpoint, config: SegmentationConfig, classes: tuple[str, ...]
+) -> list[Segment]:
     """Smoothed segments with each ad edge moved back by its measured offset (within the minimum durations)."""
     from adcut.detect.edges import shift_edges
 
     offsets = edge_offsets_for(checkpoint, config)
     if not offsets or not classes:
         return segments
-    minimums = {c: (config.min_ad_seconds if i == 0 else config.min_content_seconds) or 0.0 for i, c in enumerate(classes)}
-    return shift_edges(segments, classes[0], offsets, minimums)
+    return shift_edges(segments, classes[0], offsets, config.smoothing.minimums(classes))
 
 
-def refine(segments, features, feature_config, config: SegmentationConfig, classes: tuple[str, ...] = ()) -> list[Segment]:
-    if not config.refine or len(segments) < 2:
+def refine(
+    segments: list[Segment],
+    features: np.ndarray,
+    feature_config: FeatureConfig,
+    config: SegmentationConfig,
+    classes: tuple[str, ...] = (),
+) -> list[Segment]:
+    if config.refine is None or len(segments) < 2:
         return segments
     from adcut.detect.refine import refine_boundaries
-    from adcut.detect.smoothing import SmoothingConfig
 
-    # Refinement must not undo the smoother's minimum durations (first class: ad minimum, others: content).
-    default = SmoothingConfig()
-    first = config.min_ad_seconds if config.min_ad_seconds is not None else default.min_ad_seconds
-    other = config.min_content_seconds if config.min_content_seconds is not None else default.min_content_seconds
-    minimums = {c: (first if i == 0 else other) for i, c in enumerate(classes)}
-    # Ad edges may move further into the ad than out of it (cutting ads must not cost content).
-    return refine_boundaries(segments, features, feature_config, config.refine_max_shift, min_seconds=minimums,
+    # Refinement must not undo the smoother's minimum durations (first class: ad minimum, others: content);
+    # ad edges may move further into the ad than out of it (cutting ads must not cost content).
+    return refine_boundaries(segments, features, feature_config, config.refine.max_shift_seconds, config.refine,
+                             min_seconds=config.smoothing.minimums(classes),
                              shrink_label=classes[0] if classes else None)
 
 
@@ -160,7 +165,7 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         # a review segment's confidence is that of the class it was unsure about
         confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
                        for s, c in zip(segments, confidences)]
-    settings = {**asdict(config), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
+    settings = {**config.settings(), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
                 "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
                 "windows_read": int(len(starts)), "window_seconds": fcfg.window_seconds}
     return Detection(

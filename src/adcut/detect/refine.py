@@ -35,6 +35,7 @@ from adcut.core.units import Seconds
 
 @dataclass(frozen=True)
 class RefineConfig:
+    max_shift_seconds: Seconds = 3.0  # how far a boundary may move (detection's limit; see refine_boundaries)
     context_seconds: Seconds = 2.0  # audio compared on each side of a candidate point
     snap_seconds: Seconds = 0.75  # how far from the feature jump a pause may be
     min_dip_db: float = 6.0  # a pause is this much quieter than its surroundings

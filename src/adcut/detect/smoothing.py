@@ -34,30 +34,49 @@ METHODS = ("hmm", "reference", "none")
 _PROB_FLOOR = 1e-4
 
 
+# Minimum durations when neither the user nor the model's training labels say otherwise.
+DEFAULT_MIN_AD_SECONDS: Seconds = 10.0
+DEFAULT_MIN_CONTENT_SECONDS: Seconds = 20.0
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
     """How window probabilities become segments (see the module docstring)."""
 
     method: str = "hmm"
-    min_ad_seconds: Seconds = 10.0  # minimum length of the first class (``ad``)
-    min_content_seconds: Seconds = 20.0  # minimum length of every other class
+    # Minimum length of the first class (``ad``) and of every other class. None: the defaults above;
+    # detection first fills in what the model's training labels taught (detect.config.resolve_minimums).
+    min_ad_seconds: Seconds | None = None
+    min_content_seconds: Seconds | None = None
     switch_penalty: float = 4.0  # log-probability x seconds of evidence a class change must overcome
     short_edges: bool = False  # let the first / last segment be shorter than its class minimum
     reference_hop_seconds: Seconds = 4.096  # block length the reference rules run on
     reference_max_run: int = 5  # longest outlier run (in blocks) the reference rules flip
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise AdcutError(f"unknown smoothing method {self.method!r} (choose from {', '.join(METHODS)})")
         for name in ("min_ad_seconds", "min_content_seconds", "switch_penalty"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
+            if value is not None and not (math.isfinite(value) and value >= 0):
                 raise AdcutError(f"{name.replace('_', '-')} must be a number >= 0, not {value!r}")
         if not (self.reference_hop_seconds > 0):
             raise AdcutError("reference-hop-seconds must be > 0")
 
+    @property
+    def min_ad(self) -> Seconds:
+        return DEFAULT_MIN_AD_SECONDS if self.min_ad_seconds is None else self.min_ad_seconds
+
+    @property
+    def min_content(self) -> Seconds:
+        return DEFAULT_MIN_CONTENT_SECONDS if self.min_content_seconds is None else self.min_content_seconds
+
     def min_seconds(self, class_index: int) -> Seconds:
-        return self.min_ad_seconds if class_index == 0 else self.min_content_seconds
+        return self.min_ad if class_index == 0 else self.min_content
+
+    def minimums(self, classes: Sequence[str]) -> dict[str, Seconds]:
+        """Class name -> minimum duration (the first class is the ad)."""
+        return {c: self.min_seconds(i) for i, c in enumerate(classes)}
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

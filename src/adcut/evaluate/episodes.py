@@ -43,10 +43,7 @@ def minimum_durations(config: SegmentationConfig, checkpoint: Checkpoint) -> dic
     """Class -> minimum duration that detection used (explicit, else learned from training labels, else default)."""
     from adcut.detect.config import resolve_minimums
 
-    config = resolve_minimums(checkpoint, config)
-    classes = tuple(checkpoint.class_names)
-    assert config.min_ad_seconds is not None and config.min_content_seconds is not None  # resolved above
-    return {classes[0]: config.min_ad_seconds, **{c: config.min_content_seconds for c in classes[1:]}}
+    return resolve_minimums(checkpoint, config).smoothing.minimums(tuple(checkpoint.class_names))
 
 
 def evaluate_episode(
