@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -21,6 +22,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "labeller.png"
+UPDATE_SCREENSHOTS = "ADCUT_UPDATE_SCREENSHOTS"  # =1: copy the screenshot taken into docs/screenshots/
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--autoplay-policy=no-user-gesture-required"]
@@ -141,7 +143,7 @@ def test_mark_drag_and_save_with_keys(browser, labeller, make_episode):
     page.close()
 
 
-def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, make_episode):
+def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, make_episode, tmp_path):
     spec = EpisodeSpec(150.0, ((30.0, 55.0), (90.0, 110.0)))
     episode, _ = make_episode("review", spec, labels=False)
     proposal = episode.with_name("review.json")
@@ -178,9 +180,11 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
 
     page.evaluate("window.adcut.seek(96)")
     page.wait_for_timeout(150)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shot = SCREENSHOT.with_name(".labeller.tmp.png")
+    shot = tmp_path / "labeller.png"
     page.screenshot(path=str(shot))
-    shutil.move(shot, SCREENSHOT)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":  # the README's picture is refreshed only when asked
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
     assert errors == []
     page.close()

@@ -8,7 +8,6 @@ and prints the results.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.errors import DatasetError, OutputError
 
@@ -277,12 +277,8 @@ def plot_timelines(results: list[EpisodeResult], path: Path) -> None:
     ]
     figure.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles))
     figure.tight_layout(rect=(0, 0, 1, 0.97))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     try:
-        figure.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the plot ({error.strerror})") from None
+        with atomic_write(path, "the plot") as tmp:
+            figure.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(figure)

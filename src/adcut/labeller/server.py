@@ -35,7 +35,7 @@ from starlette.routing import Route
 from adcut.errors import AdcutError, LabelError, OutputError
 from adcut.labeller.peaks import BackgroundPeaks
 from adcut.core.segments import Segment, validate_segments
-from adcut.core.files import atomic_write_text
+from adcut.core.files import atomic_write_bytes, atomic_write_text
 from adcut.formats.labels import format_audacity
 from adcut.core.units import Seconds
 
@@ -121,13 +121,11 @@ class LabelSession:
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(source.read_bytes())
-        os.replace(tmp, target)
+        data = source.read_bytes()
     except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{target}: cannot keep the previous labels ({error.strerror or error})") from None
+        raise OutputError(f"{source}: cannot read the previous labels ({error.strerror or error})") from None
+    atomic_write_bytes(target, data, "the copy of the previous labels")
 
 
 def parse_segments(payload, session: LabelSession) -> list[Segment]:

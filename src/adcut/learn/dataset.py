@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -37,7 +36,7 @@ from adcut.features.mfcc import FeatureConfig, check_compatible, window_starts
 from adcut.features.episode import episode_features
 from adcut.core.segments import DEFAULT_BACKGROUND, DEFAULT_CLASSES, Segment, fill_background, validate_segments
 from adcut.formats.labels import LABEL_SUFFIXES, read_labels, read_segments_txt, segments_from_boundaries
-from adcut.core.files import atomic_write_text
+from adcut.core.files import atomic_write, atomic_write_text
 from adcut.core.units import Seconds
 
 log = logging.getLogger(__name__)
@@ -512,9 +511,8 @@ def build_dataset(
             feats, duration = compute(source.audio, feature_config)
             feats = np.ascontiguousarray(feats, dtype=np.float32)
             target = features_dir / file_name
-            tmp = features_dir / f".{file_name}.{os.getpid()}.{threading.get_ident()}.tmp.npy"
-            np.save(tmp, feats, allow_pickle=False)
-            os.replace(tmp, target)
+            with atomic_write(target, "features") as tmp, open(tmp, "wb") as handle:
+                np.save(handle, feats, allow_pickle=False)
             written.append(target)
             return duration, len(feats), hashlib.sha256(feats.tobytes()).hexdigest()
 

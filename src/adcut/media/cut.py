@@ -8,7 +8,6 @@ cut: not one sample of removed audio survives at an edge.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from adcut.errors import AudioError, OutputError
+from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 
@@ -174,15 +174,8 @@ def cut_episode(
     if not kept_spans(segments, remove, max([s.end for s in segments] + [info.duration or 0.0])):
         raise NothingKept(f"{path}: every segment is {'/'.join(remove)}; no cut file written")
     encoder, sample_format, container_format = _output_codec(info, path.suffix.lower())
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
-    try:
-        result = _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
-        os.replace(tmp, out_path)
-        return result
-    except OSError as error:
-        raise OutputError(f"{out_path}: cannot write ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(out_path) as tmp:
+        return _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
 
 
 def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from adcut.errors import ModelError, OutputError
+from adcut.core.files import atomic_write
+from adcut.errors import ModelError
 from adcut.features.mfcc import FeatureConfig
 
 FORMAT_VERSION = 2
@@ -109,13 +109,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         metadata = {METADATA_KEY: json.dumps(checkpoint.description(), default=_plain)}
     except TypeError as error:
         raise ModelError(f"{path}: checkpoint description is not plain data ({error})") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(path, "checkpoint") as tmp:
         save_file(checkpoint.arrays(), str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write checkpoint ({error.strerror or error})") from None
 
 
 def _kind(path: Path) -> str:
