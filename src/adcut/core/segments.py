@@ -5,7 +5,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from adcut.errors import LabelError
+from adcut.errors import AdcutError, LabelError
 from adcut.core.units import Seconds, TIME_EPSILON
 
 
@@ -98,6 +98,17 @@ def validate_segments(
         previous_end = seg.end
 
 
+def extend_tiling(tiled: list[Segment], start: Seconds, end: Seconds, label: str) -> None:
+    """Append ``[start, end)`` to a tiling being built: an empty span is dropped, and a span that touches
+    the last segment and has its class lengthens it instead."""
+    if end - start <= TIME_EPSILON:
+        return
+    if tiled and tiled[-1].label == label and abs(tiled[-1].end - start) <= TIME_EPSILON:
+        tiled[-1] = Segment(tiled[-1].start, end, label)
+    else:
+        tiled.append(Segment(start, end, label))
+
+
 def fill_background(
     segments: Sequence[Segment], duration: Seconds, background: str = DEFAULT_BACKGROUND
 ) -> list[Segment]:
@@ -105,13 +116,7 @@ def fill_background(
     tiled: list[Segment] = []
 
     def add(label: str, start: Seconds, end: Seconds) -> None:
-        end = min(end, duration)
-        if end - start <= TIME_EPSILON:
-            return
-        if tiled and tiled[-1].label == label and abs(tiled[-1].end - start) <= TIME_EPSILON:
-            tiled[-1] = Segment(tiled[-1].start, end, label)
-        else:
-            tiled.append(Segment(start, end, label))
+        extend_tiling(tiled, start, min(end, duration), label)
 
     cursor = 0.0
     for seg in sorted(segments):
@@ -121,6 +126,20 @@ def fill_background(
         cursor = max(cursor, min(seg.end, duration))
     if cursor < duration:
         add(background, cursor, duration)
+    return tiled
+
+
+def make_tiling(segments: Sequence[Segment], duration: Seconds) -> list[Segment]:
+    """Force an exact tiling of [0, duration]: drop empty spans, close gaps (each segment starts where the
+    previous one ends), merge equal neighbours; the last segment ends at ``duration``."""
+    tiled: list[Segment] = []
+    for seg in sorted(segments):
+        start = tiled[-1].end if tiled else 0.0
+        extend_tiling(tiled, start, min(max(seg.end, start), duration), seg.label)
+    if not tiled:
+        raise AdcutError("no segments could be made (episode too short?)")
+    last = tiled[-1]
+    tiled[-1] = Segment(last.start, duration, last.label)  # the last one always ends at the audio's end
     return tiled
 
 

@@ -127,16 +127,14 @@ def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channel
     import av
     import soxr
 
-    from adcut.media.encode import StreamEncoder
+    from adcut.media.encode import StreamEncoder, open_audio_stream
 
     render_rate = 16000
     container = av.open(str(path), mode="w", format="mp3")
     try:
         layout = "mono" if channels == 1 else "stereo"
-        stream = container.add_stream("libmp3lame", rate=sample_rate, layout=layout)
-        stream.bit_rate = bit_rate
-        stream.codec_context.options = {"compression_level": "9"}
-        stream.codec_context.open()
+        stream = open_audio_stream(container, "libmp3lame", sample_rate, layout, bit_rate,
+                                   options={"compression_level": "9"})
         encoder = StreamEncoder(container, stream, "fltp", layout, sample_rate)
         for minute in range(int(np.ceil(spec.duration / 60.0))):
             start, end = minute * 60.0, min(minute * 60.0 + 60.0, spec.duration)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 import numpy as np
 from adcut.errors import AdcutError
-from adcut.core.units import TIME_EPSILON
-from adcut.core.segments import Segment
+from adcut.core.segments import Segment, make_tiling
 from adcut.core.units import Seconds
 from adcut.detect.config import SegmentationConfig, anchor_for, edge_offsets_for, resolve_minimums
 from adcut.detect.windows import resample_curve, stream_window_probs, window_curve
@@ -45,25 +44,6 @@ class Detection:
     def per_second(self) -> np.ndarray:
         """The probability curve averaged onto a 1 s grid, ``(ceil(duration), n_classes)``."""
         return resample_curve(self.probabilities, self.step_seconds, 1.0, self.duration)
-
-
-def make_tiling(segments: list[Segment], duration: Seconds) -> list[Segment]:
-    """Force an exact tiling of [0, duration]: drop empty spans, close gaps, merge equal neighbours."""
-    tiled: list[Segment] = []
-    for seg in sorted(segments):
-        start = tiled[-1].end if tiled else 0.0
-        end = min(max(seg.end, start), duration)
-        if end - start <= TIME_EPSILON:
-            continue
-        if tiled and tiled[-1].label == seg.label:
-            tiled[-1] = Segment(tiled[-1].start, end, seg.label)
-        else:
-            tiled.append(Segment(start, end, seg.label))
-    if not tiled:
-        raise AdcutError("no segments could be made (episode too short?)")
-    last = tiled[-1]
-    tiled[-1] = Segment(last.start, duration, last.label)  # the last one always ends at the audio's end
-    return tiled
 
 
 def smooth_curve(

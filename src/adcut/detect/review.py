@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from adcut.errors import AdcutError
-from adcut.core.segments import Segment
+from adcut.core.segments import Segment, extend_tiling
 from adcut.core.units import Seconds
 
 REVIEW_LABEL = "review"
@@ -77,8 +77,5 @@ def mark_review(
     for seg, confidence in zip(segments, confidences):
         eligible = only is None or seg.label in only
         label = review_label if eligible and confidence < review_below else seg.label
-        if marked and marked[-1].label == label and abs(marked[-1].end - seg.start) < 1e-9:
-            marked[-1] = Segment(marked[-1].start, seg.end, label)
-        else:
-            marked.append(Segment(seg.start, seg.end, label))
+        extend_tiling(marked, seg.start, seg.end, label)
     return marked

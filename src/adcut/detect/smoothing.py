@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adcut.errors import AdcutError
-from adcut.core.segments import DEFAULT_CLASSES, Segment
+from adcut.core.segments import DEFAULT_CLASSES, Segment, extend_tiling
 from adcut.core.units import Seconds
 
 METHODS = ("hmm", "reference", "none")
@@ -124,12 +124,7 @@ def path_to_segments(path: np.ndarray, step_seconds: Seconds, duration: Seconds,
         start = 0.0 if s == 0 else float(min(s * step_seconds, duration))
         end = float(duration) if e == len(path) else float(min(e * step_seconds, duration))
         label = classes[int(path[s])]
-        if end <= start:
-            continue
-        if segments and segments[-1].label == label:
-            segments[-1] = Segment(segments[-1].start, end, label)
-        else:
-            segments.append(Segment(start, end, label))
+        extend_tiling(segments, start, end, label)
     if segments and segments[-1].end < duration:
         segments[-1] = Segment(segments[-1].start, duration, segments[-1].label)
     return segments

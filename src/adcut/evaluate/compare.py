@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from adcut.features.mfcc import FeatureConfig, window_starts, windows
 from adcut.features.episode import episode_features
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
+
+if TYPE_CHECKING:
+    from adcut.models.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -271,10 +275,8 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
     return reports
 
 
-def check_window_shape(batch: np.ndarray, ckpt, path: Path) -> None:
-    expected = ckpt.model_config.get("n_features")
-    if expected is not None and batch.shape[-1] != expected:
-        raise ModelError(f"{path}: model reads {expected} features per frame but its feature settings give {batch.shape[-1]}")
+def check_window_shape(batch: np.ndarray, ckpt: Checkpoint, path: Path) -> None:
+    ckpt.check_feature_count(batch.shape[-1], str(path))
 
 
 def _size(n_bytes: int) -> str:
@@ -335,7 +337,7 @@ def dataset_windows(path: Path, *, validation_only: bool = True) -> EpisodeWindo
     episodes, cached = [], []
     for i in chosen:
         record = dataset.episodes[i]
-        segments = [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in record["segments"]]
+        segments = [Segment.from_dict(s) for s in record["segments"]]
         episodes.append(LabelledEpisode(Path(record["source"]), segments))
         n_frames = int(record["n_frames"])
         start = int(dataset.offsets[i])

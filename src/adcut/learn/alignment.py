@@ -110,7 +110,7 @@ def _validation_episodes(model, dataset, device: str, batch_size: int):
             continue
         duration = float(episode["duration"])
         segments = fill_background(
-            [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in episode["segments"]],
+            [Segment.from_dict(s) for s in episode["segments"]],
             duration, dataset.config.background,
         )
         if len({s.label for s in segments}) < 2:

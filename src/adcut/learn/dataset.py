@@ -275,6 +275,14 @@ class WindowSamples:
         return WindowSamples(self.first[index], self.second[index], self.cut[index], self.label[index])
 
 
+def gather_windows(frames: np.ndarray, samples: WindowSamples, window_frames: int) -> np.ndarray:
+    """``(n, window_frames, features)`` windows of ``samples`` from the concatenated ``frames``."""
+    t = np.arange(window_frames, dtype=np.int64)[None, :]
+    cut = samples.cut[:, None]
+    index = np.where(t < cut, samples.first[:, None] + t, samples.second[:, None] + t - cut)
+    return frames[index]
+
+
 # --------------------------------------------------------------------------- the loaded dataset
 
 
@@ -319,10 +327,7 @@ class Dataset:
 
     def gather(self, samples: WindowSamples) -> np.ndarray:
         """``(n, window_frames, n_features)`` float32 windows for ``samples``."""
-        t = np.arange(self.feature_config.window_frames, dtype=np.int64)[None, :]
-        cut = samples.cut[:, None]
-        index = np.where(t < cut, samples.first[:, None] + t, samples.second[:, None] + t - cut)
-        return self.frames[index]
+        return gather_windows(self.frames, samples, self.feature_config.window_frames)
 
     def class_counts(self, split: str) -> np.ndarray:
         return np.bincount(self.samples(split).label, minlength=len(self.classes))
@@ -377,7 +382,7 @@ def load_dataset(path: Path, feature_config: FeatureConfig | None = None) -> Dat
         chunks.append(feats)
         offsets.append(total)
         total += len(feats)
-        segments = [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in episode["segments"]]
+        segments = [Segment.from_dict(s) for s in episode["segments"]]
         starts = window_starts(n_frames, fcfg.window_frames, fcfg.window_hop_frames)
         labels = window_labels(segments, starts, n_frames, float(episode["duration"]), fcfg, classes, config.keep_straddling)
         keep = labels >= 0
@@ -559,7 +564,7 @@ def build_dataset(
             del episode["fixed_split"]
             n_frames = episode["n_frames"]
             starts = window_starts(n_frames, feature_config.window_frames, feature_config.window_hop_frames)
-            segments = [Segment(s["start"], s["end"], s["label"]) for s in episode["segments"]]
+            segments = [Segment.from_dict(s) for s in episode["segments"]]
             labels = window_labels(segments, starts, n_frames, episode["duration"], feature_config, config.classes, config.keep_straddling)
             episode["windows"] = {name: int((labels == c).sum()) for c, name in enumerate(config.classes)}
             episode["straddling_left_out"] = int((labels < 0).sum())

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from adcut.models.checkpoint import Checkpoint
-from adcut.learn.dataset import Dataset, WindowSamples
+from adcut.learn.dataset import Dataset, WindowSamples, gather_windows
 from adcut.errors import DatasetError, ModelError
 from adcut.features.mfcc import FeatureConfig
 from adcut.features.episode import episode_features
@@ -87,14 +87,6 @@ def map_to_teacher(samples: WindowSamples, dataset: Dataset, teacher_config: Fea
     return WindowSamples(first, second, cut, samples.label), offsets_t
 
 
-def gather(frames: np.ndarray, samples: WindowSamples, window_frames: int) -> np.ndarray:
-    """``(n, window_frames, features)`` windows of ``samples`` from concatenated ``frames`` (as ``Dataset.gather``)."""
-    t = np.arange(window_frames, dtype=np.int64)[None, :]
-    cut = samples.cut[:, None]
-    index = np.where(t < cut, samples.first[:, None] + t, samples.second[:, None] + t - cut)
-    return frames[index]
-
-
 def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples, device: str = "cpu",
                    batch_size: int = TEACHER_BATCH):
     """``(len(samples), n_classes)`` float tensor of the teacher's logits for the student's windows."""
@@ -109,15 +101,13 @@ def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples
         per_episode = teacher_episode_features(dataset, tcfg)
         mapped, _ = map_to_teacher(samples, dataset, tcfg, [len(f) for f in per_episode])
         frames = np.concatenate(per_episode)
-    expected = teacher.model_config.get("n_features")
-    if expected is not None and frames.shape[1] != expected:
-        raise ModelError(f"teacher {teacher.name} reads {expected} features per frame but its feature settings give {frames.shape[1]}")
+    teacher.check_feature_count(frames.shape[1], f"teacher {teacher.name}")
     model = teacher.build_model(device)
     out = []
     with torch.inference_mode():
         for start in range(0, len(samples), batch_size):
             part = mapped.take(np.arange(start, min(start + batch_size, len(samples))))
-            batch = torch.from_numpy(np.ascontiguousarray(gather(frames, part, tcfg.window_frames))).to(device)
+            batch = torch.from_numpy(np.ascontiguousarray(gather_windows(frames, part, tcfg.window_frames))).to(device)
             out.append(model(batch).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, len(dataset.classes)))
 

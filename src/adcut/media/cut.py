@@ -181,7 +181,7 @@ def cut_episode(
 def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
     import av
 
-    from adcut.media.encode import StreamEncoder
+    from adcut.media.encode import StreamEncoder, open_audio_stream
     from adcut.media.decode import _open, _reason, frame_to_float
 
     source = _open(path)
@@ -210,14 +210,7 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
                 if key.lower() not in ("encoder",):
                     out.metadata[key] = value
             layout = audio_in.codec_context.layout.name
-            stream = out.add_stream(encoder, rate=sample_rate, layout=layout)
-            for key, value in audio_in.metadata.items():
-                stream.metadata[key] = value
-            if info.bit_rate and encoder not in ("flac", "vorbis") and not encoder.startswith("pcm"):  # FFmpeg's Vorbis encoder is quality-based
-                stream.bit_rate = info.bit_rate
-            if encoder == "vorbis":
-                stream.codec_context.options = {"strict": "experimental"}
-            stream.codec_context.open()
+            stream = open_audio_stream(out, encoder, sample_rate, layout, info.bit_rate, metadata=audio_in.metadata)
             picture_streams = {}
             for picture in pictures:
                 try:

@@ -1,7 +1,9 @@
 """Encoding float samples back to audio files, in the input's own format, through PyAV."""
 
 from __future__ import annotations
+from collections.abc import Mapping
 from fractions import Fraction
+from typing import Any
 from pathlib import Path
 import numpy as np
 from adcut.errors import AudioError
@@ -27,6 +29,39 @@ _FORMAT_BY_SUFFIX = {".mp3": "mp3", ".wav": "wav", ".flac": "flac", ".ogg": "ogg
 
 
 _CODEC_BY_SUFFIX = {".mp3": "mp3", ".wav": "pcm_s16le", ".flac": "flac", ".ogg": "vorbis", ".opus": "opus", ".m4a": "aac", ".m4b": "aac", ".aac": "aac", ".mp4": "aac"}
+
+
+# Encoders whose output size is not set by a bit rate: lossless ones, and FFmpeg's Vorbis (quality-based).
+_NO_BIT_RATE = ("flac", "vorbis")
+
+
+def open_audio_stream(
+    container: Any,
+    encoder: str,
+    sample_rate: int,
+    layout: str,
+    bit_rate: int | None = None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> Any:
+    """An opened ``encoder`` stream in the PyAV output ``container``: the one place encoders are set up.
+
+    ``bit_rate`` applies where the encoder takes one (not lossless, not Vorbis); ``options`` are the
+    encoder's own (FFmpeg's Vorbis encoder always gets the ``strict`` it needs).
+    """
+    stream = container.add_stream(encoder, rate=sample_rate, layout=layout)
+    for key, value in (metadata or {}).items():
+        stream.metadata[key] = value
+    if bit_rate and encoder not in _NO_BIT_RATE and not encoder.startswith("pcm"):
+        stream.bit_rate = bit_rate
+    codec_options = dict(options or {})
+    if encoder == "vorbis":
+        codec_options["strict"] = "experimental"  # FFmpeg's own Vorbis encoder
+    if codec_options:
+        stream.codec_context.options = codec_options
+    stream.codec_context.open()
+    return stream
 
 
 def write_audio(
@@ -58,15 +93,10 @@ def write_audio(
     try:
         for key, value in (metadata or {}).items():
             container.metadata[key] = value
-        stream = container.add_stream(encoder, rate=sample_rate, layout=layout)
-        if bit_rate and codec not in ("flac",) and not codec.startswith("pcm"):
-            stream.bit_rate = bit_rate
-        if encoder == "vorbis":
-            stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own Vorbis encoder
-        stream.codec_context.open()
-        encoder = StreamEncoder(container, stream, sample_format, layout, sample_rate)
-        encoder.push(samples)
-        encoder.finish()
+        stream = open_audio_stream(container, encoder, sample_rate, layout, bit_rate)
+        writer = StreamEncoder(container, stream, sample_format, layout, sample_rate)
+        writer.push(samples)
+        writer.finish()
     finally:
         container.close()
 

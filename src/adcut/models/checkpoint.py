@@ -64,6 +64,13 @@ class Checkpoint:
             "created": self.created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
+    def check_feature_count(self, n_features: int, who: str | None = None) -> None:
+        """ModelError unless the model reads ``n_features`` per frame (what its feature settings give)."""
+        expected = self.model_config.get("n_features")
+        if expected is not None and expected != n_features:
+            raise ModelError(f"{who or self.name}: the model reads {expected} features per frame but its "
+                             f"feature settings give {n_features}")
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The state dict as contiguous numpy arrays (torch tensors converted)."""
         return {name: _to_numpy(value) for name, value in self.state_dict.items()}

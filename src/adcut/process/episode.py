@@ -77,11 +77,7 @@ def check_model(checkpoint, options: ProcessOptions) -> None:
     fcfg = checkpoint.feature_config
     if fcfg.kind != FEATURE_KIND:
         raise ModelError(f"{checkpoint.name}: made with features {fcfg.kind!r}, which this adcut does not compute ({FEATURE_KIND})")
-    expected = checkpoint.model_config.get("n_features")
-    if expected is not None and expected != fcfg.n_features:
-        raise ModelError(
-            f"{checkpoint.name}: the model reads {expected} features per frame but its feature settings give {fcfg.n_features}"
-        )
+    checkpoint.check_feature_count(fcfg.n_features)
     unknown = [name for name in options.remove if name not in checkpoint.class_names]
     if unknown:
         raise AdcutError(f"--remove {','.join(unknown)}: not a class of this model ({', '.join(checkpoint.class_names)})")
