@@ -34,6 +34,44 @@ def _rewrite(source, target, change):
     return target
 
 
+def test_the_checkpoint_says_which_class_is_the_background(tmp_path, random_checkpoint):
+    source = random_checkpoint("m.pt", hidden_size=8, num_layers=1)
+
+    def with_classes(classes, background):
+        def change(description):
+            description["class_names"] = list(classes)
+            description.pop("background", None)
+            if background is not None:
+                description["background"] = background
+        return load_checkpoint(_rewrite(source, tmp_path / f"{'-'.join(classes)}-{background}.pt", change)).background
+
+    assert with_classes(("ad", "content"), "ad") == "ad"  # stored: that is the answer
+    assert with_classes(("speech", "ad", "music"), "speech") == "speech"
+    # checkpoints from before it was stored: "content" when that is a class, else the last class
+    assert with_classes(("content", "ad"), None) == "content"
+    assert with_classes(("speech", "ad", "music"), None) == "music"
+    with pytest.raises(ModelError, match="background class 'jingle' is not one of its classes"):
+        with_classes(("ad", "content"), "jingle")
+
+
+def test_evaluation_reads_the_background_from_the_checkpoint(tmp_path, random_checkpoint, make_episode):
+    """Unlabelled time in an evaluated episode is the checkpoint's background, not a guess from the class names."""
+    from adcut.demo.synth import EpisodeSpec
+    from adcut.detect.config import SegmentationConfig
+    from adcut.evaluate.episodes import evaluate_episodes
+
+    episode, _ = make_episode("ep", EpisodeSpec(30.0, ((10.0, 20.0),)), sample_rate=8000)
+    source = random_checkpoint("m.pt", hidden_size=8, num_layers=1)
+    # the label file marks only the ad, 10-20 s: the rest is the background
+    expected = {"content": ["content", "ad", "content"], "ad": ["ad"]}
+    for background, labels in expected.items():
+        def change(description, background=background):
+            description["background"] = background
+        checkpoint = load_checkpoint(_rewrite(source, tmp_path / f"{background}.pt", change))
+        [result] = evaluate_episodes([episode], checkpoint, SegmentationConfig(), "cpu")
+        assert [s.label for s in result.truth] == labels
+
+
 def test_loads_without_torch(random_checkpoint):
     path = random_checkpoint("m.pt", hidden_size=8)
     code = f"import sys\nfrom adcut.models.checkpoint import load_checkpoint\nload_checkpoint({str(path)!r})\nprint('torch' in sys.modules)"

@@ -63,6 +63,7 @@ def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
     assert raw["format_version"] == FORMAT_VERSION and raw["model_type"] == "lstm"
     assert loaded.feature_config == dataset.feature_config and loaded.dataset_id == dataset.dataset_id
     assert loaded.class_names == ("ad", "content") and loaded.model_config["hidden_size"] == 32
+    assert raw["background"] == dataset.config.background == loaded.background
     history = loaded.training["history"]
     assert len(history) == FAST.epochs
     best = max(history, key=lambda m: (m["val_accuracy"], -m["val_loss"]))

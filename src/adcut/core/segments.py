@@ -15,6 +15,11 @@ DEFAULT_CLASSES: tuple[str, str] = ("ad", "content")
 DEFAULT_BACKGROUND = "content"
 
 
+def default_background(classes: Sequence[str]) -> str:
+    """The background class where nothing says which: ``content`` when that is a class, else the last one."""
+    return DEFAULT_BACKGROUND if DEFAULT_BACKGROUND in classes else classes[-1]
+
+
 # Classes that ``adcut process`` cuts out (and may mark for review) unless told otherwise.
 CUT_CLASSES: tuple[str, ...] = ("ad",)
 

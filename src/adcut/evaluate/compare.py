@@ -135,12 +135,11 @@ class EpisodeWindows:
     def episodes(self) -> list[LabelledEpisode]:
         return list(self._episodes)
 
-    def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str]) -> list[Segment]:
-        """The episode's labels tiling ``[0, duration]``."""
+    def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str], background: str) -> list[Segment]:
+        """The episode's labels tiling ``[0, duration]`` (unlabelled time is the model's ``background``)."""
         from adcut.learn.dataset import DatasetConfig
         from adcut.core.segments import fill_background
 
-        background = "content" if "content" in class_names else class_names[-1]
         if episode.segments:
             unknown = {s.label for s in episode.segments} - set(class_names)
             if unknown:
@@ -150,12 +149,12 @@ class EpisodeWindows:
             return fill_background(inside, duration, background)
         return episode.source.segments(duration, DatasetConfig(classes=tuple(class_names), background=background))
 
-    def get(self, config: FeatureConfig, class_names: Sequence[str]) -> LabelledWindows:
+    def get(self, config: FeatureConfig, class_names: Sequence[str], background: str) -> LabelledWindows:
         from adcut.learn.dataset import window_labels
 
         all_windows, all_labels = [], []
         for episode, (feats, duration) in zip(self._episodes, self._features(config)):
-            segments = self.truth(episode, duration, class_names)
+            segments = self.truth(episode, duration, class_names, background)
             starts = window_starts(len(feats), config.window_frames, config.window_hop_frames)
             labels = window_labels(segments, starts, len(feats), duration, config, tuple(class_names), self._keep_straddling)
             all_windows.append(windows(feats, starts, config.window_frames))
@@ -230,7 +229,7 @@ def episode_scores(ckpt, model, data: EpisodeWindows, device: str = "cpu"):
         if not episode.audio.is_file():
             raise DatasetError(f"{episode.audio}: audio is gone, so the episode cannot be segmented (use --no-episodes)")
         found = detect(episode.audio, ckpt, device=device, model=model, threads=torch.get_num_threads())
-        truth = data.truth(episode, found.duration, ckpt.class_names)
+        truth = data.truth(episode, found.duration, ckpt.class_names, ckpt.background)
         scores.append(score_episode(truth, found.segments, found.duration, positive=positive))
     return pool(scores)
 
@@ -256,7 +255,7 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
         )
         sample = None
         if data is not None:
-            labelled = data.get(ckpt.feature_config, ckpt.class_names)
+            labelled = data.get(ckpt.feature_config, ckpt.class_names, ckpt.background)
             check_window_shape(labelled.windows, ckpt, path)
             probs = predict_windows(model, labelled.windows, batch_size=batch_size, device=device)
             report.n_windows = int(np.sum(labelled.labels >= 0))

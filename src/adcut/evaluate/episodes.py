@@ -107,7 +107,7 @@ def evaluate_episodes(
     finally:
         dataset_log.setLevel(previous)
     classes = tuple(checkpoint.class_names)
-    dataset_config = DatasetConfig(classes=classes, background=classes[-1])
+    dataset_config = DatasetConfig(classes=classes, background=checkpoint.background)
     config.validate(checkpoint.feature_config.window_seconds, checkpoint.feature_config.frame_seconds)
     model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
     return [

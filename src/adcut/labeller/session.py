@@ -16,11 +16,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def background_class(classes: tuple[str, ...]) -> str:
-    """Unlabelled time is 'content' when that is a class, else the last class."""
-    return "content" if "content" in classes else classes[-1]
-
-
 def read_prefill(
     path: Path, classes: tuple[str, ...], duration: float | None
 ) -> tuple[tuple[str, ...], list[PrefilledSegment]]:
@@ -65,7 +60,7 @@ def build_session(
     ``labels``: the label file to start from (and, when Audacity text, to save to). ``prefill_model``:
     pre-fill with the segments that ``model`` (default: the newest in ./models/) finds with ``segmentation``.
     """
-    from adcut.core.segments import DEFAULT_CLASSES
+    from adcut.core.segments import DEFAULT_CLASSES, default_background
     from adcut.formats.labels import LABEL_SUFFIXES
     from adcut.labeller.server import LabelSession, PrefilledSegment
     from adcut.media.decode import probe
@@ -89,13 +84,14 @@ def build_session(
     classes: tuple[str, ...] = DEFAULT_CLASSES
     prefill: list[PrefilledSegment] = []
     source = ""
+    background: str | None = None
     if prefill_model:
         from adcut.detect.config import SegmentationConfig
         from adcut.detect.pipeline import detect
         from adcut.models.checkpoint import resolve_model
 
         checkpoint = resolve_model(model)
-        classes = tuple(checkpoint.class_names)
+        classes, background = tuple(checkpoint.class_names), checkpoint.background
         log.info("finding %s segments in %s with %s ...", "/".join(classes), episode.name, checkpoint.name)
         detection = detect(episode, checkpoint, segmentation or SegmentationConfig())
         prefill = [PrefilledSegment(s, c) for s, c in zip(detection.segments, detection.confidences)]
@@ -112,5 +108,5 @@ def build_session(
     if len(classes) < 2:
         raise AdcutError("the labeller needs at least two classes")
     return LabelSession(episode=episode, labels_path=labels_path, classes=classes,
-                        background=background_class(classes), declared_duration=duration, prefill=prefill,
+                        background=background or default_background(classes), declared_duration=duration, prefill=prefill,
                         source=source)

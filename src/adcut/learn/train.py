@@ -231,7 +231,7 @@ def train(
         return Checkpoint(
             model_type=config.model_type, model_config=config_dict(model), feature_config=dataset.feature_config,
             class_names=tuple(dataset.classes), state_dict=state, training=training_record, metrics=metrics,
-            dataset_id=dataset.dataset_id,
+            dataset_id=dataset.dataset_id, background=dataset.config.background,
             teacher=(f"{teacher.name} (dataset {teacher.dataset_id})" if teacher is not None else None),
         )
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from adcut.core.files import atomic_write
+from adcut.core.segments import default_background
 from adcut.errors import ModelError
 from adcut.features.mfcc import FeatureConfig
 
@@ -44,6 +45,16 @@ class Checkpoint:
     teacher: str | None = None
     created: str = ""
     path: Path | None = None  # where it was loaded from (not stored)
+    # The class of unlabelled time (what evaluation, comparison and the labeller fill gaps with). Stored
+    # at training from the dataset; checkpoints from before it was stored: core.segments.default_background.
+    background: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.background:
+            self.background = default_background(self.class_names)
+        elif self.background not in self.class_names:
+            raise ModelError(f"{self.name}: background class {self.background!r} is not one of its classes "
+                             f"({', '.join(self.class_names)})")
 
     @property
     def name(self) -> str:
@@ -57,6 +68,7 @@ class Checkpoint:
             "model_config": dict(self.model_config),
             "feature_config": self.feature_config.to_dict(),
             "class_names": list(self.class_names),
+            "background": self.background,
             "training": self.training,
             "metrics": self.metrics,
             "dataset_id": self.dataset_id,
@@ -208,6 +220,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             teacher=payload.get("teacher"),
             created=str(payload.get("created") or ""),
             path=path,
+            background=str(payload.get("background") or ""),
         )
     except (KeyError, TypeError) as error:
         raise ModelError(f"{path}: checkpoint is missing {error}") from None
