@@ -146,13 +146,16 @@ def test_newest_model_is_the_default(tmp_path, random_checkpoint):
 
     models = tmp_path / "models"
     models.mkdir()
-    older = random_checkpoint("models/a.pt")
-    newer = random_checkpoint("models/b.pt")
+    older = random_checkpoint("models/a.pt")  # the name checkpoints had before .safetensors
+    newer = random_checkpoint("models/b.safetensors")
+    (models / "notes.txt").write_text("not a model")
     now = time.time()
     os.utime(older, (now, now))
     os.utime(newer, (now - 100, now - 100))
     assert newest_model(models) == older
     assert resolve_model(None, models).path == older
+    os.utime(newer, (now + 100, now + 100))
+    assert newest_model(models) == newer
     with pytest.raises(ModelError, match="no model given and none found"):
         newest_model(tmp_path / "empty")
 

@@ -101,7 +101,7 @@ def test_train_cli_default_output_name_and_errors(dataset, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     code = main(["-q", "train", str(dataset.path), "--model-option", "hidden_size=8", "--epochs", "1", "--batches-per-epoch", "2"])
     assert code == 0
-    saved = list((tmp_path / "models").glob("*.pt"))
+    saved = list((tmp_path / "models").glob("*.safetensors"))
     assert len(saved) == 1 and saved[0].name.startswith(f"lstm-{dataset.dataset_id[:8]}-")
     assert f"saved models/{saved[0].name}" in capsys.readouterr().out
 
@@ -125,7 +125,7 @@ def test_teacher_with_other_classes_is_refused(dataset, tmp_path, random_checkpo
 
     teacher = load_checkpoint(random_checkpoint(hidden_size=8))
     teacher.class_names = ("music", "speech")
-    save_checkpoint(tmp_path / "t.pt", Checkpoint(**{k: v for k, v in teacher.__dict__.items() if k != "path"}))
+    save_checkpoint(tmp_path / "t.pt", Checkpoint(**{k: v for k, v in teacher.__dict__.items() if k not in ("path", "background")}))
     with pytest.raises(ModelError, match="classes"):
         train(dataset, FAST, tmp_path / "s.pt", teacher=load_checkpoint(tmp_path / "t.pt"), progress=False)
     assert not (tmp_path / "s.pt").exists()

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="audio files")
-    parser.add_argument("--model", type=Path, default=None, metavar="M.pt", help="checkpoint (default: newest in ./models/)")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL", help="checkpoint (default: newest in ./models/)")
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto")
     parser.set_defaults(func=run)
 

@@ -39,7 +39,7 @@ def run(args) -> int:
         result = run_demo(out, config, progress=not args.quiet)
         print(comparison_table(result))
         print(f"\ndone in {result.seconds:.0f} s; everything is in {out}/ "
-              f"(try: adcut process {out}/unseen/unseen.mp3 --model {out}/models/demo.pt --force)")
+              f"(try: adcut process {out}/unseen/unseen.mp3 --model {out}/models/demo.safetensors --force)")
         return 0
     with tempfile.TemporaryDirectory(prefix="adcut-demo-") as folder:
         result = run_demo(Path(folder), config, progress=not args.quiet)

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         "paths", nargs="*", type=Path, metavar="PATH", help="a folder of labelled clips, or episodes"
     )
     parser.add_argument(
-        "--model", type=Path, default=None, metavar="M.pt", help="checkpoint (default: newest in ./models/)"
+        "--model", type=Path, default=None, metavar="MODEL", help="checkpoint (default: newest in ./models/)"
     )
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto")
     add_segmentation_arguments(parser)

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "models",
         help="compare trained models, or describe one",
-        description="Inspect trained models (checkpoints, *.pt).",
+        description="Inspect trained models (checkpoints, *.safetensors; older ones *.pt).",
     )
     sub = parser.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
             "features are compared on the same audio and labels."
         ),
     )
-    compare.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="checkpoint files (*.pt)")
+    compare.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="checkpoint files (*.safetensors, *.pt)")
     compare.add_argument(
         "--data", nargs="+", type=Path, metavar="PATH",
         help=("labelled windows to score on: a dataset folder (its validation episodes), or episode audio "

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR", help="audio files and/or folders of them")
-    parser.add_argument("--model", "-m", default=None, help="checkpoint (.pt); default: the newest in ./models/")
+    parser.add_argument("--model", "-m", default=None, help="checkpoint (.safetensors); default: the newest in ./models/")
     parser.add_argument("-o", "--outdir", default=None, help="write outputs here instead of next to each episode")
     parser.add_argument("--format", default=None, metavar="LIST",
                         help="comma-separated: audacity,json,podcast,ffmetadata,cue (default: audacity,json)")

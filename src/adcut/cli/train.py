@@ -18,12 +18,12 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
-    parser.add_argument("-o", "--output", type=Path, default=None, metavar="MODEL.pt",
-                        help="checkpoint to write (default: models/<model>-<dataset id>-<time>.pt)")
+    parser.add_argument("-o", "--output", type=Path, default=None, metavar="MODEL.safetensors",
+                        help="checkpoint to write (default: models/<model>-<dataset id>-<time>.safetensors)")
     parser.add_argument("--model", dest="model_type", default=None, help="architecture: lstm or transformer (default lstm)")
     parser.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
                         help="architecture setting, e.g. hidden_size=64; repeatable")
-    parser.add_argument("--teacher", type=Path, default=None, metavar="T.pt",
+    parser.add_argument("--teacher", type=Path, default=None, metavar="TEACHER",
                         help=("distil from this trained model: loss = alpha * cross-entropy(labels) + (1 - alpha) * T^2 * "
                               "KL(student/T || teacher/T). The student uses the dataset's features, which may be cheaper "
                               "than the teacher's: then the teacher's inputs are computed from each episode's source audio "
@@ -66,14 +66,14 @@ def _model_options(items) -> dict:
 def default_output(model_type: str, dataset_id: str) -> Path:
     import datetime as dt
 
-    from adcut.models.checkpoint import DEFAULT_MODELS_DIR
+    from adcut.models.checkpoint import CHECKPOINT_SUFFIX, DEFAULT_MODELS_DIR
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return DEFAULT_MODELS_DIR / f"{model_type}-{dataset_id[:8]}-{stamp}.pt"
+    return DEFAULT_MODELS_DIR / f"{model_type}-{dataset_id[:8]}-{stamp}{CHECKPOINT_SUFFIX}"
 
 
 def run(args) -> int:
-    from adcut.models.checkpoint import load_checkpoint
+    from adcut.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
     from adcut.learn.dataset import load_dataset
     from adcut.learn.train import TrainConfig, train
 
@@ -93,8 +93,8 @@ def run(args) -> int:
     teacher = load_checkpoint(args.teacher) if args.teacher else None
     dataset = load_dataset(args.dataset)
     output = args.output or default_output(config.model_type, dataset.dataset_id)
-    if output.suffix != ".pt":
-        raise AdcutError(f"{output}: a model file name must end in .pt")
+    if output.suffix not in CHECKPOINT_SUFFIXES:
+        raise AdcutError(f"{output}: a model file name must end in {' or '.join(CHECKPOINT_SUFFIXES)}")
     if args.teacher and output.resolve() == args.teacher.resolve():
         raise AdcutError(f"{output}: is the teacher; give the student another name")
     checkpoint = train(dataset, config, output, teacher=teacher, progress=not args.quiet)

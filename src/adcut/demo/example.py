@@ -74,7 +74,7 @@ def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool 
     dataset = build_dataset(find_episodes([folder / "train"]), folder / "dataset", FeatureConfig(),
                             DatasetConfig(seed=config.seed, keep_straddling=config.keep_straddling), progress=progress)
     say(f"3/4 training a small LSTM (hidden {config.hidden_size}) for up to {config.epochs} epochs")
-    model_path = folder / "models" / "demo.pt"
+    model_path = folder / "models" / "demo.safetensors"
     checkpoint = train(
         dataset,
         TrainConfig(model_config={"hidden_size": config.hidden_size, "num_layers": 1}, lr=config.lr,

@@ -189,7 +189,7 @@ def cross_validate(
             if on_fold is not None:
                 on_fold(k, len(episodes), episode["id"])
             checkpoint = train(
-                fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.pt", progress=progress
+                fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.safetensors", progress=progress
             )
             truth = [Segment.from_dict(s) for s in episode["segments"]]
             results.append(

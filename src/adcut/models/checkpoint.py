@@ -1,6 +1,6 @@
 """Self-describing checkpoints: everything needed to run a model, loadable without executing code or torch.
 
-A checkpoint is a safetensors file: the state dict as tensors, and in its metadata (key ``adcut``)
+A checkpoint is a safetensors file (``NAME.safetensors``; older ones were named ``.pt``): the state dict as tensors, and in its metadata (key ``adcut``)
 a JSON object of plain values:
 
     format_version, model_type, model_config, feature_config, class_names, training (settings),
@@ -29,7 +29,8 @@ FORMAT_VERSION = 2
 LEGACY_FORMAT_VERSION = 1  # torch.save'd dict, before safetensors
 METADATA_KEY = "adcut"
 DEFAULT_MODELS_DIR = Path("models")
-CHECKPOINT_SUFFIX = ".pt"
+CHECKPOINT_SUFFIX = ".safetensors"  # what adcut writes
+CHECKPOINT_SUFFIXES = (CHECKPOINT_SUFFIX, ".pt")  # what it reads: .pt is the name checkpoints had before
 
 
 @dataclass
@@ -231,7 +232,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
 def newest_model(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     """The most recently written checkpoint in ``models_dir`` (what commands use without --model)."""
     models_dir = Path(models_dir)
-    candidates = sorted(models_dir.glob(f"*{CHECKPOINT_SUFFIX}"), key=lambda p: p.stat().st_mtime) if models_dir.is_dir() else []
+    found = [p for p in models_dir.iterdir() if p.suffix in CHECKPOINT_SUFFIXES] if models_dir.is_dir() else []
+    candidates = sorted(found, key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise ModelError(f"no model given and none found in {models_dir}/ (train one with 'adcut train', or pass --model)")
     return candidates[-1]
