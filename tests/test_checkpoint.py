@@ -164,3 +164,26 @@ def test_help_does_not_import_torch():
     code = "import sys\nfrom adcut.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_checkpoint_read_from_its_bytes_is_the_one_read_from_its_file(tmp_path, random_checkpoint):
+    """What cluster workers do: the file's bytes arrive through Ray's object store, the file may not be there."""
+    from adcut.models.checkpoint import load_checkpoint_bytes
+
+    path = random_checkpoint("m.pt", hidden_size=8)
+    from_file = load_checkpoint(path)
+    elsewhere = tmp_path / "not-here" / "m.pt"
+    from_bytes = load_checkpoint_bytes(path.read_bytes(), elsewhere)
+    assert from_bytes.path == elsewhere and from_bytes.name == "m.pt"
+    assert from_bytes.description() == from_file.description()
+    assert from_bytes.state_dict.keys() == from_file.state_dict.keys()
+    assert all(np.array_equal(from_bytes.state_dict[k], from_file.state_dict[k]) for k in from_file.state_dict)
+    # the legacy format, and damaged bytes, as from a file
+    payload = {**from_file.description(), "format_version": 1,
+               "state_dict": {k: torch.from_numpy(v) for k, v in from_file.arrays().items()}}
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint_bytes((tmp_path / "old.pt").read_bytes(), tmp_path / "old.pt")
+    assert all(np.array_equal(old.arrays()[k], from_file.state_dict[k]) for k in from_file.state_dict)
+    for damaged in (b"", b"hello, not a model", path.read_bytes()[:40]):
+        with pytest.raises(ModelError, match=r"m\.pt: not an adcut checkpoint"):
+            load_checkpoint_bytes(damaged, elsewhere)

@@ -251,3 +251,18 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, sm
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("adcut: error: ") and "No space left on device" in lines[0], captured.err
     assert listing(tmp_path) == before  # neither the outputs nor their temporary files
+
+
+def test_a_list_file_names_episodes_one_a_line(make_episode, tmp_path):
+    from adcut.errors import AdcutError
+    from adcut.process.batch import collect_episodes
+
+    first, _ = make_episode("one", SPEC)
+    second, _ = make_episode("two", SPEC)
+    (tmp_path / "list.txt").write_text(f"# the archive\n{second}\n\n  {first}  \n")
+    assert collect_episodes([f"@{tmp_path / 'list.txt'}", first]) == [second, first]
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    with pytest.raises(AdcutError, match=r"empty\.txt: the episode list names no files"):
+        collect_episodes([f"@{tmp_path / 'empty.txt'}"])
+    with pytest.raises(AdcutError, match=r"missing\.txt: episode list not found"):
+        collect_episodes([f"@{tmp_path / 'missing.txt'}"])

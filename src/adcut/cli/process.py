@@ -45,7 +45,8 @@ def register(subparsers) -> None:
         epilog=OUTPUT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR", help="audio files and/or folders of them")
+    parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR",
+                        help="audio files, folders of them, and @LIST files naming one path a line")
     parser.add_argument("--model", "-m", default=None, help="checkpoint (.safetensors); default: the newest in ./models/")
     parser.add_argument("-o", "--outdir", default=None, help="write outputs here instead of next to each episode")
     parser.add_argument("--format", default=None, metavar="LIST",
@@ -58,13 +59,20 @@ def register(subparsers) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
-                        help="worker processes for several episodes (default: number of cores)")
+                        help="worker processes for several episodes (default: number of cores; with --backend ray: "
+                             "Ray workers, default one per free CPU of the cluster, or per GPU with --device cuda)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local: a process pool on this machine (default); ray: Ray actors on a local Ray "
+                             "instance or, with --address, a running cluster (pip install 'adcut[ray]')")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="with --backend ray: join the cluster at ADDR (auto, host:port or ray://host:port); "
+                             "episodes and outputs must be on storage every node reads at the same path")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     add_segmentation_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def _options(args: argparse.Namespace) -> ProcessOptions:
+def _options(args: argparse.Namespace, device: str | None = None) -> ProcessOptions:
     from dataclasses import replace
 
     from adcut.formats.export import parse_formats
@@ -77,7 +85,7 @@ def _options(args: argparse.Namespace) -> ProcessOptions:
         outdir=args.outdir,
         force=args.force,
         dry_run=args.dry_run,
-        device=choose_device(args.device),
+        device=device or choose_device(args.device),
         segmentation=segmentation_config(args),
     )
     if args.remove:
@@ -130,15 +138,31 @@ def run(args) -> int:
     from adcut.process.episode import FAILED, PROCESSED, SKIPPED, check_model
     from adcut.process.batch import collect_episodes, process_many
 
+    if args.address is not None and args.backend != "ray":
+        raise AdcutError("--address joins a Ray cluster: use it with --backend ray")
+    if args.backend == "ray":
+        from adcut.process.ray_backend import require_ray
+
+        require_ray()
     checkpoint = resolve_model(args.model)
-    options = _options(args)
+    options = _options(args, device="cpu" if args.backend == "ray" else None)
     check_model(checkpoint, options)
     episodes = collect_episodes(args.inputs)
     several = len(episodes) > 1
-    summary = process_many(
-        episodes, checkpoint, options, jobs=args.jobs, progress=not args.quiet,
-        on_result=lambda result, write: report(result, write, several),
-    )
+    backend = None
+    if args.backend == "ray":
+        from adcut.process.ray_backend import RayBackend
+
+        # Where the model runs is decided by the cluster's GPUs, not by this machine's.
+        backend = RayBackend(address=args.address, workers=args.jobs, device=args.device)
+    try:
+        summary = process_many(
+            episodes, checkpoint, options, jobs=args.jobs, progress=not args.quiet,
+            on_result=lambda result, write: report(result, write, several), backend=backend,
+        )
+    finally:
+        if backend is not None:
+            backend.close()
     if not several:
         result = summary.results[0]
         if result.status == FAILED:
@@ -151,6 +175,9 @@ def run(args) -> int:
         f"{hours:.2f} h of audio ({format_time(summary.audio_seconds)}) in {summary.wall_seconds:.1f} s, "
         f"{speed:.0f}x realtime"
     )
+    if backend is not None and summary.count(PROCESSED):
+        nodes = ", ".join(f"{node} {count}" for node, count in summary.per_node().items())
+        print(f"episodes per node: {nodes} (Ray start-up {backend.startup_seconds:.1f} s of the total)")
     if summary.failed:
         print(f"{len(summary.failed)} of {len(summary.results)} episodes failed:", file=sys.stderr)
         for result in summary.failed:

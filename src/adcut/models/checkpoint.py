@@ -166,12 +166,12 @@ def _read_safetensors(path: Path) -> dict:
     return payload
 
 
-def _read_legacy(path: Path) -> dict:
-    """Format 1: a ``torch.save``d dict, read without executing code."""
+def _read_legacy(source, path: Path) -> dict:
+    """Format 1: a ``torch.save``d dict (``source``: its file or a file object), read without executing code."""
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds (KeyError, UnpicklingError, ...) for foreign bytes
         raise ModelError(f"{path}: not an adcut checkpoint or damaged ({_first_line(error)})") from None
 
@@ -193,7 +193,7 @@ def read_description(path: Path) -> dict:
     if kind == "safetensors":
         payload = _read_safetensors(path)
     elif kind == "torch":
-        payload = _read_legacy(path)
+        payload = _read_legacy(path, path)
     else:
         raise ModelError(f"{path}: not an adcut checkpoint or damaged ({kind})")
     if not isinstance(payload, dict) or "format_version" not in payload:
@@ -204,7 +204,51 @@ def read_description(path: Path) -> dict:
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint without executing code; a foreign or damaged file is a ModelError."""
     path = Path(path)
-    payload = read_description(path)
+    return _from_payload(read_description(path), path)
+
+
+def load_checkpoint_bytes(data: bytes, path: Path) -> Checkpoint:
+    """A checkpoint from the bytes of its file (as shipped to cluster workers); ``path`` names where it came from.
+
+    ``path`` need not exist where this runs: it gives the model's name in outputs and the time that skip rules
+    compare against, where the file is readable.
+    """
+    path = Path(path)
+    data = bytes(data)
+    if len(data) >= 9 and data[8:9] == b"{" and 8 + struct.unpack("<Q", data[:8])[0] <= len(data):
+        payload = _parse_safetensors_bytes(data, path)
+    elif data.startswith((b"PK\x03\x04", b"\x80")):
+        import io
+
+        payload = _read_legacy(io.BytesIO(data), path)
+    else:
+        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({'empty file' if not data else 'neither safetensors nor a torch file'})")
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise ModelError(f"{path}: not an adcut checkpoint (no format_version)")
+    return _from_payload(payload, path)
+
+
+def _parse_safetensors_bytes(data: bytes, path: Path) -> dict:
+    from safetensors.numpy import load
+
+    try:
+        header = json.loads(data[8 : 8 + struct.unpack("<Q", data[:8])[0]])
+        metadata = header.get("__metadata__") or {}
+        if METADATA_KEY not in metadata:
+            raise ModelError(f"{path}: not an adcut checkpoint (no adcut description in its metadata)")
+        state = load(data)
+        payload = json.loads(metadata[METADATA_KEY])
+    except ModelError:
+        raise
+    except Exception as error:  # as in _read_safetensors
+        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({_first_line(error)})") from None
+    if not isinstance(payload, dict):
+        raise ModelError(f"{path}: not an adcut checkpoint (its description is not an object)")
+    payload["state_dict"] = state
+    return payload
+
+
+def _from_payload(payload: dict, path: Path) -> Checkpoint:
     version = payload["format_version"]
     if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         raise ModelError(f"{path}: checkpoint format {version} is not supported (this adcut reads format {FORMAT_VERSION})")

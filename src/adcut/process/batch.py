@@ -1,22 +1,48 @@
-"""Many episodes: collect the inputs, run them in a process pool, count what happened."""
+"""Many episodes: collect the inputs, run them through a backend (the local process pool by default), count what happened."""
 
 from __future__ import annotations
 import os
+import socket
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from adcut.errors import AdcutError
 from adcut.process.episode import DRY_RUN, FAILED, FileResult, PROCESSED, ProcessOptions, SKIPPED, is_cut_output, is_up_to_date, planned_outputs, safe_process_file
 from adcut.core.units import Seconds
 
 
-def collect_episodes(paths) -> list[Path]:
-    """Episode files from files and folders (a folder contributes its audio files, not sub-folders)."""
+LIST_PREFIX = "@"
+
+
+def read_episode_list(list_file: Path) -> list[Path]:
+    """Paths listed one a line in ``list_file`` (blank lines and ``#`` comments ignored), relative ones taken
+    from the current folder as for any other argument."""
+    from adcut.core.files import read_text_file
+
+    text = read_text_file(list_file, what="episode list", error=AdcutError)
+    paths = [Path(line.strip()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not paths:
+        raise AdcutError(f"{list_file}: the episode list names no files")
+    return paths
+
+
+def collect_episodes(paths: Iterable) -> list[Path]:
+    """Episode files from files, folders (their audio files, not sub-folders) and ``@list.txt`` files of paths."""
     from adcut.media.decode import AUDIO_SUFFIXES
 
+    expanded: list[Path] = []
+    for item in paths:
+        text = str(item)
+        if text.startswith(LIST_PREFIX) and len(text) > 1:
+            expanded.extend(read_episode_list(Path(text[1:])))
+        else:
+            expanded.append(Path(item))
     episodes: list[Path] = []
-    for path in map(Path, paths):
+    for path in expanded:
         if path.is_dir():
             found = sorted(
                 p for p in path.iterdir()
@@ -52,9 +78,19 @@ def _init_worker(model_path: str, options: ProcessOptions) -> None:
 
 
 def _work(episode: str) -> FileResult:
-    result = safe_process_file(Path(episode), _WORKER["checkpoint"], _WORKER["options"], _WORKER["model"], threads=1)
+    return run_episode(Path(episode), _WORKER["checkpoint"], _WORKER["options"], _WORKER["model"])
+
+
+def run_episode(episode: Path, checkpoint, options: ProcessOptions, model) -> FileResult:
+    """What every backend's worker does with one episode: process it (one thread: the workers share the cores),
+    never raise, and return a result small enough to send back."""
+    result = safe_process_file(episode, checkpoint, options, model, threads=1)
     result.detection = _slim(result.detection)
+    result.node = NODE
     return result
+
+
+NODE = socket.gethostname()
 
 
 def _slim(detection):
@@ -83,17 +119,57 @@ class Summary:
     def failed(self) -> list[FileResult]:
         return [r for r in self.results if r.status == FAILED]
 
+    def per_node(self) -> dict[str, int]:
+        """Episodes processed on each host, most first."""
+        return dict(Counter(r.node or "?" for r in self.results if r.status == PROCESSED).most_common())
+
+
+Finished = Callable[[FileResult], None]
+
+
+class Backend(Protocol):
+    """How a batch's episodes are mapped onto workers: the local process pool or a Ray cluster.
+
+    ``run`` calls ``finished`` once for each episode, in any order, from the calling thread, with a result
+    made by ``run_episode`` in a worker (skips and dry runs are decided before, in ``process_many``).
+    """
+
+    name: str
+
+    def run(self, episodes: list[Path], checkpoint, options: ProcessOptions, finished: Finished) -> None: ...
+
+
+class LocalBackend:
+    """Worker processes on this machine, each loading the model once (one process: no pool at all)."""
+
+    name = "local"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+
+    def run(self, episodes: list[Path], checkpoint, options: ProcessOptions, finished: Finished) -> None:
+        if self.jobs == 1 or len(episodes) < 2:
+            from adcut.models.inference import build_predictor
+
+            model = build_predictor(checkpoint, options.device) if episodes else None
+            for episode in episodes:
+                result = safe_process_file(episode, checkpoint, options, model)
+                result.node = NODE
+                finished(result)
+        else:
+            _run_pool(episodes, checkpoint, options, min(self.jobs, len(episodes)), finished)
+
 
 def process_many(episodes: list[Path], checkpoint, options: ProcessOptions, *, jobs: int | None = None,
-                 progress: bool = True, on_result=None) -> Summary:
-    """Process every episode (in ``jobs`` worker processes when there are several); never stops on a failure.
+                 progress: bool = True, on_result=None, backend: Backend | None = None) -> Summary:
+    """Process every episode through ``backend`` (default: ``jobs`` local worker processes); never stops on a failure.
 
     ``on_result(result, write)`` is called as each file finishes; ``write`` prints without breaking the bar.
     """
     from tqdm import tqdm
 
     started = time.perf_counter()
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    backend = backend or LocalBackend(jobs)
     results: list[FileResult] = []
     todo = list(episodes)
     # Decide skips and dry runs here: no model run, no worker start for them.
@@ -126,14 +202,8 @@ def process_many(episodes: list[Path], checkpoint, options: ProcessOptions, *, j
             on_result(result, write)
 
     try:
-        if jobs == 1 or len(pending) < 2:
-            from adcut.models.inference import build_predictor
-
-            model = build_predictor(checkpoint, options.device) if pending else None
-            for episode in pending:
-                finished(safe_process_file(episode, checkpoint, options, model))
-        else:
-            _run_pool(pending, checkpoint, options, min(jobs, len(pending)), finished)
+        if pending:
+            backend.run(pending, checkpoint, options, finished)
     finally:
         bar.close()
     order = {os.path.abspath(e): i for i, e in enumerate(episodes)}

@@ -43,6 +43,7 @@ class FileResult:
     error: str | None = None
     detection: object | None = None  # segment.Detection when processed
     removed_seconds: Seconds = 0.0
+    node: str | None = None  # host that processed it (the summary counts episodes per node)
 
 
 def is_cut_output(path: Path) -> bool:
