@@ -10,7 +10,7 @@ from adcut.cli import main
 from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
 from adcut.errors import ModelError
 from adcut.demo.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
-from adcut.learn.train import TrainConfig, distillation_loss, train
+from adcut.learn.train import TrainConfig, balanced_accuracy, class_warnings, distillation_loss, train
 
 pytestmark = pytest.mark.slow
 RATE = 8000
@@ -66,8 +66,10 @@ def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
     assert raw["background"] == dataset.config.background == loaded.background
     history = loaded.training["history"]
     assert len(history) == FAST.epochs
-    best = max(history, key=lambda m: (m["val_accuracy"], -m["val_loss"]))
-    assert loaded.metrics["epoch"] == best["epoch"] and loaded.metrics["val_accuracy"] == best["val_accuracy"]
+    best = max(history, key=lambda m: (m["val_balanced_accuracy"], -m["val_loss"]))
+    assert loaded.metrics["epoch"] == best["epoch"] and loaded.metrics["val_balanced_accuracy"] == best["val_balanced_accuracy"]
+    for m in history:  # balanced accuracy is the mean of the per-class recalls
+        assert m["val_balanced_accuracy"] == pytest.approx(np.mean(list(m["val_recall"].values())), abs=1e-5)
     assert loaded.training["lr"] == FAST.lr and loaded.training["seed"] == FAST.seed
     assert 0.05 <= loaded.metrics["temperature"] <= 20
     # Same predictions from the file as from the returned checkpoint.
@@ -187,3 +189,25 @@ def test_fit_temperature_recovers_a_known_temperature():
     labels = (rng.random(4000) < p[:, 1]).astype(int)
     assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.15)
     assert fit_temperature(np.zeros((0, 2)), np.zeros(0, int)) == 1.0
+
+
+def test_balanced_accuracy_does_not_reward_calling_everything_the_majority_class():
+    labels = np.array([0] * 12 + [1] * 88)  # 12% ads, as in the host-read training set
+    all_content = np.ones(100, dtype=int)
+    assert (all_content == labels).mean() == pytest.approx(0.88)
+    assert balanced_accuracy(all_content, labels, 2) == pytest.approx(0.5)
+    # A model that finds most ads but cuts some content beats it, although its plain accuracy is lower.
+    finds_ads = labels.copy()
+    finds_ads[12:30] = 0
+    assert (finds_ads == labels).mean() < 0.88
+    assert balanced_accuracy(finds_ads, labels, 2) > 0.85
+
+
+def test_class_warnings_name_a_class_the_model_never_predicts():
+    messages = class_warnings({"val_recall": {"ad": 0.0, "content": 1.0}}, ("ad", "content"))
+    assert len(messages) == 1 and "'ad'" in messages[0] and "--lr" in messages[0]
+    assert class_warnings({"val_recall": {"ad": 0.7, "content": 0.95}}, ("ad", "content")) == []
+
+
+def test_default_learning_rate_is_not_the_reference_one():
+    assert TrainConfig().lr == pytest.approx(1e-3)

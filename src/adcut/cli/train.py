@@ -13,8 +13,8 @@ def register(subparsers) -> None:
         help="train a model on a dataset built with 'adcut dataset build'",
         description=(
             "Train a classifier on DATASET_DIR's cached features (no audio is decoded). The checkpoint keeps "
-            "the epoch with the best validation accuracy (ties: lower loss). Defaults follow the reference "
-            "project: 2-layer LSTM, hidden 128, Adam with lr 8e-5."
+            "the epoch with the best validation balanced accuracy (mean per-class recall; ties: lower loss). "
+            "Defaults: 2-layer LSTM, hidden 128, Adam with lr 1e-3."
         ),
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="most epochs (default 30)")
     parser.add_argument("--batches-per-epoch", type=int, default=None, help="default: one pass over the training windows")
     parser.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement (default 8; 0 = never)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 8e-5)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, default=None, help="windows per batch (default 32)")
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same data, same machine -> same weights (default 0)")
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto: a GPU when there is one")
@@ -101,7 +101,10 @@ def run(args) -> int:
     metrics = checkpoint.metrics
     summary = f"saved {output} (epoch {metrics.get('epoch')}"
     if "val_accuracy" in metrics:
-        summary += f", validation accuracy {metrics['val_accuracy']:.3f}, loss {metrics['val_loss']:.4f}"
+        summary += f", validation accuracy {metrics['val_accuracy']:.3f}"
+        if "val_balanced_accuracy" in metrics:
+            summary += f" (balanced {metrics['val_balanced_accuracy']:.3f})"
+        summary += f", loss {metrics['val_loss']:.4f}"
     else:
         summary += ", no validation episodes"
     print(summary + ")")
