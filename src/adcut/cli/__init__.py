@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "classify",
     "evaluate",
     "process",
+    "cut",
     "label",
     "models",
     "smooth",
