@@ -23,3 +23,7 @@ class ModelError(AdcutError):
 
 class OutputError(AdcutError):
     """An output could not be written (full disk, no permission, would overwrite an input)."""
+
+
+class CopyUnsupported(AdcutError):
+    """A cut's copy path cannot handle this file; the caller falls back to re-encoding the whole episode."""

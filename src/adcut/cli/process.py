@@ -23,11 +23,23 @@ outputs, for an episode show.mp3 (next to it, or in OUTDIR):
   show.cue            cue         CUE sheet, one track per segment
   show.adcut.mp3      (unless --no-cut) the episode without the removed class, in the input's own
                       format, rate, channels and about its bitrate; tags, cover art and re-timed
-                      chapters copied; short fades on the kept side of each cut
+                      chapters copied; short fades on the kept side of each cut. {copied}
+                      The JSON's settings.cut_method says which path wrote it.
 
 An episode whose outputs are all newer than both the episode and the model is skipped (--force
 redoes it). Files named *.adcut.* are never taken as episodes.
 """
+
+
+def _copied_help() -> str:
+    from adcut.media.cut import copied_formats
+
+    copied = copied_formats()
+    if not copied:
+        return "Every format is\n                      decoded and re-encoded whole."
+    return (f"{', '.join(x.lstrip('.').upper() for x in copied)} is cut by\n"
+            "                      copying the kept frames as they are, re-encoding only a few frames at each\n"
+            "                      join; other formats, and --reencode, decode and re-encode the whole episode.")
 
 
 def register(subparsers) -> None:
@@ -42,7 +54,7 @@ def register(subparsers) -> None:
             "boundary times (seconds where the class changes) and a table of segments, and write the "
             "chosen outputs. A folder means every audio file in it, processed in parallel."
         ),
-        epilog=OUTPUT_HELP,
+        epilog=OUTPUT_HELP.format(copied=_copied_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR",
@@ -56,6 +68,9 @@ def register(subparsers) -> None:
                         help=f"comma-separated classes to cut out (default: {','.join(defaults.remove)})")
     parser.add_argument("--fade", type=float, default=None, metavar="S",
                         help=f"fade length at each cut, on the kept side (default {defaults.fade_seconds:g})")
+    parser.add_argument("--reencode", action="store_true",
+                        help="write the cut audio by decoding and re-encoding the whole episode, even where "
+                             "the kept audio could be copied (MP3)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
@@ -82,6 +97,7 @@ def _options(args: argparse.Namespace, device: str | None = None) -> ProcessOpti
     options = ProcessOptions(
         formats=parse_formats(args.format),
         cut=not args.no_cut,
+        cut_method="reencode" if args.reencode else "auto",
         outdir=args.outdir,
         force=args.force,
         dry_run=args.dry_run,

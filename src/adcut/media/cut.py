@@ -1,6 +1,11 @@
 """Write an episode with some classes cut out, in its own format, with tags, cover art and re-timed chapters.
 
-The audio is streamed: frames are decoded, kept, dropped or faded by their time, and encoded as
+``cut_episode`` dispatches by format: a *copy path* (``COPY_PATHS``) copies the kept audio as it is
+coded and rebuilds only what must change at each join; a file a copy path cannot handle (it raises
+``CopyUnsupported``), a format without one, or ``method="reencode"`` takes the *re-encode path*
+(``reencode_episode``), which decodes and re-encodes the whole episode.
+
+The re-encode path's audio is streamed: frames are decoded, kept, dropped or faded by their time, and encoded as
 they come, so a 3-hour episode never sits in memory. Fades lie on the kept (content) side of each
 cut: not one sample of removed audio survives at an edge.
 """
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.errors import AudioError, OutputError
+from adcut.errors import AudioError, CopyUnsupported, OutputError
 from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
@@ -40,6 +45,20 @@ class CutResult:
     removed_seconds: Seconds
     chapters: int  # chapters carried over from the input
     cover_art: bool
+    method: str = "reencode"  # which path wrote the file: "reencode", or a copy path's name ("copy-mp3", ...)
+
+
+# The copy paths, by the input's suffix: (method name, "module:function"). Each function is called as
+# ``fn(path, info, segments, tmp, out_path, remove=..., fade_seconds=...)``, writes the cut file to
+# ``tmp`` and returns a CutResult, or raises CopyUnsupported (nothing it wrote is kept).
+COPY_PATHS: dict[str, tuple[str, str]] = {}
+REENCODE = "reencode"
+METHODS = ("auto", REENCODE)  # what callers may ask for: the format's copy path where one fits, or re-encode
+
+
+def copied_formats() -> list[str]:
+    """The suffixes whose kept audio is copied rather than re-encoded (for --help and the README)."""
+    return sorted(COPY_PATHS)
 
 
 # Containers whose FFmpeg muxer takes cover art as an attached-picture stream.
@@ -163,16 +182,48 @@ def cut_episode(
     *,
     remove: Sequence[str] = ("ad",),
     fade_seconds: Seconds = DEFAULT_FADE_SECONDS,
+    method: str = "auto",
 ) -> CutResult:
-    """Write ``path`` without the ``remove`` classes to ``out_path`` (temporary name, then rename)."""
+    """Write ``path`` without the ``remove`` classes to ``out_path`` (temporary name, then rename).
+
+    ``method="auto"`` uses the format's copy path where there is one and it can handle the file, else
+    (with a one-line warning when a copy path gave up) the re-encode path; ``"reencode"`` forces the latter.
+    """
+    import importlib
+
     from adcut.media.decode import probe
 
+    if method not in METHODS:
+        raise OutputError(f"unknown cut method {method!r} (choose from {', '.join(METHODS)})")
     path, out_path = Path(path), Path(out_path)
     if out_path.resolve() == path.resolve():
         raise OutputError(f"{out_path}: refusing to overwrite the input episode")
     info = probe(path)
     if not kept_spans(segments, remove, max([s.end for s in segments] + [info.duration or 0.0])):
         raise NothingKept(f"{path}: every segment is {'/'.join(remove)}; no cut file written")
+    copy = COPY_PATHS.get(path.suffix.lower()) if method == "auto" else None
+    if copy is not None:
+        name, target = copy
+        module_name, function_name = target.split(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        try:
+            with atomic_write(out_path) as tmp:
+                result = function(path, info, segments, tmp, out_path, remove=remove, fade_seconds=fade_seconds)
+            return result
+        except CopyUnsupported as error:
+            log.warning("%s: re-encoding the whole episode instead of copying (%s)", path.name, error)
+        except (AudioError, OutputError):
+            raise
+        except Exception as error:  # noqa: BLE001 - a copy path's failure must never cost the cut itself
+            log.debug("copy path failed", exc_info=True)
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            log.warning("%s: re-encoding the whole episode instead of copying (%s: %s)", path.name, type(error).__name__, first)
+    return reencode_episode(path, info, segments, out_path, remove=remove, fade_seconds=fade_seconds)
+
+
+def reencode_episode(path: Path, info, segments: Sequence[Segment], out_path: Path, *, remove: Sequence[str] = ("ad",),
+                     fade_seconds: Seconds = DEFAULT_FADE_SECONDS) -> CutResult:
+    """The re-encode path: decode the whole episode, drop and fade by time, encode it again in its own format."""
     encoder, sample_format, container_format = _output_codec(info, path.suffix.lower())
     with atomic_write(out_path) as tmp:
         return _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
@@ -248,4 +299,4 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
             out.close()
     finally:
         source.close()
-    return CutResult(out_path, kept / sample_rate, (position - kept) / sample_rate, len(chapters), bool(picture_streams))
+    return CutResult(out_path, kept / sample_rate, (position - kept) / sample_rate, len(chapters), bool(picture_streams), REENCODE)

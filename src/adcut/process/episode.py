@@ -30,6 +30,7 @@ class ProcessOptions:
     dry_run: bool = False
     device: str = "cpu"
     fade_seconds: Seconds = 0.03
+    cut_method: str = "auto"  # "auto": copy the kept audio where the format allows; "reencode": always re-encode
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
 
 
@@ -104,19 +105,22 @@ def process_file(episode: Path, checkpoint, options: ProcessOptions, model=None,
     detection = detect(episode, checkpoint, options.segmentation, device=options.device, model=model, threads=threads)
     if options.outdir is not None:
         Path(options.outdir).mkdir(parents=True, exist_ok=True)
-    for name in options.formats:
-        writer = get_writer(name)
-        writer.write(detection, writer.output_path(episode, options.outdir))
     removed = 0.0
     if options.cut:
+        # The cut comes first so that the JSON output can say which path wrote it (settings.cut_method).
         try:
             result = cut_episode(episode, detection.segments, cut_path(episode, options.outdir),
-                                 remove=options.remove, fade_seconds=options.fade_seconds)
+                                 remove=options.remove, fade_seconds=options.fade_seconds, method=options.cut_method)
             removed = result.removed_seconds
+            detection.settings["cut_method"] = result.method
         except NothingKept as error:
             log.warning("%s", error)
             outputs = outputs[:-1]
             removed = detection.duration
+            detection.settings["cut_method"] = None
+    for name in options.formats:
+        writer = get_writer(name)
+        writer.write(detection, writer.output_path(episode, options.outdir))
     return FileResult(episode, PROCESSED, outputs, detection.duration, time.perf_counter() - started,
                       detection=detection, removed_seconds=removed)
 
