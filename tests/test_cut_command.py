@@ -63,7 +63,7 @@ def test_cut_from_process_json_and_formats_in_outdir(episode, tmp_path, capsys):
     assert [(s["label"], s["start"], s["end"]) for s in data["segments"]] == [
         ("content", 0.0, 8.0), ("ad", 8.0, 14.0), ("content", 14.0, 24.0)]
     assert [s["confidence"] for s in data["segments"]] == [0.91, 0.8, 0.95]
-    assert data["settings"]["labels"] == "show.adcut.json" and "cut" in data["settings"]
+    assert data["settings"]["labels"] == "show.adcut.json" and data["settings"]["cut_method"] == "copy-wav"
     chapters = json.loads((outdir / "show.chapters.json").read_text())
     assert [c["title"] for c in chapters["chapters"]] == ["Content", "Ad", "Content"]
     assert abs(probe(outdir / "show.adcut.wav").duration - 18.0) < 0.01

@@ -20,11 +20,29 @@ outputs, for an episode show.mp3 (next to it, or in OUTDIR):
                       label file and which path wrote the audio), podcast, ffmetadata, cue - made from
                       the label file's segments
 
-how the audio is written: as 'process' writes it (see its --help); --reencode forces the whole-file
-decode and re-encode.
+how the audio is written:
+{copied}
 
 Outputs newer than both the episode and the label file are left alone (--force redoes them).
 """
+
+
+def _copied_help() -> str:
+    from adcut.media.cut import copied_formats
+
+    copied = [x.lstrip(".").upper() for x in copied_formats()]
+    lines = []
+    if "WAV" in copied:
+        lines.append("WAV is cut sample-exact by copying the kept PCM samples (no codec at all).")
+    others = [x for x in copied if x != "WAV"]
+    if others:
+        lines.append(f"{', '.join(others)}: the kept audio is copied as it is coded; only a few frames at each "
+                     "join are re-encoded.")
+    lines.append("Other formats (FLAC, Ogg Vorbis/Opus, ...), and --reencode, decode and re-encode the whole "
+                 "episode; a file the copy path cannot handle is re-encoded, with a one-line warning.")
+    import textwrap
+
+    return textwrap.fill(" ".join(lines), width=100, initial_indent="  ", subsequent_indent="  ")
 
 
 def register(subparsers) -> None:
@@ -35,7 +53,7 @@ def register(subparsers) -> None:
             "Write EPISODE without its ads, as marked in a label file you already have (e.g. one reviewed "
             "in 'adcut label'), with the same outputs and rules as 'process' but without running a model."
         ),
-        epilog=CUT_HELP,
+        epilog=CUT_HELP.format(copied=_copied_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("episode", metavar="EPISODE", help="the audio file to cut (mp3, m4a, wav, flac, ogg, ...)")
@@ -95,7 +113,7 @@ def run(args) -> int:
         print("\n".join(f"would write: {out}" for out in run_.outputs))
         return 0
     cut = run_.cut
-    method = getattr(cut, "method", "reencode")
+    method = cut.method
     print(f"wrote {cut.path} ({method}): kept {format_time(cut.kept_seconds, 1)}, "
           f"removed {format_time(cut.removed_seconds, 1)} in {run_.wall_seconds:.2f} s")
     for out in run_.outputs[1:]:

@@ -37,9 +37,10 @@ def _copied_help() -> str:
     copied = copied_formats()
     if not copied:
         return "Every format is\n                      decoded and re-encoded whole."
-    return (f"{', '.join(x.lstrip('.').upper() for x in copied)} is cut by\n"
-            "                      copying the kept frames as they are, re-encoding only a few frames at each\n"
-            "                      join; other formats, and --reencode, decode and re-encode the whole episode.")
+    return (f"{', '.join(x.lstrip('.').upper() for x in copied)}: cut by\n"
+            "                      copying the kept audio as it is coded (WAV: the PCM samples, sample-exact),\n"
+            "                      re-encoding only a few frames at each join where the codec needs it; other\n"
+            "                      formats, and --reencode, decode and re-encode the whole episode.")
 
 
 def register(subparsers) -> None:
@@ -70,7 +71,7 @@ def register(subparsers) -> None:
                         help=f"fade length at each cut, on the kept side (default {defaults.fade_seconds:g})")
     parser.add_argument("--reencode", action="store_true",
                         help="write the cut audio by decoding and re-encoding the whole episode, even where "
-                             "the kept audio could be copied (MP3)")
+                             "the kept audio could be copied (see below)")
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",

@@ -52,6 +52,7 @@ class CutResult:
 # ``fn(path, info, segments, tmp, out_path, remove=..., fade_seconds=...)``, writes the cut file to
 # ``tmp`` and returns a CutResult, or raises CopyUnsupported (nothing it wrote is kept).
 COPY_PATHS: dict[str, tuple[str, str]] = {}
+COPY_PATHS[".wav"] = ("copy-wav", "adcut.media.wav_splice:cut_wav")  # PCM sample frames, no codec
 REENCODE = "reencode"
 METHODS = ("auto", REENCODE)  # what callers may ask for: the format's copy path where one fits, or re-encode
 

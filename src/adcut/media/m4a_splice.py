@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adcut.core.segments import Segment
 from adcut.core.units import Seconds
+from adcut.errors import CopyUnsupported
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +51,7 @@ MP4_FORMATS = {".m4a": "ipod", ".m4b": "ipod", ".mp4": "mp4"}
 
 
 def _unsupported(message: str) -> Exception:
-    from adcut.media import cut
-
-    error_type = getattr(cut, "CopyUnsupported", None)
-    if error_type is None:
-        from adcut.errors import OutputError
-
-        error_type = OutputError
-    return error_type(message)
+    return CopyUnsupported(message)
 
 
 @dataclass
@@ -422,3 +417,16 @@ class _Writer:
 def _chain(first, rest):
     yield from first
     yield from rest
+
+
+def cut_m4a(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: Path, *,
+            remove: Sequence[str] = ("ad",), fade_seconds: Seconds = 0.03):
+    """The M4A/AAC copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
+    from adcut.media.cut import CutResult, kept_spans
+
+    duration = max([s.end for s in segments] + [info.duration or 0.0])
+    spans = kept_spans(segments, remove, duration)
+    done = write_m4a_cut(path, spans, tmp, duration=duration, fade_seconds=fade_seconds, suffix=Path(out_path).suffix)
+    rate = done.sample_rate
+    return CutResult(Path(out_path), done.kept_samples / rate, (done.total_samples - done.kept_samples) / rate,
+                     done.chapters, done.cover_art, "copy-aac")

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adcut.core.segments import Segment
 from adcut.core.units import Seconds
+from adcut.errors import CopyUnsupported
 
 COPY_BLOCK_BYTES = 1 << 22  # 4 MiB read and written at a time
 
@@ -45,14 +47,7 @@ class WavLayout:
 
 
 def _unsupported(message: str) -> Exception:
-    from adcut.media import cut
-
-    error_type = getattr(cut, "CopyUnsupported", None)
-    if error_type is None:  # before the copy dispatcher existed
-        from adcut.errors import OutputError
-
-        error_type = OutputError
-    return error_type(message)
+    return CopyUnsupported(message)
 
 
 def read_layout(path: Path) -> WavLayout:
@@ -122,7 +117,7 @@ def _from_float(values: np.ndarray, layout: WavLayout) -> bytes:
     if width == 1:
         return (ints + 128).astype(np.uint8).tobytes()
     if width == 3:
-        ints = ints & 0xFFFFFF
+        ints = ints.reshape(-1) & 0xFFFFFF
         return np.stack([ints & 0xFF, (ints >> 8) & 0xFF, (ints >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
     return ints.astype("<i2" if width == 2 else "<i4").tobytes()
 
@@ -228,3 +223,14 @@ def _copy_data(source, target, layout: WavLayout, kept: list[tuple[int, int, int
             faded(inner_b, b, _ramp((b - np.arange(inner_b, b) - 0.5) / fade_out))
 
 
+
+
+def cut_wav(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: Path, *,
+            remove: Sequence[str] = ("ad",), fade_seconds: Seconds = 0.03):
+    """The WAV copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
+    from adcut.media.cut import CutResult, kept_spans
+
+    duration = max([s.end for s in segments] + [info.duration or 0.0])
+    spans = kept_spans(segments, remove, duration)
+    kept, total, rate = write_wav_cut(path, spans, tmp, duration=duration, fade_seconds=fade_seconds)
+    return CutResult(Path(out_path), kept / rate, (total - kept) / rate, 0, False, "copy-wav")

@@ -152,22 +152,11 @@ def cut_from_labels(episode: Path, label_path: Path, options: CutOptions = CutOp
     if options.outdir is not None:
         Path(options.outdir).mkdir(parents=True, exist_ok=True)
     result = cut_episode(episode, labels.segments, cut_path(episode, options.outdir), remove=remove,
-                         fade_seconds=options.fade_seconds, **_method_arguments(options))
+                         fade_seconds=options.fade_seconds, method="reencode" if options.reencode else "auto")
     settings = {"source": "labels", "labels": label_path.name, "remove": list(remove),
-                "fade_seconds": options.fade_seconds, "cut": getattr(result, "method", "reencode")}
+                "fade_seconds": options.fade_seconds, "cut_method": result.method}
     detection = labels_detection(episode, labels, duration, label_path, settings)
     for name in options.formats:
         writer = get_writer(name)
         writer.write(detection, writer.output_path(episode, options.outdir))
     return CutRun(episode, PROCESSED, outputs, result, detection, time.perf_counter() - started)
-
-
-def _method_arguments(options: CutOptions) -> dict:
-    """``cut_episode``'s choice of path, where it offers one."""
-    import inspect
-
-    from adcut.media.cut import cut_episode
-
-    if options.reencode and "reencode" in inspect.signature(cut_episode).parameters:
-        return {"reencode": True}
-    return {}
