@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "process",
     "cut",
     "label",
+    "feed",
+    "serve",
     "models",
     "smooth",
     "timestamps",

@@ -1,0 +1,389 @@
+"""The HTTP side of ``adcut serve``: ad-free feeds, their audio and chapters, and the status page.
+
+Every URL carries the secret token as ``?token=`` (podcast apps cannot send headers); without it
+the answer is 403. No part of a request path is used as a file name: audio and chapter names are
+looked up in the database, and only names adcut made itself are ever opened.
+
+Episodes not processed yet are left out of the feed (``--list-pending`` lists them with their
+original enclosure): an app then simply sees a new episode appear when it is ready, never an
+audio URL that times out or answers with an error page while the cut is made, and never a second
+copy of an episode when the ad-free one replaces the original (the GUID would be the same, but
+some apps keep the downloaded original).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import logging
+import re
+import threading
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
+
+from adcut.errors import AdcutError
+from adcut.serve.feed import DEFAULT_MARK, Ready, rewrite
+from adcut.serve.paths import DataDir
+from adcut.serve.refresh import DEFAULT_EPISODES, refresh_feed, upstream_copy
+from adcut.serve.store import DONE, Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8766
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def feed_url(base: str, name: str, token: str) -> str:
+    return f"{base.rstrip('/')}/feed/{quote(name)}.xml?token={token}"
+
+
+def status_url(base: str, token: str) -> str:
+    return f"{base.rstrip('/')}/?token={token}"
+
+
+def public_base(store: Store) -> str:
+    return store.setting("public_url") or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
+
+class Options:
+    def __init__(self, *, mark: str = DEFAULT_MARK, list_pending: bool = False):
+        self.mark = mark
+        self.list_pending = list_pending
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """``(first, last)`` of a single ``bytes=`` range; None to send the whole file; "unsatisfiable" for 416."""
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header or "")
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # several ranges, or not bytes: the whole file is a valid answer
+    first, last = match.group(1), match.group(2)
+    if not first:  # the last N bytes
+        count = int(last)
+        if count == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - count), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        return "unsatisfiable"
+    return start, end
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "adcut-serve"
+    protocol_version = "HTTP/1.1"
+    # Set on the subclass made per server.
+    data: DataDir
+    store_path: Path
+    token: str
+    base_url: str
+    options: Options
+    _local = threading.local()
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    @property
+    def store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.store_path)
+        return store
+
+    # ------------------------------------------------------------------ dispatch
+    def do_HEAD(self):  # noqa: N802 - http.server's naming
+        self._dispatch(head=True)
+
+    def do_GET(self):  # noqa: N802
+        self._dispatch(head=False)
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 65536))
+        self._dispatch(head=False, post=True)
+
+    def _dispatch(self, head: bool, post: bool = False) -> None:
+        try:
+            url = urlsplit(self.path)
+            token = parse_qs(url.query).get("token", [""])[0]
+            if not hmac.compare_digest(token.encode(), self.token.encode()):
+                return self._text(HTTPStatus.FORBIDDEN, "forbidden: this address needs the token adcut serve printed\n", head)
+            path = url.path
+            if post:
+                match = re.fullmatch(r"/recut/(\d+)", path)
+                if match:
+                    return self._recut(int(match.group(1)))
+                return self._text(HTTPStatus.NOT_FOUND, "not found\n", head)
+            if path == "/":
+                return self._status_page(head)
+            match = re.fullmatch(r"/feed/([^/]+)\.xml", path)
+            if match:
+                return self._feed(match.group(1), head)
+            match = re.fullmatch(r"/audio/([^/]+)", path)
+            if match:
+                return self._audio(match.group(1), head)
+            match = re.fullmatch(r"/chapters/([^/]+)\.json", path)
+            if match:
+                return self._chapters(match.group(1), head)
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", head)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except AdcutError as error:
+            log.warning("%s", error)
+            self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}\n", head, {"Retry-After": "60"})
+
+    # ------------------------------------------------------------------ answers
+    def _send(self, status: int, body: bytes, content_type: str, head: bool, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _text(self, status: int, text: str, head: bool, headers: dict | None = None) -> None:
+        self._send(status, text.encode(), "text/plain; charset=utf-8", head, headers)
+
+    def _feed(self, name: str, head: bool) -> None:
+        if not _NAME.match(name):
+            return self._text(HTTPStatus.NOT_FOUND, "no such feed\n", head)
+        try:
+            feed = self.store.feed(name)
+        except AdcutError:
+            return self._text(HTTPStatus.NOT_FOUND, "no such feed\n", head)
+        copy = upstream_copy(self.data, feed)
+        if not copy.exists():
+            reason = feed.fetch_error or "not fetched yet"
+            return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"the upstream feed is not available yet ({reason})\n",
+                              head, {"Retry-After": "60"})
+        ready = {}
+        for episode in self.store.episodes(feed.id):
+            if episode.audio_name and episode.audio_size:
+                ready[episode.guid] = Ready(
+                    f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
+                    f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
+                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0)
+        body = rewrite(copy.read_bytes(), feed_url=feed_url(self.base_url, feed.name, self.token), ready=ready,
+                       mark=self.options.mark, list_pending=self.options.list_pending)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]:
+            self.send_response(HTTPStatus.NOT_MODIFIED)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send(HTTPStatus.OK, body, "application/rss+xml; charset=utf-8", head, headers)
+
+    def _audio(self, name: str, head: bool) -> None:
+        episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
+        path = self.data.audio / name if episode else None
+        if episode is None or not path.is_file():
+            return self._text(HTTPStatus.NOT_FOUND, "no such episode (it may have been re-cut: refresh the feed)\n", head)
+        stat = path.stat()
+        size = stat.st_size
+        etag = f'"{name}-{size}"'
+        common = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+                  "Cache-Control": "public, max-age=86400"}
+        if self.headers.get("If-None-Match", "").strip() == etag:
+            self.send_response(HTTPStatus.NOT_MODIFIED)
+            for key, value in common.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        wanted = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        span = parse_range(wanted, size) if wanted and (not if_range or if_range.strip() == etag) else None
+        if span == "unsatisfiable":
+            return self._send(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, b"", "text/plain", head,
+                              {**common, "Content-Range": f"bytes */{size}"})
+        first, last = span if span else (0, size - 1)
+        count = last - first + 1 if size else 0
+        self.send_response(HTTPStatus.PARTIAL_CONTENT if span else HTTPStatus.OK)
+        self.send_header("Content-Type", episode.audio_type or "audio/mpeg")
+        self.send_header("Content-Length", str(count))
+        if span:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        for key, value in common.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if head or not count:
+            return
+        with open(path, "rb") as handle:
+            self.wfile.flush()
+            self.connection.sendfile(handle, first, count)
+
+    def _chapters(self, name: str, head: bool) -> None:
+        episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
+        path = self.data.audio / f"{name}.chapters.json" if episode else None
+        if episode is None or not path.is_file():
+            return self._text(HTTPStatus.NOT_FOUND, "no such chapters\n", head)
+        self._send(HTTPStatus.OK, path.read_bytes(), "application/json+chapters", head,
+                   {"Access-Control-Allow-Origin": "*"})
+
+    def _recut(self, episode_id: int) -> None:
+        if self.store.episode(episode_id) is None:
+            return self._text(HTTPStatus.NOT_FOUND, "no such episode\n", False)
+        self.store.enqueue(episode_id, again=True)
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header("Location", f"/?token={self.token}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _status_page(self, head: bool) -> None:
+        self._send(HTTPStatus.OK, status_html(self.store, self.base_url, self.token).encode(), "text/html; charset=utf-8",
+                   head, {"Cache-Control": "no-store"})
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    total = int(round(value))
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def status_html(store: Store, base: str, token: str) -> str:
+    esc = html.escape
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>adcut serve</title>",
+             "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;"
+             "width:100%;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}"
+             ".failed{color:#b00}.done{color:#070}code{font-size:.9em;word-break:break-all}</style></head><body>",
+             "<h1>adcut serve: ad-free feeds</h1>"]
+    feeds = store.feeds()
+    if not feeds:
+        parts.append("<p>No feeds yet: <code>adcut feed add URL</code></p>")
+    for feed in feeds:
+        counts = store.counts(feed.id)
+        url = feed_url(base, feed.name, token)
+        parts.append(f"<h2 id='feed-{esc(feed.name)}'>{esc(feed.name)}</h2>")
+        parts.append(f"<p>Subscribe in your app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
+                     f"Upstream: <code>{esc(feed.url)}</code>")
+        if feed.fetch_error:
+            parts.append(f"<br><span class='failed'>Last refresh failed: {esc(feed.fetch_error)} "
+                         "(the last good copy is served)</span>")
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        parts.append(f"<br>Episodes: {esc(summary) or 'none yet'}</p>")
+        parts.append("<table><tr><th>episode</th><th>state</th><th>ad time removed</th><th>ad-free length</th><th></th></tr>")
+        for episode in store.episodes(feed.id):
+            if episode.state == "new":
+                continue
+            state = episode.state + (f": {episode.reason}" if episode.reason else "")
+            if episode.state == DONE and store.job_state(episode.id) in ("queued", "leased"):
+                state += " (re-cut queued)"
+            action = (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
+                      "<button>re-cut</button></form>") if episode.state in (DONE, "failed") else ""
+            parts.append(f"<tr class='{esc(episode.state)}'><td>{esc(episode.title or episode.guid)}</td>"
+                         f"<td>{esc(state)}</td><td>{_seconds(episode.removed)}</td><td>{_seconds(episode.duration)}</td>"
+                         f"<td>{action}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+class Service:
+    """The HTTP server, the worker threads and the periodic refresh, started and stopped together."""
+
+    def __init__(self, data: DataDir, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
+                 refresh_minutes: float = 30.0, episodes: int = DEFAULT_EPISODES, public_url: str | None = None,
+                 options: Options | None = None):
+        from adcut.serve.worker import Workers
+
+        self.data = data.create()
+        self.store = Store(data.db)
+        self.token = self.store.token()
+        self.episodes = episodes
+        self.refresh_seconds = max(1.0, refresh_minutes * 60)
+        self._cleanup_temporary_files()
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), self._handler_class(public_url, options or Options()))
+        except OSError as error:
+            if error.errno == 98:
+                raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
+            raise AdcutError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+        self.base_url = (public_url or f"http://{shown}:{self.port}").rstrip("/")
+        self.httpd.RequestHandlerClass.base_url = self.base_url
+        self.store.set_setting("public_url", self.base_url)
+        self.workers = Workers(data, workers)
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _handler_class(self, public_url, options):
+        return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
+                                                 "base_url": public_url or "", "options": options,
+                                                 "_local": threading.local()})
+
+    def _cleanup_temporary_files(self) -> None:
+        """Temporary files of a run that was killed: never served (no final name), removed here."""
+        for folder in (self.data.audio, self.data.feeds, self.data.downloads):
+            for path in folder.glob(".*.tmp"):
+                path.unlink(missing_ok=True)
+
+    @property
+    def status_url(self) -> str:
+        return status_url(self.base_url, self.token)
+
+    def start(self) -> None:
+        self.workers.start()
+        for target, name in ((self.httpd.serve_forever, "adcut-http"), (self._refresh_loop, "adcut-refresh")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def refresh_all(self) -> None:
+        for feed in self.store.feeds():
+            if self.stopping.is_set():
+                return
+            refresh_feed(self.store, self.data, feed, self.episodes)
+        self.workers.wake.set()
+
+    def _refresh_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.refresh_all()
+            except AdcutError as error:
+                log.warning("refresh: %s", error)
+            except Exception:  # noqa: BLE001 - the loop must survive one bad refresh
+                log.exception("refresh failed")
+            self.stopping.wait(self.refresh_seconds)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.workers.stop()
+
+    def wait(self) -> None:
+        while not self.stopping.is_set():
+            time.sleep(0.5)
+
+
+def json_status(store: Store, base: str, token: str) -> list[dict]:
+    """What ``adcut feed list --json`` prints."""
+    rows = []
+    for feed in store.feeds():
+        counts = store.counts(feed.id)
+        rows.append({"name": feed.name, "upstream": feed.url, "url": feed_url(base, feed.name, token),
+                     "model": feed.model, "processed": counts.get(DONE, 0),
+                     "queued": sum(counts.get(s, 0) for s in ("queued", "downloading", "processing")),
+                     "failed": counts.get("failed", 0), "last_error": feed.fetch_error})
+    return rows
+

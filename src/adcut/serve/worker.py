@@ -1,0 +1,240 @@
+"""The background work: leased jobs run in worker processes (download, detect, cut), results recorded.
+
+Each worker thread of the server leases one job at a time from the SQLite queue and hands the
+episode to a process pool, so decoding and the model never hold up the HTTP server; it renews the
+lease while the process works. A failure of one episode (a 404, not audio, a crash of its process)
+is recorded as that episode's reason and the thread goes on with the next job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from adcut.core.files import atomic_write_text
+from adcut.errors import AdcutError
+from adcut.serve.paths import DataDir
+from adcut.serve.store import DOWNLOADING, LEASE_SECONDS, PROCESSING, Job, Store
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".mp4": "audio/mp4", ".aac": "audio/aac",
+                  ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".flac": "audio/flac",
+                  ".wav": "audio/wav"}
+SUFFIX_BY_TYPE = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a",
+                  "audio/aac": ".m4a", "audio/ogg": ".ogg", "audio/opus": ".ogg", "audio/flac": ".flac",
+                  "audio/wav": ".wav", "audio/x-wav": ".wav"}
+
+
+def audio_suffix(url: str, content_type: str | None) -> str:
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    if suffix in AUDIO_SUFFIXES:
+        return suffix
+    return SUFFIX_BY_TYPE.get((content_type or "").split(";")[0].strip().lower(), ".mp3")
+
+
+def chapters_of_cut(segments, remove: tuple[str, ...], duration: float) -> dict:
+    """Podcasting 2.0 chapters of the ad-free audio: one per kept stretch, at its time in the cut file."""
+    from adcut.media.cut import kept_spans
+
+    chapters, at = [], 0.0
+    for number, (start, end) in enumerate(kept_spans(segments, remove, duration), 1):
+        chapters.append({"startTime": round(at, 3), "title": f"Part {number}"})
+        at += end - start
+    return {"version": "1.2.0", "chapters": chapters}
+
+
+def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> dict:
+    """In a worker process: download the enclosure, detect, cut; the result for the parent to record.
+
+    Raises AdcutError with the reason when the episode cannot be processed.
+    """
+    from adcut.media.cut import NothingKept, cut_path
+    from adcut.media.decode import probe
+    from adcut.models.checkpoint import load_checkpoint
+    from adcut.process.episode import ProcessOptions, process_file
+    from adcut.serve.fetch import download
+
+    data = DataDir(data_root)
+    store = Store(data.db)
+    episode = store.episode(episode_id)
+    if episode is None:
+        raise AdcutError("the episode was removed")
+    feed = store.feed_by_id(episode.feed_id)
+    if not model:
+        raise AdcutError(f"feed {feed.name} has no model (adcut feed set-model {feed.name} M)")
+    store.set_state(episode_id, DOWNLOADING)
+    source = data.downloads / f"{episode_id}{audio_suffix(episode.upstream_url, episode.upstream_type)}"
+    if not source.exists():
+        download(episode.upstream_url, source)
+    store.set_state(episode_id, PROCESSING)
+    checkpoint = load_checkpoint(Path(model))
+    options = ProcessOptions(formats=(), outdir=data.downloads, force=True)
+    try:
+        result = process_file(source, checkpoint, options, threads=1)
+    except NothingKept:
+        raise AdcutError("the whole episode was detected as ads; nothing to serve") from None
+    cut = cut_path(source, data.downloads)
+    if not cut.exists():
+        raise AdcutError("the whole episode was detected as ads; nothing to serve")
+    revision = episode.revision + 1
+    name = f"{feed.id}-{episode_id}-r{revision}-{uuid.uuid4().hex[:8]}{source.suffix}"
+    final = data.audio / name
+    duration = probe(cut).duration or (result.audio_seconds - result.removed_seconds)
+    chapters = chapters_of_cut(result.detection.segments, options.remove, result.audio_seconds)
+    atomic_write_text(data.audio / f"{name}.chapters.json", json.dumps(chapters, indent=1))
+    os.replace(cut, final)  # same filesystem: the final name appears whole
+    source.unlink(missing_ok=True)
+    return {"audio_name": name, "audio_size": final.stat().st_size, "audio_type": AUDIO_SUFFIXES[source.suffix],
+            "duration": duration, "removed": result.removed_seconds, "revision": revision}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:300] if text else type(error).__name__
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def reclaim_dead_owners(store: Store) -> int:
+    """Jobs leased by a process of this machine that no longer runs (killed): queued again now."""
+    host = socket.gethostname()
+    dead = []
+    for row in store.query("SELECT DISTINCT owner FROM jobs WHERE state = 'leased' AND owner IS NOT NULL"):
+        owner_host, _, rest = row["owner"].partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(row["owner"])
+        except PermissionError:
+            pass
+    with store.transaction() as db:
+        for owner in dead:
+            db.execute("UPDATE jobs SET lease_until = 0 WHERE owner = ? AND state = 'leased'", (owner,))
+    return len(dead)
+
+
+class Workers:
+    """``count`` threads, each leasing jobs and running them in a shared process pool."""
+
+    def __init__(self, data: DataDir, count: int = 1, poll_seconds: float = 1.0):
+        self.data = data
+        self.count = max(1, count)
+        self.poll_seconds = poll_seconds
+        self.owner = owner_id()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                # spawn: the server has threads, and a forked child would inherit their locks.
+                self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+    def _reset_pool(self, broken: ProcessPoolExecutor) -> None:
+        with self._pool_lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def start(self) -> None:
+        store = Store(self.data.db)
+        reclaim_dead_owners(store)
+        store.close()
+        for number in range(self.count):
+            thread = threading.Thread(target=self._loop, name=f"adcut-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self) -> None:
+        store = Store(self.data.db)
+        while not self.stopping.is_set():
+            try:
+                job = store.lease(self.owner)
+            except AdcutError as error:
+                log.warning("%s", error)
+                job = None
+            if job is None:
+                self.wake.wait(self.poll_seconds)
+                self.wake.clear()
+                continue
+            self._run(store, job)
+        store.close()
+
+    def _run(self, store: Store, job: Job) -> None:
+        episode = store.episode(job.episode_id)
+        if episode is None:
+            return
+        feed = store.feed_by_id(episode.feed_id)
+        pool = self._executor()
+        try:
+            future = pool.submit(process_episode, str(self.data.root), job.episode_id, feed.model or "", self.owner)
+        except (BrokenProcessPool, RuntimeError):
+            self._reset_pool(pool)
+            return  # the lease runs out and the job is taken again
+        while True:
+            try:
+                result = future.result(timeout=min(LEASE_SECONDS / 3, 5.0))
+                break
+            except FutureTimeout:
+                if self.stopping.is_set():
+                    return  # stop() gives the lease back
+                store.renew(job, self.owner)
+            except BrokenProcessPool:
+                self._reset_pool(pool)
+                if self.stopping.is_set():
+                    return
+                store.fail_episode(job.episode_id, "the worker process died while processing this episode")
+                return
+            except AdcutError as error:
+                store.fail_episode(job.episode_id, _first_line(error))
+                return
+            except Exception as error:  # noqa: BLE001 - one broken episode must not stop the others
+                log.debug("episode %s failed", job.episode_id, exc_info=error)
+                store.fail_episode(job.episode_id, f"{type(error).__name__}: {_first_line(error)}")
+                return
+        old = episode.audio_name
+        store.finish_episode(job.episode_id, **result)
+        if old and old != result["audio_name"]:
+            for path in (self.data.audio / old, self.data.audio / f"{old}.chapters.json"):
+                path.unlink(missing_ok=True)
+        log.info("episode %s processed: %s", job.episode_id, result["audio_name"])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking jobs, end the worker processes, give their jobs back to the queue."""
+        self.stopping.set()
+        self.wake.set()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            processes = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()  # their files are written through temporary names: nothing half-written stays
+            deadline = time.monotonic() + timeout
+            for process in processes:
+                process.join(max(0.0, deadline - time.monotonic()))
+        for thread in self._threads:
+            thread.join(timeout)
+        store = Store(self.data.db)
+        store.release(self.owner)
+        store.close()

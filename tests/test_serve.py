@@ -1,0 +1,372 @@
+"""``adcut feed`` and ``adcut serve`` end to end: a real upstream host on loopback, real SQLite, the
+server as a real subprocess, episodes really downloaded, detected and cut, requests made the way
+podcast apps make them (HEAD, ``Range: bytes=0-1`` probes, open-ended and mid-file ranges, full GETs,
+conditional feed GETs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from adcut.cli import main
+from adcut.demo.synth import EpisodeSpec
+from adcut.serve.feed import FeedError, parse_feed, rewrite
+from adcut.serve.paths import DataDir
+from adcut.serve.refresh import refresh_feed, upstream_copy
+from adcut.serve.server import parse_range
+from adcut.serve.store import Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
+      "atom": "http://www.w3.org/2005/Atom", "content": "http://purl.org/rss/1.0/modules/content/"}
+GOOD = {"ep-1": EpisodeSpec(30.0, ((8.0, 18.0),)), "ep-2": EpisodeSpec(24.0, ())}
+
+
+def episodes() -> list[UpstreamEpisode]:
+    return [
+        UpstreamEpisode("ep-1", "Episode 1", "e1.mp3", GOOD["ep-1"], "Mon, 30 Nov 2026 10:00:00 GMT"),
+        UpstreamEpisode("ep-2", "Episode 2", "e2.mp3", GOOD["ep-2"], "Sun, 29 Nov 2026 10:00:00 GMT"),
+        UpstreamEpisode("ep-3", "Episode 3", "/missing.mp3", None, "Sat, 28 Nov 2026 10:00:00 GMT"),
+        UpstreamEpisode("ep-4", "Episode 4", "/page.mp3", None, "Fri, 27 Nov 2026 10:00:00 GMT"),
+    ]
+
+
+@pytest.fixture
+def model(tmp_path):
+    """An untrained small LSTM whose output layer always says content: the cut keeps everything.
+
+    (A model that is right about the generated ads takes far longer to train than these tests may.)
+    """
+    import torch
+
+    from adcut.features.mfcc import FeatureConfig
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
+    from adcut.models.registry import build_model, config_dict
+
+    torch.manual_seed(0)
+    features = FeatureConfig()
+    net = build_model("lstm", {"n_features": features.n_features, "hidden_size": 8, "num_layers": 1})
+    state = net.state_dict()
+    state["head.weight"] = torch.zeros_like(state["head.weight"])
+    state["head.bias"] = torch.tensor([-4.0, 4.0])
+    path = tmp_path / "models" / "content.safetensors"
+    path.parent.mkdir()
+    save_checkpoint(path, Checkpoint("lstm", config_dict(net), features, ("ad", "content"), state))
+    return path
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    host = UpstreamHost(tmp_path / "upstream", episodes()).start()
+    yield host
+    host.stop()
+
+
+class Server:
+    """``adcut serve`` as a subprocess (its own process group, so a test can kill -9 all of it)."""
+
+    def __init__(self, data: Path, *extra: str):
+        env = dict(os.environ, PYTHONPATH=str(SRC), ADCUT_THREADS="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "adcut", "serve", "--port", "0", "--data", str(data), "--episodes", "10", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        line = self.process.stdout.readline()
+        assert "status page" in line, line + self.process.stderr.read()
+        self.status = line.split("status page ")[1].strip()
+        self.base, self.token = self.status.split("/?token=")
+
+    def url(self, path: str, token: str | None = None) -> str:
+        return f"{self.base}{path}?token={self.token if token is None else token}"
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def request(url: str, method: str = "GET", headers: dict | None = None):
+    """(status, headers, body) of one request; HTTP errors are answers too."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers or {}), timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def wait_for(check, timeout: float = 90.0, every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def settled(data: Path) -> bool:
+    store = Store(DataDir(data).db)
+    try:
+        states = [e.state for e in store.episodes()]
+        return bool(states) and all(s in ("done", "failed") for s in states) and not any(
+            store.job_state(e.id) in ("queued", "leased") for e in store.episodes())
+    finally:
+        store.close()
+
+
+def element_paths(root) -> set[str]:
+    """Every element's path of tags (items by GUID), for comparing the upstream and rewritten feeds."""
+    paths = set()
+
+    def walk(element, prefix):
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            name = child.tag if child.tag != "item" else f"item[{child.findtext('guid')}]"
+            paths.add(f"{prefix}/{name}")
+            walk(child, f"{prefix}/{name}")
+
+    walk(root, "")
+    return paths
+
+
+def add_feed(upstream, model, data: Path, capsys) -> str:
+    assert main(["feed", "add", upstream.url, "--model", str(model), "--data", str(data), "--name", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "4 episodes" in out and "/feed/show.xml?token=" in out
+    return out
+
+
+def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path, capsys):
+    import feedparser
+
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        # The token is required everywhere.
+        for path in ("/", "/feed/show.xml"):
+            assert request(f"{server.base}{path}")[0] == 403
+            assert request(server.url(path, token="wrong"))[0] == 403
+        status, headers, body = request(server.url("/feed/show.xml"))
+        assert status == 200 and headers["Content-Type"].startswith("application/rss+xml")
+
+        # Parses with lxml and feedparser; every upstream element is still there except the rewritten ones.
+        new = etree.fromstring(body)
+        old = etree.fromstring(upstream.feed_bytes())
+        parsed = feedparser.parse(body)
+        assert not parsed.bozo and parsed.feed.title == "Example Show (ad-free)"
+        assert [e.id for e in parsed.entries] == ["ep-1", "ep-2"]  # the GUIDs, unchanged; failed ones left out
+        dropped = {f"/channel/{{{NS['itunes']}}}new-feed-url", f"/channel/{{{NS['podcast']}}}guid"}
+        for guid in ("ep-3", "ep-4"):
+            dropped |= {p for p in element_paths(old) if f"item[{guid}]" in p}
+        for guid in ("ep-1", "ep-2"):
+            dropped |= {f"/channel/item[{guid}]/{{{NS['podcast']}}}{tag}" for tag in ("transcript", "soundbite")}
+        assert element_paths(old) - dropped <= element_paths(new)
+        assert new.find("channel/itunes:owner/itunes:email", NS).text == "ann@example.org"
+        assert new.find("channel/item/content:encoded", NS).text.startswith("<p>Show notes")
+        # Nothing maps the proxy back to the original feed.
+        assert new.find("channel/itunes:new-feed-url", NS) is None and new.find("channel/podcast:guid", NS) is None
+        assert new.find("channel/atom:link[@rel='self']", NS).get("href") == server.url("/feed/show.xml")
+
+        # Each enclosure: the proxy's URL with the token; length = Content-Length = the file's size.
+        audio_dir = DataDir(data).audio
+        for item in new.iterfind("channel/item"):
+            enclosure = item.find("enclosure")
+            url = enclosure.get("url")
+            assert url.startswith(f"{server.base}/audio/") and url.endswith(f"?token={server.token}")
+            size = (audio_dir / url.split("/audio/")[1].split("?")[0]).stat().st_size
+            status, headers, body = request(url, "HEAD")
+            assert status == 200 and body == b"" and headers["Accept-Ranges"] == "bytes"
+            assert int(enclosure.get("length")) == int(headers["Content-Length"]) == size
+            assert enclosure.get("type") == headers["Content-Type"] == "audio/mpeg"
+            chapters_url = item.find("podcast:chapters", NS).get("url")
+            status, headers, body = request(chapters_url)
+            assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+            assert json.loads(body)["chapters"][0]["startTime"] == 0
+
+        # Range requests as apps make them.
+        url = new.find("channel/item/enclosure").get("url")
+        whole = request(url)[2]
+        assert whole == (audio_dir / url.split("/audio/")[1].split("?")[0]).read_bytes()
+        size = len(whole)
+        for header, first, last in (("bytes=0-1", 0, 1), ("bytes=1000-", 1000, size - 1),
+                                    ("bytes=2000-2999", 2000, 2999), ("bytes=-100", size - 100, size - 1),
+                                    (f"bytes=100-{size + 50}", 100, size - 1)):
+            status, headers, body = request(url, headers={"Range": header})
+            assert status == 206, header
+            assert body == whole[first:last + 1]
+            assert headers["Content-Range"] == f"bytes {first}-{last}/{size}"
+        status, headers, _ = request(url, headers={"Range": f"bytes={size}-"})
+        assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+
+        # The served audio decodes and is the kept time long.
+        from adcut.media.decode import decode_original, probe
+
+        saved = tmp_path / "served.mp3"
+        saved.write_bytes(whole)
+        info, samples = decode_original(saved)
+        assert samples.shape[1] / info.sample_rate == pytest.approx(GOOD["ep-1"].duration, abs=0.1)
+        assert probe(saved).codec.startswith("mp3")
+
+        # A conditional feed GET: 304 when nothing changed.
+        etag = request(server.url("/feed/show.xml"))[1]["ETag"]
+        assert request(server.url("/feed/show.xml"), headers={"If-None-Match": etag})[0] == 304
+
+        # Broken episodes are reported with their reason; the others finished.
+        page = request(server.url("/"))[2].decode()
+        assert "404" in page and "not audio" in page
+        assert main(["feed", "list", "--json", "--data", str(data)]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert listed[0]["processed"] == 2 and listed[0]["failed"] == 2 and listed[0]["queued"] == 0
+
+        # No request path reaches the filesystem.
+        for path in ("/audio/..%2fadcut-serve.sqlite3", "/audio/../adcut-serve.sqlite3", "/feed/..%2f..%2fx.xml",
+                     "/chapters/%2e%2e.json"):
+            assert request(server.url(path))[0] == 404, path
+    finally:
+        assert server.stop() == 0
+
+
+def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        before = etree.fromstring(request(server.url("/feed/show.xml"))[2])
+        first = {i.findtext("guid"): i.find("enclosure").get("url") for i in before.iterfind("channel/item")}
+        episode = next(e for e in Store(DataDir(data).db).episodes() if e.guid == "ep-1")
+        status, _, _ = request(server.url(f"/recut/{episode.id}"), "POST")
+        assert status == 200  # the 303 to the status page, followed
+        wait_for(lambda: Store(DataDir(data).db).episode(episode.id).revision == 2 and settled(data))
+        after = etree.fromstring(request(server.url("/feed/show.xml"))[2])
+        second = {i.findtext("guid"): i.find("enclosure").get("url") for i in after.iterfind("channel/item")}
+        assert sorted(second) == sorted(first) == ["ep-1", "ep-2"]
+        assert second["ep-1"] != first["ep-1"] and second["ep-2"] == first["ep-2"]
+        assert request(first["ep-1"])[0] == 404 and request(second["ep-1"])[0] == 200
+    finally:
+        server.stop()
+
+
+def test_killed_server_resumes_its_queue_after_a_restart(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    upstream.slow = True
+    server = Server(data)
+    store = Store(DataDir(data).db)
+    wait_for(lambda: any(e.state == "downloading" for e in store.episodes()), every=0.1)
+    part = DataDir(data).downloads / "1.mp3.part"
+    wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)  # part of the file is down
+    server.kill()  # kill -9 of the server and its worker processes
+    assert part.stat().st_size > 20000
+    upstream.slow = False
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        # The download was resumed where it broke off, not started over.
+        ranges = [h.get("Range") for method, path, h in upstream.requests if path == "/audio/e1.mp3" and method == "GET"]
+        assert ranges[0] is None and ranges[-1] and ranges[-1].startswith("bytes=")
+        items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
+        assert sorted(i.findtext("guid") for i in items) == ["ep-1", "ep-2"]  # no duplicate
+        for item in items:
+            url = item.find("enclosure").get("url")
+            assert len(request(url)[2]) == int(item.find("enclosure").get("length"))
+        assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*.part"))
+    finally:
+        server.stop()
+
+
+def test_leases_of_dead_workers_are_taken_again(tmp_path):
+    from adcut.serve.store import MAX_ATTEMPTS
+    from adcut.serve.worker import reclaim_dead_owners
+
+    store = Store(tmp_path / "q.sqlite3")
+    feed = store.add_feed("f", "http://127.0.0.1/feed.xml", None)
+    store.upsert_episodes(feed.id, [{"guid": f"g{i}", "url": f"http://127.0.0.1/{i}.mp3"} for i in range(2)])
+    first, second = store.episodes(feed.id)
+    assert store.enqueue(first.id) and store.enqueue(second.id) and not store.enqueue(first.id)
+    # A worker of a process that no longer exists holds a lease far into the future.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    job = store.lease(f"{socket.gethostname()}:{dead.pid}:x", seconds=3600)
+    assert job.episode_id == first.id
+    assert store.lease("live", seconds=3600).episode_id == second.id
+    assert store.lease("other") is None
+    assert reclaim_dead_owners(store) == 1
+    again = store.lease("other", seconds=-1)  # taken again; this lease runs out at once
+    assert again.episode_id == first.id and again.attempts == 2
+    for _ in range(MAX_ATTEMPTS - 2):
+        assert store.lease("other", seconds=-1).episode_id == first.id
+    assert store.lease("other") is None  # given up: failed with the reason
+    assert store.episode(first.id).state == "failed" and "gave up" in store.episode(first.id).reason
+
+
+@pytest.mark.parametrize("mode, reason", [("down", "503"), ("html", "web page"), ("malformed", "not well-formed"),
+                                          ("bomb", "DOCTYPE")])
+def test_upstream_faults_keep_the_last_good_copy(mode, reason, upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    dirs = DataDir(data)
+    store = Store(dirs.db)
+    feed = store.feed("show")
+    good = upstream_copy(dirs, feed).read_bytes()
+    upstream.mode = mode
+    result = refresh_feed(store, dirs, store.feed("show"))
+    assert reason in result.error
+    assert upstream_copy(dirs, feed).read_bytes() == good
+    assert reason in store.feed("show").fetch_error
+    assert b"Example Show (ad-free)" in rewrite(good, feed_url="http://x/feed", ready={}, list_pending=True)
+    # The command says it once, and a feed like that cannot be added at all.
+    assert main(["feed", "refresh", "show", "--data", str(data)]) == 1
+    assert reason in capsys.readouterr().out
+    assert main(["feed", "add", upstream.url, "--model", str(model), "--data", str(tmp_path / "other")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adcut: error:") and reason in err[0]
+
+
+def test_conditional_get_and_hostile_documents():
+    with pytest.raises(FeedError, match="DOCTYPE"):
+        parse_feed(b'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "file:///etc/passwd"><rss><channel/></rss>')
+    with pytest.raises(FeedError, match="not an RSS"):
+        parse_feed(b'<feed xmlns="http://www.w3.org/2005/Atom"></feed>')
+    assert parse_range("bytes=0-1", 10) == (0, 1)
+    assert parse_range("bytes=-3", 10) == (7, 9)
+    assert parse_range("bytes=5-", 10) == (5, 9)
+    assert parse_range("bytes=10-", 10) == "unsatisfiable"
+    assert parse_range("bytes=0-1,4-5", 10) is None
+
+
+def test_feed_add_refuses_non_http_urls(model, tmp_path, capsys):
+    assert main(["feed", "add", "file:///etc/passwd", "--model", str(model), "--data", str(tmp_path / "d")]) == 1
+    assert "only http:// and https://" in capsys.readouterr().err
+
+
+def test_serve_on_another_address_needs_a_public_url(tmp_path, capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")]) == 1
+    assert "--public-url" in capsys.readouterr().err
