@@ -140,3 +140,15 @@ def test_help_lists_the_command(capsys):
         main(["cut", "--help"])
     text = capsys.readouterr().out
     assert "--labels" in text and "--reencode" in text
+
+
+def test_cut_m4a_copies_packets_and_reencode_forces_the_whole_file(make_episode, capsys):
+    path, _ = make_episode("show", SPEC, suffix=".m4a", sample_rate=44100, bit_rate=96000)
+    labels = path.with_suffix(".txt")
+    code, out, err = run_cli(capsys, "cut", str(path), "--labels", str(labels), "--format", "json", "-q")
+    assert code == 0, err
+    assert "(copy-aac)" in out
+    assert json.loads(path.with_name("show.adcut.json").read_text())["settings"]["cut_method"] == "copy-aac"
+    assert abs(probe(path.with_name("show.adcut.m4a")).duration - 18.0) < 0.03
+    code, out, err = run_cli(capsys, "cut", str(path), "--labels", str(labels), "--reencode", "--force", "-q")
+    assert code == 0 and "(reencode)" in out

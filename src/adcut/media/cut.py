@@ -53,6 +53,7 @@ class CutResult:
 # ``tmp`` and returns a CutResult, or raises CopyUnsupported (nothing it wrote is kept).
 COPY_PATHS: dict[str, tuple[str, str]] = {}
 COPY_PATHS[".wav"] = ("copy-wav", "adcut.media.wav_splice:cut_wav")  # PCM sample frames, no codec
+COPY_PATHS.update(dict.fromkeys((".m4a", ".m4b", ".mp4"), ("copy-aac", "adcut.media.m4a_splice:cut_m4a")))
 REENCODE = "reencode"
 METHODS = ("auto", REENCODE)  # what callers may ask for: the format's copy path where one fits, or re-encode
 

@@ -123,7 +123,9 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
 
     for a, b, fi, fo in kept:
         c0 = pts0 if a == 0 and fi == 0 else up(a + fi)
-        c1 = end if b >= end and fo == 0 else down(b - fo)
+        # The last copied packet's transform block reaches a packet past its own audio: that packet must
+        # still be unfaded content, so the block overlaps the re-encoded piece where both hold the same audio.
+        c1 = end if b >= end and fo == 0 else down(b - fo) - PACKET
         if c1 - c0 >= MIN_COPY_PACKETS * PACKET or (c1 == end and c1 - c0 >= PACKET):
             if a < c0 and c0 > pts0:
                 pending.append([max(a, 0), c0, a, b, fi, fo])
