@@ -18,6 +18,7 @@ import hmac
 import html
 import logging
 import re
+import socket
 import threading
 import time
 from email.utils import formatdate
@@ -80,6 +81,25 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, end
 
 
+class _FeedCache:
+    """The last rewritten XML of each feed, reused until the upstream copy or an episode changes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[tuple, bytes, str]] = {}
+
+    def get(self, feed_id: int, key: tuple, make) -> tuple[bytes, str]:
+        with self._lock:
+            entry = self._entries.get(feed_id)
+        if entry and entry[0] == key:
+            return entry[1], entry[2]
+        body = make()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        with self._lock:
+            self._entries[feed_id] = (key, body, etag)
+        return body, etag
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "adcut-serve"
     protocol_version = "HTTP/1.1"
@@ -89,7 +109,14 @@ class Handler(BaseHTTPRequestHandler):
     token: str
     base_url: str
     options: Options
+    feed_cache: _FeedCache
     _local = threading.local()
+
+    def setup(self):
+        super().setup()
+        # Headers and a small body go out at once: without this, a 2-byte range probe waits for the
+        # client's delayed ACK (40 ms) behind Nagle's algorithm.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         log.debug("%s - %s", self.address_string(), format % args)
@@ -170,16 +197,9 @@ class Handler(BaseHTTPRequestHandler):
             reason = feed.fetch_error or "not fetched yet"
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"the upstream feed is not available yet ({reason})\n",
                               head, {"Retry-After": "60"})
-        ready = {}
-        for episode in self.store.episodes(feed.id):
-            if episode.audio_name and episode.audio_size:
-                ready[episode.guid] = Ready(
-                    f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
-                    f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
-                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0)
-        body = rewrite(copy.read_bytes(), feed_url=feed_url(self.base_url, feed.name, self.token), ready=ready,
-                       mark=self.options.mark, list_pending=self.options.list_pending)
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        stat = copy.stat()
+        key = (stat.st_mtime_ns, stat.st_size, self.store.feed_version(feed.id))
+        body, etag = self.feed_cache.get(feed.id, key, lambda: self._rewrite(feed, copy))
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]:
             self.send_response(HTTPStatus.NOT_MODIFIED)
@@ -189,6 +209,17 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._send(HTTPStatus.OK, body, "application/rss+xml; charset=utf-8", head, headers)
+
+    def _rewrite(self, feed, copy: Path) -> bytes:
+        ready = {}
+        for episode in self.store.episodes(feed.id):
+            if episode.audio_name and episode.audio_size:
+                ready[episode.guid] = Ready(
+                    f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
+                    f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
+                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0)
+        return rewrite(copy.read_bytes(), feed_url=feed_url(self.base_url, feed.name, self.token), ready=ready,
+                       mark=self.options.mark, list_pending=self.options.list_pending)
 
     def _audio(self, name: str, head: bool) -> None:
         episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
@@ -296,6 +327,11 @@ def status_html(store: Store, base: str, token: str) -> str:
     return "".join(parts)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # apps refreshing at once: the default 5 drops connections (1 s SYN retries)
+
+
 class Service:
     """The HTTP server, the worker threads and the periodic refresh, started and stopped together."""
 
@@ -311,7 +347,7 @@ class Service:
         self.refresh_seconds = max(1.0, refresh_minutes * 60)
         self._cleanup_temporary_files()
         try:
-            self.httpd = ThreadingHTTPServer((host, port), self._handler_class(public_url, options or Options()))
+            self.httpd = _Server((host, port), self._handler_class(public_url, options or Options()))
         except OSError as error:
             if error.errno == 98:
                 raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
@@ -329,7 +365,7 @@ class Service:
     def _handler_class(self, public_url, options):
         return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
                                                  "base_url": public_url or "", "options": options,
-                                                 "_local": threading.local()})
+                                                 "feed_cache": _FeedCache(), "_local": threading.local()})
 
     def _cleanup_temporary_files(self) -> None:
         """Temporary files of a run that was killed: never served (no final name), removed here."""

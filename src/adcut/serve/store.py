@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, lease_until);
+CREATE INDEX IF NOT EXISTS episodes_audio ON episodes (audio_name);
 """
 
 
@@ -249,6 +250,12 @@ class Store:
     def episode_by_audio(self, audio_name: str) -> Episode | None:
         rows = self.query("SELECT * FROM episodes WHERE audio_name = ?", (audio_name,))
         return _episode(rows[0]) if rows else None
+
+    def feed_version(self, feed_id: int) -> tuple:
+        """Changes whenever an episode of the feed changes (for caching its rewritten XML)."""
+        row = self.query("SELECT MAX(updated) AS u, COUNT(*) AS n, SUM(revision) AS r FROM episodes WHERE feed_id = ?",
+                         (feed_id,))[0]
+        return (row["u"], row["n"], row["r"])
 
     def counts(self, feed_id: int) -> dict[str, int]:
         rows = self.query("SELECT state, COUNT(*) AS n FROM episodes WHERE feed_id = ? GROUP BY state", (feed_id,))
