@@ -107,7 +107,10 @@ def test_ranges_that_do_not_meet_fall_back_to_one_pass(tmp_path, monkeypatch):
 
     monkeypatch.setattr(parallel_decode, "range_messages", misplaced)  # the first range runs in this process
     joined, n_joined, split = _mfcc(path, 2)
-    assert not split and n_joined == n_one and np.array_equal(joined, one)
+    assert not split and n_joined == n_one and joined.shape == one.shape
+    # the same frames to float32 rounding: the first range was computed in blocks of other sizes, which
+    # BLAS may sum in another order (a misplaced split would differ by whole frames, far beyond this)
+    np.testing.assert_allclose(joined, one, rtol=1e-5, atol=1e-4)
 
 
 def test_truncated_file_reports_the_one_pass_error(tmp_path):

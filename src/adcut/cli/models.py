@@ -110,7 +110,7 @@ def run_info(args) -> int:
         "file": str(ckpt.path),
         "model_type": ckpt.model_type,
         "parameters": count_parameters(model),
-        "file_bytes": ckpt.path.stat().st_size,
+        "file_bytes": ckpt.path.stat().st_size if ckpt.path else None,
         "architecture": ckpt.model_config,
         "features": ckpt.feature_config.to_dict(),
         "classes": list(ckpt.class_names),

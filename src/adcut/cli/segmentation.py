@@ -5,6 +5,8 @@ Defaults live in the settings dataclasses only; the help text reads them from th
 
 from __future__ import annotations
 
+from typing import Any
+
 import argparse
 from dataclasses import replace
 
@@ -100,7 +102,7 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _given(**values: object) -> dict[str, object]:
+def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -87,6 +87,7 @@ def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool 
         say(f"    validation window accuracy {accuracy:.1%}")
     say(f"4/4 processing the unseen episode {unseen.name} (labels, JSON, and the cut MP3)")
     result = process_file(unseen, checkpoint, ProcessOptions(force=True))
+    assert result.detection is not None, result.error  # process_file raises rather than fail here
     found = result.detection.segments
     errors = [float(e) for e in boundary_errors(truth, found)]
     return DemoResult(truth, found, errors, time.perf_counter() - started, folder)

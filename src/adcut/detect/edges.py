@@ -1,7 +1,6 @@
 """Moving ad edges by the lateness measured at training (learn/alignment.py measures it)."""
 
 from __future__ import annotations
-import numpy as np
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 
@@ -37,7 +36,6 @@ def shift_edges(
             moves.append(-float(offsets.get("end") or 0.0))
         else:
             moves.append(0.0)
-    moves = np.array(moves)
     for j, seg in enumerate(segments):  # cut short the moves into a segment that would become too short
         from_left = max(0.0, moves[j - 1]) if j > 0 else 0.0
         from_right = max(0.0, -moves[j]) if j < len(moves) else 0.0

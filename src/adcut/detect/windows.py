@@ -163,16 +163,16 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
                 if upto > feats.n and mfcc.n >= width:
                     feats.extend(_final_rows(mfcc.rows, feats.n, upto, config))
                     submit_ready(feats.n)
-            mfcc = mfcc.rows[: config.frames_for(source.n_samples)]
-            if len(mfcc) < width:  # shorter than the delta window: the padded path of finish_features
+            all_mfcc = mfcc.rows[: config.frames_for(source.n_samples)]
+            if len(all_mfcc) < width:  # shorter than the delta window: the padded path of finish_features
                 feats = _GrowingRows(config.n_features)
-                feats.extend(finish_features(mfcc, config))
+                feats.extend(finish_features(all_mfcc, config))
                 for future in futures:
                     future.cancel()
                 futures = []
                 scan = CoarseToFineScan(predict, scan.stride, calibrate)
-            elif feats.n < len(mfcc):
-                feats.extend(_final_rows(mfcc, feats.n, len(mfcc), config))
+            elif feats.n < len(all_mfcc):
+                feats.extend(_final_rows(all_mfcc, feats.n, len(all_mfcc), config))
             features = feats.rows
             starts = window_starts(len(features), window, hop_frames)
             for future in futures:

@@ -24,6 +24,7 @@ from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 
 if TYPE_CHECKING:
+    from adcut.learn.dataset import EpisodeSource
     from adcut.models.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class LabelledEpisode:
 
     audio: Path
     segments: list[Segment]
-    source: object | None = None  # adcut.dataset.EpisodeSource
+    source: EpisodeSource | None = None
 
 
 @dataclass
@@ -147,6 +148,7 @@ class EpisodeWindows:
                                  f"know (its classes: {', '.join(class_names)})")
             inside = [Segment(s.start, min(s.end, duration), s.label) for s in episode.segments if s.start < duration]
             return fill_background(inside, duration, background)
+        assert episode.source is not None  # an episode has labels or a dataset source
         return episode.source.segments(duration, DatasetConfig(classes=tuple(class_names), background=background))
 
     def get(self, config: FeatureConfig, class_names: Sequence[str], background: str) -> LabelledWindows:
@@ -278,7 +280,7 @@ def check_window_shape(batch: np.ndarray, ckpt: Checkpoint, path: Path) -> None:
     ckpt.check_feature_count(batch.shape[-1], str(path))
 
 
-def _size(n_bytes: int) -> str:
+def _size(n_bytes: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n_bytes < 1024 or unit == "GB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"

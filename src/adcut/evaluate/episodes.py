@@ -11,6 +11,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,11 @@ def minimum_durations(config: SegmentationConfig, checkpoint: Checkpoint) -> dic
     from adcut.detect.config import resolve_minimums
 
     return resolve_minimums(checkpoint, config).smoothing.minimums(tuple(checkpoint.class_names))
+
+
+def _fixed(truth: list[Segment], duration: float) -> list[Segment]:
+    """The truth of an episode whose labels are known whatever its decoded duration."""
+    return truth
 
 
 def evaluate_episode(
@@ -114,7 +120,7 @@ def evaluate_episodes(
         evaluate_episode(
             source.audio.name,
             source.audio,
-            lambda d, s=source: s.segments(d, dataset_config),
+            partial(source.segments, config=dataset_config),
             checkpoint,
             config,
             device,
@@ -194,7 +200,7 @@ def cross_validate(
             truth = [Segment.from_dict(s) for s in episode["segments"]]
             results.append(
                 evaluate_episode(
-                    episode["id"], Path(episode["source"]), lambda d, t=truth: t, checkpoint, config, device
+                    episode["id"], Path(episode["source"]), partial(_fixed, truth), checkpoint, config, device
                 )
             )
     return results
@@ -235,6 +241,8 @@ def plot_timelines(results: list[EpisodeResult], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     colours = {"ad": "#d62728", "content": "#1f77b4", "review": "#ff7f0e"}
@@ -270,10 +278,10 @@ def plot_timelines(results: list[EpisodeResult], path: Path) -> None:
             fontsize=9,
         )
         ax.set_xlabel("seconds")
-    handles = [Patch(color=colour, label=name) for name, colour in colours.items()]
+    handles: list[Artist] = [Patch(color=colour, label=name) for name, colour in colours.items()]
     handles += [
-        plt.Line2D([], [], color="green", linestyle="--", label="true boundary"),
-        plt.Line2D([], [], color="magenta", linestyle=":", label="predicted boundary"),
+        Line2D([], [], color="green", linestyle="--", label="true boundary"),
+        Line2D([], [], color="magenta", linestyle=":", label="predicted boundary"),
     ]
     figure.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(handles))
     figure.tight_layout(rect=(0, 0, 1, 0.97))

@@ -21,7 +21,8 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
@@ -81,7 +82,7 @@ def _input_sample(frame: int, input_rate: int, config: FeatureConfig) -> int:
     return frame * config.hop_length * input_rate // config.sample_rate  # exact for frames on the grid
 
 
-def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_share: float | None = None) -> list[int] | None:
+def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_share: float | None = None) -> list[int | None] | None:
     """First frame of each range (then the end, None), or None when one pass is the way."""
     duration = info.duration or 0.0
     seekable = info.codec in SPLIT_CODECS or info.codec.startswith("pcm_")
@@ -96,7 +97,7 @@ def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_
         if frame - bounds[-1] < grid or frame > frames - grid:
             return None
         bounds.append(frame)
-    return bounds + [None]
+    return [*bounds, None]
 
 
 # --------------------------------------------------------------------------- one range
@@ -145,7 +146,7 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
         tb_num, tb_den = time_base.numerator * rate, time_base.denominator
         pending_checks = list(checks_wanted)  # dropped once complete: the loop runs per frame
 
-        def frames() -> Iterator[tuple[object, int, int]]:
+        def frames() -> Iterator[tuple[Any, int, int]]:
             position = None  # input sample index of the next frame's first sample
             for frame in container.decode(stream):
                 n = frame.samples
@@ -246,6 +247,8 @@ class _Worker:
              "-" if stop is None else str(stop)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
+        assert self.process.stdout is not None  # stdout=PIPE
+        self.stdout = self.process.stdout
         self.messages: queue.Queue = queue.Queue()
         self.reader = threading.Thread(target=self._read, name="adcut-decode-worker", daemon=True)
         self.reader.start()
@@ -253,7 +256,7 @@ class _Worker:
     def _read(self) -> None:
         try:
             while True:
-                self.messages.put(pickle.load(self.process.stdout))
+                self.messages.put(pickle.load(self.stdout))
         except EOFError:
             self.messages.put(("error", "worker ended early"))
         except Exception as error:  # noqa: BLE001 - the consumer falls back to one pass
@@ -272,7 +275,7 @@ class _Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self.process.stdout.close()
+        self.stdout.close()
         self.reader.join(timeout=5)
 
 
@@ -336,17 +339,18 @@ class EpisodeMfcc:
             yield rest[max(0, skip - done) :]
         self.n_samples = stream.n_samples
 
-    def _split(self, ranges: list[int]) -> Iterator[np.ndarray]:
-        spans = list(zip(ranges[:-1], ranges[1:]))
+    def _split(self, ranges: list[int | None]) -> Iterator[np.ndarray]:
+        # every range has a first frame; only the last one's end is None (the end of the file)
+        spans = [(cast(int, first), stop) for first, stop in zip(ranges[:-1], ranges[1:])]
         local = spans[:1] if self.local_first else []
         workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[len(local):]]
         yielded = 0
         try:
             try:
-                sources = [range_messages(self.path, self.config, *span) for span in local]
-                if local and self.prefetch:
-                    sources[0] = audio.prefetch(sources[0], depth=4)
-                sources += workers
+                here = [range_messages(self.path, self.config, *span) for span in local]
+                if here and self.prefetch:
+                    here[0] = audio.prefetch(here[0], depth=4)
+                sources: list[Iterable[tuple]] = [*here, *workers]
                 tail = None
                 for index, source in enumerate(sources):
                     for message in source:
@@ -389,6 +393,7 @@ def episode_features(path, config: FeatureConfig, workers: int | None = None) ->
     source = EpisodeMfcc(path, config, workers, prefetch=False)
     chunks = list(source)
     mfcc = np.concatenate(chunks) if chunks else np.zeros((0, config.n_mfcc), np.float32)
+    assert source.n_samples is not None  # set once the iteration ended
     return finish_features(mfcc, config), source.n_samples / config.sample_rate
 
 

@@ -69,7 +69,7 @@ class FeatureConfig:
         return 1 + n_samples // self.hop_length
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz, logarithmic above (librosa's default, htk=False)."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp = 200.0 / 3

@@ -37,6 +37,7 @@ def read_prefill(
     segments, _ = read_json(path, classes)
     validate_segments(segments, duration=duration, classes=classes, source=str(path))
     items = raw.get("segments") if isinstance(raw, dict) else raw
+    assert isinstance(items, list)  # read_json accepted it
     prefill = []
     for i, seg in enumerate(segments):
         confidence = items[i].get("confidence")
@@ -77,7 +78,7 @@ def build_session(
         if labels_arg.is_dir():
             raise LabelError(f"{labels_arg}: is a folder, not a label file")
     audacity = labels_arg is not None and labels_arg.suffix.lower() in (".txt", ".lab")
-    labels_path = labels_arg if audacity else episode.with_suffix(".txt")
+    labels_path = labels_arg if labels_arg is not None and audacity else episode.with_suffix(".txt")
     if labels_path.resolve() == episode.resolve():
         raise LabelError(f"{episode}: cannot save labels beside an episode named .txt; pass --labels FILE")
 

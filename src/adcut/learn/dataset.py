@@ -17,6 +17,8 @@ then keeps the last epoch's model).
 
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import json
 import logging
@@ -73,7 +75,7 @@ class DatasetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> DatasetConfig:
         known = {f.name for f in fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
         return cls(**values)
 
 

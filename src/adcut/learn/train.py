@@ -10,6 +10,8 @@ validation loss. At the end it warns when the kept model (almost) never predicts
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 import math
 import time
@@ -290,7 +292,7 @@ def train(
         bar.close()
         train_loss = total_loss / per_epoch
 
-        metrics = {"epoch": epoch, "train_loss": round(train_loss, 6)}
+        metrics: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
         if len(val_samples):
             val_logits = _logits(model, dataset, val_samples, device)
             val_labels = torch.from_numpy(val_samples.label)

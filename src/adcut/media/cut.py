@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, cast
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def retime(t: Seconds, spans: Sequence[tuple[Seconds, Seconds]]) -> Seconds:
 
 def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict]:
     """Input chapters moved to the cut audio's times; those that fall inside removed audio are dropped."""
-    out = []
+    out: list[dict] = []
     for chapter in chapters:
         base = chapter["time_base"] or Fraction(1, 1000)
         start = float(chapter["start"] * base)
@@ -274,7 +275,7 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
                     log.warning("%s: cover art not copied (%s)", path.name, error)
             chapters = retime_chapters(source.chapters(), spans, duration)
             if chapters:
-                out.set_chapters(chapters)
+                out.set_chapters(cast(Any, chapters))  # PyAV types them as its Chapter dict
 
             encoder_stream = StreamEncoder(out, stream, sample_format, layout, sample_rate)
             position = 0

@@ -1,6 +1,8 @@
 """Decoding any common audio format to float samples, streamed in blocks, through PyAV (the FFmpeg libraries)."""
 
 from __future__ import annotations
+
+from typing import Any
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,7 +147,7 @@ def _array_to_float(array: np.ndarray, planar: bool, channels: int, format_name:
     raise AudioError(f"unsupported sample format {format_name}")
 
 
-def _iter_decoded(path: Path) -> Iterator[tuple[AudioInfo, object]]:
+def _iter_decoded(path: Path) -> Iterator[tuple[AudioInfo, Any]]:
     """Raw PyAV frames of the first audio stream, with the corrupt/truncated checks around them."""
     import av
 
@@ -196,7 +198,7 @@ def iter_blocks(
     """
     state: dict = {}
 
-    def frames() -> Iterator[tuple[object, int, int]]:
+    def frames() -> Iterator[tuple[Any, int, int]]:
         for info, frame in _iter_decoded(path):
             state.setdefault("rate", info.sample_rate)
             yield frame, 0, frame.samples
@@ -219,7 +221,7 @@ def frame_array(frame, lo: int, hi: int) -> np.ndarray:
 
 
 def resampled_blocks(
-    frames: Iterator[tuple[object, int, int]],
+    frames: Iterator[tuple[Any, int, int]],
     input_rate,
     sample_rate: int,
     block_seconds: Seconds = DEFAULT_BLOCK_SECONDS,
@@ -243,7 +245,7 @@ def resampled_blocks(
     filled = 0
     pending_samples = 0
     block_limit = 0
-    layout = None  # (planar, channels, format name) of the samples gathered since the last flush
+    layout: Any = None  # None, or (planar, channels, format name) of the samples gathered since the last flush
 
     def flush(last: bool = False) -> np.ndarray:
         nonlocal pending, pending_samples, filled

@@ -20,6 +20,9 @@ class LstmConfig:
 class InputNorm(nn.Module):
     """Per-feature standardisation with statistics from the training set, stored in the state dict."""
 
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+
     def __init__(self, n_features: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))

@@ -39,6 +39,8 @@ def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
 
 
 class TransformerClassifier(nn.Module):
+    positions: torch.Tensor  # a buffer
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         if config.d_model % config.n_heads:

@@ -5,10 +5,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 from adcut.errors import AdcutError, ModelError
 from adcut.formats.export import DEFAULT_FORMATS, get_writer
 from adcut.detect.config import SegmentationConfig
 from adcut.core.units import Seconds
+
+if TYPE_CHECKING:
+    from adcut.detect.pipeline import Detection
 
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,7 @@ class FileResult:
     audio_seconds: Seconds = 0.0
     wall_seconds: Seconds = 0.0
     error: str | None = None
-    detection: object | None = None  # segment.Detection when processed
+    detection: Detection | None = None  # when processed
     removed_seconds: Seconds = 0.0
     node: str | None = None  # host that processed it (the summary counts episodes per node)
 

@@ -8,10 +8,14 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from adcut.errors import AdcutError
 from adcut.process.batch import Finished, run_episode
 from adcut.process.episode import FAILED, FileResult, ProcessOptions, planned_outputs
+
+if TYPE_CHECKING:
+    from adcut.models.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ class EpisodeWorker:
     def __init__(self, model_path: str, options: ProcessOptions) -> None:
         self.model_path = Path(model_path)
         self.options = options
-        self.checkpoint = self.model = None
+        self.checkpoint: Checkpoint | None = None
+        self.model: Any = None  # what build_predictor made
 
     def load(self, checkpoint_ref: list) -> bool:
         if self.model is None:
