@@ -11,7 +11,8 @@ import argparse
 from dataclasses import replace
 
 from adcut.detect.config import SegmentationConfig
-from adcut.detect.refine import RefineConfig
+from adcut.errors import AdcutError
+from adcut.detect.refine import PREFERENCES, REFINE_METHODS, RefineConfig
 from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, METHODS
 from adcut.features.mfcc import FeatureConfig
 
@@ -87,6 +88,23 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep boundaries where the smoother put them (do not move them to nearby pauses)",
     )
     group.add_argument(
+        "--refine",
+        choices=REFINE_METHODS,
+        default=None,
+        help=f"how a boundary is moved onto the audio: pause: the nearby feature jump, then the "
+        f"nearest pause; change: where the audio stops sounding like the segment before and starts "
+        f"sounding like the one after (no pause needed); change+pause: a pause close to that point, "
+        f"else the point (default {refine.method})",
+    )
+    group.add_argument(
+        "--prefer",
+        choices=PREFERENCES,
+        default=None,
+        help=f"which mistake costs more at an ad's edges: keep-content: cutting content (boundaries "
+        f"may move further into the ad than out of it); remove-ads: keeping ad audio (the other way "
+        f"round) (default {refine.prefer})",
+    )
+    group.add_argument(
         "--max-shift",
         type=float,
         default=None,
@@ -108,6 +126,8 @@ def _given(**values: Any) -> dict[str, Any]:
 
 def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
     """The settings the flags of :func:`add_segmentation_arguments` ask for."""
+    if args.no_refine and (args.refine or args.prefer):
+        raise AdcutError(f"--no-refine contradicts --{'refine' if args.refine else 'prefer'}: boundaries are not moved without refinement")
     defaults = SegmentationConfig()
     smoothing = replace(
         defaults.smoothing,
@@ -117,7 +137,9 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
             min_content_seconds=args.min_content_seconds,
         ),
     )
-    refine = None if args.no_refine else replace(RefineConfig(), **_given(max_shift_seconds=args.max_shift))
+    refine = None if args.no_refine else replace(
+        RefineConfig(), **_given(max_shift_seconds=args.max_shift, method=args.refine, prefer=args.prefer)
+    )
     return replace(
         defaults,
         smoothing=smoothing,

@@ -78,6 +78,8 @@ class SegmentationConfig:
             "edge_offsets": self.edge_offsets,
             "refine": self.refine is not None,
             "refine_max_shift": (self.refine or RefineConfig()).max_shift_seconds,
+            "refine_method": self.refine.method if self.refine else None,
+            "prefer": (self.refine or RefineConfig()).prefer,
             "review_below": self.review_below,
             "review_classes": list(self.review_classes),
         }
