@@ -307,12 +307,25 @@ class _Writer:
         pending_packets: deque = deque()  # copied packets waiting for an earlier piece to be ready
         expected = pts0
 
-        def feed_collectors(packet) -> None:
-            for _, collector in collectors:
-                if not collector.done and collector.lo - WARMUP <= packet.pts < collector.hi:
+        # Both lists are walked with a pointer as the packets go by (a long episode has ~150,000 packets).
+        waiting = deque(sorted((c for _, c in collectors), key=lambda c: c.lo))
+        active: list[_Collector] = []
+        runs = deque(copy_runs)
+
+        def feed_collectors(pts: int, packet) -> None:
+            while waiting and waiting[0].lo - WARMUP <= pts:
+                active.append(waiting.popleft())
+            for collector in list(active):
+                if pts < collector.hi:
                     collector.feed(packet)
-                elif not collector.done and packet.pts >= collector.hi:
+                else:
                     collector.finish()
+                    active.remove(collector)
+
+        def in_copy_run(pts: int) -> bool:
+            while runs and pts >= runs[0][1]:
+                runs.popleft()
+            return bool(runs) and runs[0][0] <= pts
 
         def emit_ready(final: bool = False) -> None:
             while queue:
@@ -340,10 +353,12 @@ class _Writer:
                 continue
             if packet.pts != expected:
                 raise _unsupported(f"{self.path.name}: irregular AAC timestamps ({packet.pts} where {expected} was due)")
-            expected = packet.pts + PACKET
-            last_seen = packet.pts
-            feed_collectors(packet)
-            if any(c0 <= packet.pts < c1 for c0, c1 in copy_runs):
+            pts = packet.pts
+            expected = pts + PACKET
+            last_seen = pts
+            if active or waiting:
+                feed_collectors(pts, packet)
+            if in_copy_run(pts):
                 pending_packets.append(packet)
             emit_ready()
         for _, collector in collectors:
