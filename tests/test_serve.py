@@ -28,7 +28,7 @@ from adcut.serve.server import parse_range
 from adcut.serve.store import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
+from upstream_feed import CHAPTERS, UpstreamEpisode, UpstreamHost  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
@@ -206,7 +206,9 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
             chapters_url = item.find("podcast:chapters", NS).get("url")
             status, headers, body = request(chapters_url)
             assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
-            assert json.loads(body)["chapters"][0]["startTime"] == 0
+            # The episode's own chapters, on the cut's timeline (this model cuts nothing), every field kept.
+            assert json.loads(body)["chapters"] == CHAPTERS["chapters"]
+            assert json.loads(body)["author"] == "Ann Example"
 
         # Range requests as apps make them.
         url = new.find("channel/item/enclosure").get("url")
@@ -370,3 +372,57 @@ def test_feed_add_refuses_non_http_urls(model, tmp_path, capsys):
 def test_serve_on_another_address_needs_a_public_url(tmp_path, capsys):
     assert main(["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")]) == 1
     assert "--public-url" in capsys.readouterr().err
+
+
+def test_chapters_move_to_the_cut_timeline():
+    from adcut.core.segments import Segment
+    from adcut.serve.worker import chapters_of_cut
+
+    segments = [Segment(0.0, 8.0, "content"), Segment(8.0, 18.0, "ad"), Segment(18.0, 30.0, "content")]
+    moved = chapters_of_cut(segments, ("ad",), 30.0, CHAPTERS)
+    assert moved["author"] == "Ann Example"
+    assert moved["chapters"] == [{"startTime": 0.0, "title": "Intro"},
+                                 {**CHAPTERS["chapters"][2], "startTime": 8.0}]  # the sponsor chapter was the ad
+    parts = chapters_of_cut(segments, ("ad",), 30.0, None)["chapters"]
+    assert parts == [{"startTime": 0.0, "title": "Part 1"}, {"startTime": 8.0, "title": "Part 2"}]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB filesystem (tmpfs) for the data folder; skipped where mounting is not allowed."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, model, small_disk, tmp_path, capsys):
+    import sqlite3
+
+    from adcut.demo.synth import write_episode
+
+    # The first episode is bigger than the disk's free space.
+    big = upstream.folder / "e1.mp3"
+    write_episode(big, EpisodeSpec(150.0, ()), seed=3, bit_rate=64000)
+    upstream.sizes["e1.mp3"] = big.stat().st_size
+    data = small_disk / "data"
+    add_feed(upstream, model, data, capsys)
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        store = Store(DataDir(data).db)
+        by_guid = {e.guid: e for e in store.episodes()}
+        assert by_guid["ep-1"].state == "failed" and "no space left" in by_guid["ep-1"].reason
+        assert by_guid["ep-2"].state == "done"  # the others go on
+        items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
+        assert [i.findtext("guid") for i in items] == ["ep-2"]
+        assert "no space left" in request(server.url("/"))[2].decode()
+        check = sqlite3.connect(DataDir(data).db).execute("PRAGMA integrity_check").fetchone()
+        assert check == ("ok",)
+        assert not list(DataDir(data).downloads.iterdir())  # no partial download left taking the space
+        assert not [p for p in DataDir(data).audio.iterdir() if p.name.startswith(".")]
+    finally:
+        assert server.stop() == 0

@@ -9,6 +9,7 @@ serves the episodes with Range support; ``/missing.mp3`` is a 404 and ``/page.mp
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -27,6 +28,13 @@ class UpstreamEpisode:
     spec: EpisodeSpec | None
     pub_date: str
 
+
+# Every episode's chapters (of its original audio).
+CHAPTERS = {"version": "1.2.0", "author": "Ann Example", "chapters": [
+    {"startTime": 0, "title": "Intro"},
+    {"startTime": 8, "title": "Sponsor"},
+    {"startTime": 18, "title": "Main part", "url": "https://example.org/notes", "img": "https://example.org/a.jpg"},
+]}
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [
@@ -149,6 +157,9 @@ class UpstreamHost:
                     return self._send(404, b"not found", "text/plain", head=head)
                 if self.path == "/page.mp3":
                     return self._send(200, b"<!doctype html><html><body>Please log in</body></html>", "text/html", head=head)
+                match = re.fullmatch(r"/chapters/([\w-]+)\.json", self.path)
+                if match:
+                    return self._send(200, json.dumps(CHAPTERS).encode(), "application/json+chapters", head=head)
                 match = re.fullmatch(r"/audio/([\w.-]+)", self.path)
                 if match and (host.folder / match.group(1)).is_file():
                     data = (host.folder / match.group(1)).read_bytes()

@@ -43,6 +43,7 @@ class Item:
     url: str
     type: str | None
     published: float | None
+    chapters: str | None = None  # the item's podcast:chapters JSON (of the original audio)
 
 
 def _parser() -> etree.XMLParser:
@@ -92,8 +93,11 @@ def items(root: etree._Element) -> list[Item]:
         if not url:
             continue
         guid = (element.findtext("guid") or "").strip() or url
+        chapters = element.find(f"{{{PODCAST}}}chapters")
+        chapters_url = (chapters.get("url") or "").strip() if chapters is not None else ""
         found.append(Item(guid, (element.findtext("title") or "").strip() or None, url,
-                          enclosure.get("type"), _published(element)))
+                          enclosure.get("type"), _published(element),
+                          chapters_url if chapters_url.startswith(("http://", "https://")) else None))
     if found and all(item.published is not None for item in found):
         found.sort(key=lambda item: -item.published)  # stable: equal dates keep the feed's order
     return found

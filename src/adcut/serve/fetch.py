@@ -150,7 +150,8 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
             last_error = _reason(url, error)
         except (OSError, http.client.HTTPException) as error:
             if getattr(error, "errno", None) == 28:
-                raise OutputError(f"{part}: no space left on the device") from None
+                part.unlink(missing_ok=True)  # free the space again, so the failure can be recorded
+                raise OutputError(f"{part.parent}: no space left on the device") from None
             last_error = _reason(url, error)
         log.info("download %s: attempt %d failed (%s)", url, attempt + 1, last_error)
     raise FetchError(f"{last_error} (gave up after {attempts} attempts)")

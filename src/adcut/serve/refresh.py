@@ -47,7 +47,8 @@ def refresh_feed(store: Store, data: DataDir, feed: Feed, episodes: int = DEFAUL
         if response.body is not None:
             found = items(parse_feed(response.body, feed.url))
             atomic_write_bytes(copy, response.body, "feed copy")
-            store.upsert_episodes(feed.id, [{"guid": i.guid, "title": i.title, "url": i.url, "type": i.type} for i in found])
+            store.upsert_episodes(feed.id, [{"guid": i.guid, "title": i.title, "url": i.url, "type": i.type,
+                                              "chapters": i.chapters} for i in found])
             result.changed = True
         store.record_fetch(feed.id, etag=response.etag, last_modified=response.last_modified)
     except AdcutError as error:

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     title TEXT,
     upstream_url TEXT NOT NULL,
     upstream_type TEXT,
+    chapters_url TEXT,
     position INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'new',
     reason TEXT,
@@ -93,6 +94,7 @@ class Episode:
     title: str | None
     upstream_url: str
     upstream_type: str | None
+    chapters_url: str | None
     position: int
     state: str
     reason: str | None
@@ -118,7 +120,11 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()
         try:
-            self._connection().executescript(SCHEMA)
+            db = self._connection()
+            db.executescript(SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(episodes)")}
+            if "chapters_url" not in columns:  # a database made before chapters were followed
+                db.execute("ALTER TABLE episodes ADD COLUMN chapters_url TEXT")
         except sqlite3.Error as error:
             raise OutputError(f"{self.path}: cannot set up the database ({error})") from None
 
@@ -231,10 +237,12 @@ class Store:
         with self.transaction() as db:
             for position, item in enumerate(items):
                 db.execute(
-                    "INSERT INTO episodes (feed_id, guid, title, upstream_url, upstream_type, position, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_id, guid) DO UPDATE SET title = excluded.title, "
-                    "upstream_url = excluded.upstream_url, upstream_type = excluded.upstream_type, position = excluded.position",
-                    (feed_id, item["guid"], item.get("title"), item["url"], item.get("type"), position, time.time()))
+                    "INSERT INTO episodes (feed_id, guid, title, upstream_url, upstream_type, chapters_url, position, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_id, guid) DO UPDATE SET title = excluded.title, "
+                    "upstream_url = excluded.upstream_url, upstream_type = excluded.upstream_type, "
+                    "chapters_url = excluded.chapters_url, position = excluded.position",
+                    (feed_id, item["guid"], item.get("title"), item["url"], item.get("type"), item.get("chapters"),
+                     position, time.time()))
 
     def episodes(self, feed_id: int | None = None) -> list[Episode]:
         if feed_id is None:
@@ -342,5 +350,5 @@ def _feed(row: sqlite3.Row) -> Feed:
 
 def _episode(row: sqlite3.Row) -> Episode:
     return Episode(row["id"], row["feed_id"], row["guid"], row["title"], row["upstream_url"], row["upstream_type"],
-                   row["position"], row["state"], row["reason"], row["revision"], row["audio_name"], row["audio_size"],
+                   row["chapters_url"], row["position"], row["state"], row["reason"], row["revision"], row["audio_name"], row["audio_size"],
                    row["audio_type"], row["duration"], row["removed"])

@@ -43,15 +43,58 @@ def audio_suffix(url: str, content_type: str | None) -> str:
     return SUFFIX_BY_TYPE.get((content_type or "").split(";")[0].strip().lower(), ".mp3")
 
 
-def chapters_of_cut(segments, remove: tuple[str, ...], duration: float) -> dict:
-    """Podcasting 2.0 chapters of the ad-free audio: one per kept stretch, at its time in the cut file."""
-    from adcut.media.cut import kept_spans
+MIN_CHAPTER_SECONDS = 1.0
 
+
+def chapters_of_cut(segments, remove: tuple[str, ...], duration: float, upstream: dict | None = None) -> dict:
+    """Podcasting 2.0 chapters of the ad-free audio.
+
+    The episode's own chapters (``upstream``, its JSON chapters of the original audio) are moved to
+    the cut's times, every field kept; a chapter that lay inside removed audio is dropped. Without
+    them: one chapter per kept stretch.
+    """
+    from adcut.media.cut import kept_spans, retime
+
+    spans = kept_spans(segments, remove, duration)
+    kept_total = sum(end - start for start, end in spans)
+    original = [c for c in (upstream or {}).get("chapters", []) if isinstance(c, dict)
+                and isinstance(c.get("startTime"), (int, float))]
+    if original:
+        original.sort(key=lambda c: c["startTime"])
+        chapters = []
+        for number, chapter in enumerate(original):
+            end = chapter.get("endTime")
+            if not isinstance(end, (int, float)):
+                end = original[number + 1]["startTime"] if number + 1 < len(original) else duration
+            new_start, new_end = retime(float(chapter["startTime"]), spans), retime(float(end), spans)
+            if new_end - new_start < MIN_CHAPTER_SECONDS:
+                continue  # all (or all but a sliver) of it was cut
+            moved = dict(chapter, startTime=round(new_start, 3))
+            if "endTime" in chapter:
+                moved["endTime"] = round(min(new_end, kept_total), 3)
+            chapters.append(moved)
+        if chapters:
+            return {**{k: v for k, v in upstream.items() if k != "chapters"}, "version": upstream.get("version", "1.2.0"),
+                    "chapters": chapters}
     chapters, at = [], 0.0
-    for number, (start, end) in enumerate(kept_spans(segments, remove, duration), 1):
+    for number, (start, end) in enumerate(spans, 1):
         chapters.append({"startTime": round(at, 3), "title": f"Part {number}"})
         at += end - start
     return {"version": "1.2.0", "chapters": chapters}
+
+
+def upstream_chapters(url: str | None) -> dict | None:
+    """The episode's JSON chapters from upstream, or None (missing, unreachable, not chapters)."""
+    from adcut.serve.fetch import fetch_feed
+
+    if not url:
+        return None
+    try:
+        data = json.loads(fetch_feed(url, max_bytes=2 * 1024 * 1024).body or b"")
+    except (AdcutError, ValueError) as error:
+        log.info("chapters %s not used: %s", url, error)
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("chapters"), list) else None
 
 
 def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> dict:
@@ -83,7 +126,11 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     try:
         result = process_file(source, checkpoint, options, threads=1)
     except NothingKept:
+        source.unlink(missing_ok=True)
         raise AdcutError("the whole episode was detected as ads; nothing to serve") from None
+    except Exception:
+        source.unlink(missing_ok=True)  # not audio, or a full disk: the download is no use, its space is
+        raise
     cut = cut_path(source, data.downloads)
     if not cut.exists():
         raise AdcutError("the whole episode was detected as ads; nothing to serve")
@@ -91,7 +138,8 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     name = f"{feed.id}-{episode_id}-r{revision}-{uuid.uuid4().hex[:8]}{source.suffix}"
     final = data.audio / name
     duration = probe(cut).duration or (result.audio_seconds - result.removed_seconds)
-    chapters = chapters_of_cut(result.detection.segments, options.remove, result.audio_seconds)
+    chapters = chapters_of_cut(result.detection.segments, options.remove, result.audio_seconds,
+                               upstream_chapters(episode.chapters_url))
     atomic_write_text(data.audio / f"{name}.chapters.json", json.dumps(chapters, indent=1))
     os.replace(cut, final)  # same filesystem: the final name appears whole
     source.unlink(missing_ok=True)
@@ -177,7 +225,11 @@ class Workers:
                 self.wake.wait(self.poll_seconds)
                 self.wake.clear()
                 continue
-            self._run(store, job)
+            try:
+                self._run(store, job)
+            except Exception as error:  # noqa: BLE001 - e.g. the database on a full disk: the thread goes on
+                log.warning("episode %s: %s", job.episode_id, _first_line(error))
+                self.stopping.wait(self.poll_seconds)
         store.close()
 
     def _run(self, store: Store, job: Job) -> None:
