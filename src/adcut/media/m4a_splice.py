@@ -98,10 +98,11 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
     pending: list[list[int]] = []
     drift = 0  # output time minus exact time, in samples, after what is planned so far
 
-    def flush(next_copy: int | None) -> None:
+    def flush(next_copy: int | None) -> int | None:
+        """Close the pending piece before a copied run starting at ``next_copy``; returns where that run starts."""
         nonlocal drift
         if not pending:
-            return
+            return next_copy
         piece = Piece([tuple(r) for r in pending])  # type: ignore[misc]
         piece.at_output_start = not ops
         if ops:
@@ -110,16 +111,32 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
         if next_copy is not None:
             r = piece.length % PACKET
             if r:
+                # Shorten the content at an ad's edge (the start of the last range, or the end of the first),
+                # or add silence between the fade-out and the fade-in: whichever keeps |drift| smallest.
                 lo, hi, a, b, fi, fo = piece.ranges[-1]
-                room = hi - lo - r - fi - (fo if hi == b else 0)
-                if a > 0 and lo == a and room >= 0 and abs(drift - r) <= abs(drift + PACKET - r):
-                    piece.ranges[-1] = (lo + r, hi, a + r, b, fi, fo)  # the ad's edge rounded outward
+                can_head = a > 0 and lo == a and hi - lo - r - fi - (fo if hi == b else 0) >= 0
+                if a > 0 and lo == a and not can_head and hi == next_copy and hi < b:
+                    # Too little room before the copied run starts: re-encode one more packet of it.
+                    hi += PACKET
+                    next_copy += PACKET
+                    piece.ranges[-1] = (lo, hi, a, b, fi, fo)
+                    piece.postroll_start = next_copy
+                    can_head = True
+                lo1, hi1, a1, b1, fi1, fo1 = piece.ranges[0]
+                can_tail = fo1 > 0 and hi1 == b1 and hi1 - lo1 - r - fo1 - (fi1 if lo1 == a1 else 0) >= 0
+                can_tail = can_tail and not (len(piece.ranges) == 1 and can_head)
+                if (can_head or can_tail) and abs(drift - r) <= abs(drift + PACKET - r):
+                    if can_head:
+                        piece.ranges[-1] = (lo + r, hi, a + r, b, fi, fo)  # the ad's edge rounded outward
+                    else:
+                        piece.ranges[0] = (lo1, hi1 - r, a1, b1 - r, fi1, fo1)
                     drift -= r
                 else:
                     piece.pad = PACKET - r  # silence between the fade-out and the fade-in
                     drift += PACKET - r
         ops.append(("encode", piece))
         pending.clear()
+        return next_copy
 
     for a, b, fi, fo in kept:
         c0 = pts0 if a == 0 and fi == 0 else up(a + fi)
@@ -129,7 +146,7 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
         if c1 - c0 >= MIN_COPY_PACKETS * PACKET or (c1 == end and c1 - c0 >= PACKET):
             if a < c0 and c0 > pts0:
                 pending.append([max(a, 0), c0, a, b, fi, fo])
-            flush(c0)
+            c0 = flush(c0)
             ops.append(("copy", c0, c1))
             if c1 < b:
                 pending.append([c1, b, a, b, fi, fo])
