@@ -289,13 +289,28 @@ def _seconds(value: float | None) -> str:
     return f"{total // 60}:{total % 60:02d}"
 
 
+STATUS_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
+td,th{border-bottom:1px solid #e3e3e3;padding:.35em .5em;text-align:left;vertical-align:top}
+th{font-weight:600;color:#555;font-size:.9em}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.state{display:inline-block;border-radius:.8em;padding:0 .6em;font-size:.85em;background:#eee}
+.state.done{background:#dff3e0;color:#155a1c}.state.failed{background:#fbe1e1;color:#8a1111}
+.state.downloading,.state.processing{background:#e1ecfb;color:#123f7a}
+.reason{color:#8a1111;font-size:.9em}.warn{color:#8a1111}
+code{font-size:.85em;word-break:break-all;background:#f5f5f5;padding:.1em .3em;border-radius:.2em}
+button{font:inherit;font-size:.85em}form{margin:0}
+"""
+
+
 def status_html(store: Store, base: str, token: str) -> str:
+    """The status page: each feed's ad-free URL, refresh state and episodes (state, reason, ad time removed)."""
     esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>adcut serve</title>",
-             "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;"
-             "width:100%;margin-bottom:2em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}"
-             ".failed{color:#b00}.done{color:#070}code{font-size:.9em;word-break:break-all}</style></head><body>",
-             "<h1>adcut serve: ad-free feeds</h1>"]
+    busy = False
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>adcut serve</title>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<style>{STATUS_STYLE}</style></head><body>", "<h1>adcut serve: ad-free feeds</h1>"]
     feeds = store.feeds()
     if not feeds:
         parts.append("<p>No feeds yet: <code>adcut feed add URL</code></p>")
@@ -303,26 +318,35 @@ def status_html(store: Store, base: str, token: str) -> str:
         counts = store.counts(feed.id)
         url = feed_url(base, feed.name, token)
         parts.append(f"<h2 id='feed-{esc(feed.name)}'>{esc(feed.name)}</h2>")
-        parts.append(f"<p>Subscribe in your app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
+        parts.append(f"<p>Subscribe in your podcast app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
                      f"Upstream: <code>{esc(feed.url)}</code>")
         if feed.fetch_error:
-            parts.append(f"<br><span class='failed'>Last refresh failed: {esc(feed.fetch_error)} "
+            parts.append(f"<br><span class='warn'>Last refresh failed: {esc(feed.fetch_error)} "
                          "(the last good copy is served)</span>")
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        parts.append(f"<br>Episodes: {esc(summary) or 'none yet'}</p>")
-        parts.append("<table><tr><th>episode</th><th>state</th><th>ad time removed</th><th>ad-free length</th><th></th></tr>")
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state != "new")
+        removed = sum(e.removed or 0.0 for e in store.episodes(feed.id) if e.state == DONE)
+        parts.append(f"<br>Episodes: {esc(summary) or 'none queued yet'}; ad time removed {_seconds(removed) or '0:00'}</p>")
+        parts.append("<table><tr><th>episode</th><th>state</th><th>ads removed</th><th>ad-free length</th><th></th></tr>")
         for episode in store.episodes(feed.id):
             if episode.state == "new":
                 continue
-            state = episode.state + (f": {episode.reason}" if episode.reason else "")
+            busy = busy or episode.state in ("queued", "downloading", "processing")
+            label = episode.state
             if episode.state == DONE and store.job_state(episode.id) in ("queued", "leased"):
-                state += " (re-cut queued)"
+                label, busy = "done, re-cut queued", True
+            reason = f"<div class='reason'>{esc(episode.reason)}</div>" if episode.reason else ""
+            title = esc(episode.title or episode.guid)
+            if episode.state == DONE and episode.audio_name:
+                title = f"<a href='/audio/{esc(episode.audio_name)}?token={esc(token)}'>{title}</a>"
             action = (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
                       "<button>re-cut</button></form>") if episode.state in (DONE, "failed") else ""
-            parts.append(f"<tr class='{esc(episode.state)}'><td>{esc(episode.title or episode.guid)}</td>"
-                         f"<td>{esc(state)}</td><td>{_seconds(episode.removed)}</td><td>{_seconds(episode.duration)}</td>"
+            parts.append(f"<tr id='episode-{episode.id}'><td>{title}</td>"
+                         f"<td><span class='state {esc(episode.state)}'>{esc(label)}</span>{reason}</td>"
+                         f"<td class='num'>{_seconds(episode.removed)}</td><td class='num'>{_seconds(episode.duration)}</td>"
                          f"<td>{action}</td></tr>")
         parts.append("</table>")
+    if busy:  # follow the work without reloading by hand
+        parts.insert(1, "<meta http-equiv='refresh' content='5'>")
     parts.append("</body></html>")
     return "".join(parts)
 
