@@ -7,7 +7,7 @@ import sys
 
 from typing import TYPE_CHECKING
 
-from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
+from adcut.cli.segmentation import add_segmentation_arguments, add_words_arguments, segmentation_config
 from adcut.errors import AdcutError
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def register(subparsers) -> None:
                              "episodes and outputs must be on storage every node reads at the same path")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
     add_segmentation_arguments(parser)
+    add_words_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import argparse
+from pathlib import Path
 from dataclasses import replace
 
 from adcut.detect.config import SegmentationConfig
@@ -120,6 +121,29 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_words_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--words``, ``--ad-phrases``, ``--speech-model``: hearing host-read ads through their words."""
+    group = parser.add_argument_group("words (sponsor phrases heard by offline speech recognition)")
+    group.add_argument(
+        "--words", choices=("off", "auto", "on"), default="auto",
+        help="listen for sponsor phrases in the speech the sound model calls content (pocketsphinx, offline, "
+        "costly: tens of times realtime per core). auto (default): on when pocketsphinx is installed and the "
+        "model carries phrases learned from its labels (dataset build --learn-phrases) or --ad-phrases is given",
+    )
+    group.add_argument("--ad-phrases", type=Path, default=None, metavar="FILE",
+                       help="more sponsor phrases, one a line (optionally TAB weight TAB lead|cue|return)")
+    group.add_argument("--speech-model", type=Path, default=None, metavar="DIR",
+                       help="another pocketsphinx model folder (acoustic model, *.dict, *.lm.bin), e.g. another "
+                       "language; the built-in English phrases are then not used")
+
+
+def words_config(args: argparse.Namespace):
+    from adcut.detect.words import WordsConfig
+
+    return WordsConfig(mode=getattr(args, "words", "off") or "off", phrases_file=getattr(args, "ad_phrases", None),
+                       model_dir=getattr(args, "speech_model", None))
+
+
 def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -144,6 +168,7 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
         defaults,
         smoothing=smoothing,
         refine=refine,
+        words=words_config(args) if hasattr(args, "words") else None,
         **_given(
             hop_seconds=args.hop,
             step_seconds=args.step,

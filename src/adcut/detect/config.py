@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from adcut.core.segments import CUT_CLASSES
 from adcut.core.units import Seconds
 from adcut.detect.refine import RefineConfig
+from adcut.detect.words import WordsConfig
 from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, SmoothingConfig
 from adcut.errors import AdcutError
 
@@ -42,6 +43,7 @@ class SegmentationConfig:
     refine: RefineConfig | None = field(default_factory=RefineConfig)  # None: boundaries stay where smoothed
     review_below: float | None = None  # segments less confident than this become "review" (not cut)
     review_classes: tuple[str, ...] = CUT_CLASSES  # classes that may be marked for review
+    words: WordsConfig | None = None  # sponsor phrases heard in the speech (detect/words.py); None: off
 
     def __post_init__(self) -> None:
         if self.scan_stride < 1:
@@ -82,6 +84,7 @@ class SegmentationConfig:
             "prefer": (self.refine or RefineConfig()).prefer,
             "review_below": self.review_below,
             "review_classes": list(self.review_classes),
+            **(self.words.settings() if self.words is not None else {"words": "off"}),
         }
 
 

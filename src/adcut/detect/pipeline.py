@@ -136,6 +136,15 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
     classes = tuple(checkpoint.class_names)
     segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
+    words_record = None
+    if config.words is not None:
+        from adcut.detect.words import hear_words, words_enabled
+
+        if words_enabled(checkpoint, config.words):
+            curve, words_record = hear_words(path, curve, config.step_seconds, duration, segments, classes, checkpoint,
+                                             config.words, background=getattr(checkpoint, "background", None))
+            if words_record["word_ads"]:
+                segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
     segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
     confidences = segment_confidences(segments, curve, config.step_seconds, classes)
@@ -148,6 +157,10 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     settings = {**config.settings(), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
                 "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
                 "windows_read": int(len(starts)), "window_seconds": fcfg.window_seconds}
+    if words_record is not None:
+        settings["words_heard"] = words_record
+    elif config.words is not None:
+        settings["words"] = "off"  # auto found no pocketsphinx or no phrases
     return Detection(
         path=Path(path),
         duration=float(duration),

@@ -1,0 +1,174 @@
+"""Word evidence: sponsor phrases heard in the speech the sound model calls content, fused before the HMM.
+
+A host-read ad has no sound of its own, so its extent comes from its words: a cluster of sponsor
+phrases (hits no more than ``max_gap`` apart) whose distinct phrases weigh at least ``min_score``
+together is an ad, from the sentence break (a pause) before its first phrase to the one after its
+last phrase or return cue ("back to the show"). A return cue alone, or one product name said in
+passing, weighs too little. Inside such a stretch the ad probability of the curve the HMM reads is
+raised to ``ad_probability``; everywhere else the curve is the sound model's, so produced spots
+keep its precision and content that says no sponsor phrase is untouched.
+
+Recognition runs only on the stretches that the sound model's first smoothing calls content
+(where a word can change the answer), in ``workers`` processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AdcutError
+from adcut.words.phrases import BUILTIN_ENGLISH, RETURN, Phrase, merge_phrases, read_phrases
+
+log = logging.getLogger(__name__)
+
+WORDS_MODES = ("off", "auto", "on")
+
+
+@dataclass(frozen=True)
+class WordsConfig:
+    """``adcut process --words``: whether and how sponsor phrases are listened for."""
+
+    mode: str = "auto"  # off | auto (on when pocketsphinx is installed and the model or --ad-phrases brings phrases) | on
+    phrases_file: Path | None = None  # --ad-phrases: more phrases (one a line, optional TAB weight TAB role)
+    model_dir: Path | None = None  # --speech-model: another pocketsphinx model folder (another language)
+    per_phone: float = 5.0  # keyword threshold exponent per phone (recognise.py)
+    min_score: float = 2.0  # summed weight of the distinct phrases that makes a cluster an ad
+    max_gap: float = 30.0  # seconds between hits of one ad
+    sentence_back: float = 12.0  # how far before the first phrase its sentence break is looked for
+    sentence_forward: float = 8.0  # ... and after the last
+    ad_probability: float = 0.97  # the ad probability inside a heard ad
+    workers: int | None = None  # recognition processes (None: the cores)
+
+    def __post_init__(self) -> None:
+        if self.mode not in WORDS_MODES:
+            raise AdcutError(f"--words must be one of {', '.join(WORDS_MODES)}, not {self.mode!r}")
+
+    def settings(self) -> dict:
+        return {"words": self.mode, "ad_phrases": str(self.phrases_file) if self.phrases_file else None,
+                "speech_model": str(self.model_dir) if self.model_dir else None}
+
+
+def checkpoint_phrases(checkpoint) -> list[Phrase]:
+    """The phrases learned from the labels of the checkpoint's dataset (``training["phrases"]``)."""
+    stored = (getattr(checkpoint, "training", None) or {}).get("phrases") or []
+    return [Phrase.from_dict(p) for p in stored if isinstance(p, dict) and p.get("text")]
+
+
+def resolve_phrases(checkpoint, config: WordsConfig) -> tuple[Phrase, ...]:
+    """Built-in English (only with the built-in English model), then the checkpoint's learned, then the user's."""
+    builtin = BUILTIN_ENGLISH if config.model_dir is None else ()
+    user = read_phrases(config.phrases_file) if config.phrases_file else ()
+    return merge_phrases(builtin, checkpoint_phrases(checkpoint), user)
+
+
+def words_enabled(checkpoint, config: WordsConfig | None) -> bool:
+    """``on``: always (a missing pocketsphinx is an error); ``auto``: when pocketsphinx is installed and the
+    checkpoint carries learned phrases or the user gave some; ``off``: never."""
+    from adcut.words.recognise import pocketsphinx_available, require_pocketsphinx
+
+    if config is None or config.mode == "off":
+        return False
+    if config.mode == "on":
+        require_pocketsphinx()
+        return True
+    return pocketsphinx_available() and bool(checkpoint_phrases(checkpoint) or config.phrases_file)
+
+
+def content_stretches(segments, background: str, min_seconds: float = 3.0) -> list[tuple[float, float]]:
+    """Where the first smoothing says ``background``: (start, end) of each stretch at least ``min_seconds`` long."""
+    return [(float(s.start), float(s.end)) for s in segments if s.label == background and s.duration >= min_seconds]
+
+
+def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
+    """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough."""
+    by_text = {p.text: p for p in phrases}
+    hits = sorted((h for h in hits if h.phrase in by_text), key=lambda h: h.start)
+    clusters: list[list] = []
+    for hit in hits:
+        if clusters and hit.start - clusters[-1][-1].end <= config.max_gap:
+            clusters[-1].append(hit)
+        else:
+            clusters.append([hit])
+    pause_ends = np.array([b for _, b in pauses]) if pauses else np.zeros(0)
+    pause_starts = np.array([a for a, _ in pauses]) if pauses else np.zeros(0)
+    ads = []
+    for cluster in clusters:
+        weights: dict[str, float] = {}
+        for hit in cluster:
+            phrase = by_text[hit.phrase]
+            if phrase.role != RETURN:
+                weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), phrase.weight)
+        score = sum(weights.values())
+        if score < config.min_score:
+            continue
+        first = min(h.start for h in cluster if by_text[h.phrase].role != RETURN)
+        last = max(h.end for h in cluster)
+        before = pause_ends[(pause_ends <= first + 0.05) & (pause_ends >= first - config.sentence_back)]
+        after = pause_starts[(pause_starts >= last - 0.05) & (pause_starts <= last + config.sentence_forward)]
+        start = float(before.max()) if len(before) else max(0.0, first - 1.0)
+        end = float(after.min()) if len(after) else min(duration, last + 1.0)
+        ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
+                    "phrases": sorted({h.phrase for h in cluster})})
+    return ads
+
+
+def evidence_curve(hits, phrases, duration: float) -> np.ndarray:
+    """Per second: the summed weight of the phrases heard in it."""
+    by_text = {p.text: p for p in phrases}
+    curve = np.zeros(int(np.ceil(duration)), dtype=np.float32)
+    for hit in hits:
+        if hit.phrase in by_text and len(curve):
+            curve[min(len(curve) - 1, int(hit.start))] += by_text[hit.phrase].weight
+    return curve
+
+
+def fuse(curve: np.ndarray, step_seconds: float, ads: list[dict], ad_index: int, ad_probability: float) -> np.ndarray:
+    """``curve`` with the ad class raised to at least ``ad_probability`` inside each word ad (rows still sum to 1)."""
+    out = curve.copy()
+    for ad in ads:
+        lo, hi = int(ad["start"] / step_seconds), int(np.ceil(ad["end"] / step_seconds))
+        rows = out[lo:hi]
+        if not len(rows):
+            continue
+        raised = np.maximum(rows[:, ad_index], ad_probability)
+        others = np.delete(np.arange(out.shape[1]), ad_index)
+        rest = rows[:, others].sum(axis=1, keepdims=True)
+        share = np.where(rest > 0, rows[:, others] / np.maximum(rest, 1e-12), 1.0 / max(1, len(others)))
+        rows[:, others] = share * (1.0 - raised)[:, None]
+        rows[:, ad_index] = raised
+    return out
+
+
+def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, segments, classes, checkpoint,
+               config: WordsConfig, background: str | None = None) -> tuple[np.ndarray, dict]:
+    """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
+    from adcut.media.decode import decode
+    from adcut.words.recognise import SAMPLE_RATE, speech_pauses, spot_stretches
+
+    began = time.perf_counter()
+    phrases = resolve_phrases(checkpoint, config)
+    background = background or (classes[1] if len(classes) > 1 else classes[0])
+    stretches = content_stretches(segments, background)
+    audio = decode(Path(path), SAMPLE_RATE)
+    workers = config.workers or os.cpu_count() or 1
+    hits = spot_stretches(stretches, audio, phrases, config.model_dir, config.per_phone, workers=workers)
+    pauses = speech_pauses(audio)
+    ads = word_ads(hits, phrases, pauses, duration, config)
+    fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
+    record = {
+        "recognised_seconds": round(sum(b - a for a, b in stretches), 1),
+        "recognition_wall_seconds": round(time.perf_counter() - began, 2),
+        "phrases": len(phrases),
+        "hits": [h.to_dict() for h in hits],
+        "word_ads": ads,
+        "evidence_per_second": [round(float(v), 3) for v in evidence_curve(hits, phrases, duration)],
+    }
+    log.info("words: read %.0f s of %.0f s in %.1f s; %d phrases heard, %d word ads",
+             record["recognised_seconds"], duration, record["recognition_wall_seconds"], len(hits), len(ads))
+    return fused, record

@@ -1,0 +1,311 @@
+"""Offline speech recognition with pocketsphinx: spotting sponsor phrases, and transcribing for the learner.
+
+Nothing is downloaded: the ``pocketsphinx`` wheel ships an English (US) acoustic model, dictionary
+and language model. Another language is another model folder laid out the same way: an acoustic
+model folder (the one holding ``mdef``), a pronunciation dictionary ``*.dict`` and, for
+transcription, a language model ``*.lm.bin`` (or ``*.lm``).
+
+Phrases are found by keyword spotting: a search for just those phrases, far cheaper than
+transcribing. Each phrase's detection threshold is ``1e-(per_phone * phones)``: a long phrase
+needs more acoustic evidence in total, and a short one ("use code") must not fire on every
+similar sound. ``per_phone`` 5 was chosen on espeak-ng speech (demo.hostread): lower found fewer
+phrases in ads, 4 and below none more in content, 3.5 fired "use code" in plain talk at 1e-40.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adcut.errors import AdcutError
+from adcut.words.phrases import Phrase
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # the shipped acoustic model's rate
+FRAME_SECONDS = 0.01  # pocketsphinx's frame
+DEFAULT_PER_PHONE = 5.0
+INSTALL_HINT = "pip install pocketsphinx (it ships the English model), or run with --words off"
+
+
+class WordsError(AdcutError):
+    """Recognition cannot run: pocketsphinx missing, or a model folder that is not one."""
+
+
+def require_pocketsphinx():
+    try:
+        import pocketsphinx
+    except ImportError:
+        raise WordsError(f"hearing the words needs pocketsphinx, which is not installed: {INSTALL_HINT}") from None
+    return pocketsphinx
+
+
+def pocketsphinx_available() -> bool:
+    try:
+        require_pocketsphinx()
+    except WordsError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    folder: Path
+    acoustic: Path  # folder holding mdef, means, variances...
+    dictionary: Path
+    language_model: Path | None
+
+
+def model_files(model_dir: str | Path | None = None) -> ModelFiles:
+    """The parts of a pocketsphinx model folder (default: the English model in the wheel); one clear error if any is missing."""
+    if model_dir is None:
+        folder = Path(require_pocketsphinx().get_model_path()) / "en-us"
+    else:
+        folder = Path(model_dir)
+    if not folder.is_dir():
+        raise WordsError(f"{folder}: speech model folder not found")
+    acoustic = [p.parent for p in sorted(folder.rglob("mdef"))]
+    dictionaries = sorted(p for p in folder.rglob("*.dict") if "phone" not in p.name) or sorted(folder.rglob("*.dic"))
+    lms = sorted(p for p in folder.rglob("*.lm.bin") if "phone" not in p.name) or sorted(
+        p for p in folder.rglob("*.lm") if "phone" not in p.name)
+    if not acoustic:
+        raise WordsError(f"{folder}: not a pocketsphinx model folder (no acoustic model: no 'mdef' file in it)")
+    if not dictionaries:
+        raise WordsError(f"{folder}: not a pocketsphinx model folder (no pronunciation dictionary '*.dict')")
+    return ModelFiles(folder, acoustic[0], dictionaries[0], lms[0] if lms else None)
+
+
+def read_dictionary(path: Path) -> dict[str, int]:
+    """Word -> number of phones of its first pronunciation."""
+    words: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) >= 2 and "(" not in parts[0]:
+                    words.setdefault(parts[0].lower(), len(parts) - 1)
+    except OSError as error:
+        raise WordsError(f"{path}: cannot read the dictionary ({error.strerror or error})") from None
+    if not words:
+        raise WordsError(f"{path}: the pronunciation dictionary is empty or unreadable")
+    return words
+
+
+_PROBE = """
+import sys
+from pocketsphinx import Decoder
+Decoder(hmm=sys.argv[1], dict=sys.argv[2], samprate=16000, loglevel="FATAL", lm=None)
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def check_model(files: ModelFiles) -> None:
+    """Load the model once in a child process: pocketsphinx ends the whole process on a broken model file."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _PROBE, str(files.acoustic), str(files.dictionary)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
+        raise WordsError(f"{files.folder}: pocketsphinx could not load this speech model ({reason[:200]})")
+
+
+def _decoder(files: ModelFiles, **search):
+    from pocketsphinx import Decoder
+
+    check_model(files)
+
+    try:
+        return Decoder(hmm=str(files.acoustic), dict=str(files.dictionary), samprate=SAMPLE_RATE, loglevel="FATAL", **search)
+    except (RuntimeError, ValueError) as error:
+        raise WordsError(f"{files.folder}: pocketsphinx could not load this speech model ({error})") from None
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    if samples.dtype == np.int16:
+        return samples.tobytes()
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+
+
+@dataclass(frozen=True)
+class Hit:
+    phrase: str
+    start: float  # seconds in the episode
+    end: float
+
+    def to_dict(self) -> dict:
+        return {"phrase": self.phrase, "start": round(self.start, 2), "end": round(self.end, 2)}
+
+
+class Spotter:
+    """Keyword spotting of ``phrases`` in 16 kHz mono speech."""
+
+    CHUNK = 1600  # samples fed at a time (0.1 s): a phrase is reported within 0.1 s of its end
+
+    def __init__(self, phrases, model_dir: str | Path | None = None, per_phone: float = DEFAULT_PER_PHONE):
+        require_pocketsphinx()
+        self.files = model_files(model_dir)
+        vocabulary = read_dictionary(self.files.dictionary)
+        kept, dropped = [], []
+        for phrase in phrases:
+            text = phrase.text if isinstance(phrase, Phrase) else str(phrase)
+            words = text.split()
+            if words and all(w in vocabulary for w in words):
+                kept.append((text, sum(vocabulary[w] for w in words)))
+            else:
+                dropped.append(text)
+        if dropped:
+            log.warning("phrases with words the speech model's dictionary lacks are not spotted: %s", ", ".join(dropped))
+        if not kept:
+            raise WordsError("none of the ad phrases can be spotted: every one has a word the speech model's dictionary lacks")
+        self.phrases = [text for text, _ in kept]
+        self.phones = dict(kept)
+        handle, name = tempfile.mkstemp(suffix=".kws", prefix="adcut-")
+        try:
+            with os.fdopen(handle, "w") as out:
+                for text, phones in kept:
+                    out.write(f"{text} /1e-{max(1, int(round(per_phone * phones)))}/\n")
+            self.decoder = _decoder(self.files, kws=name)
+        finally:
+            os.unlink(name)
+
+    def spot(self, samples: np.ndarray, offset: float = 0.0) -> list[Hit]:
+        """Every phrase heard in ``samples`` (16 kHz mono), with episode times (``offset`` = the samples' start)."""
+        decoder = self.decoder
+        pcm = np.frombuffer(to_pcm16(samples), dtype=np.int16)
+        hits: list[Hit] = []
+        decoder.start_utt()
+        utt_start = 0
+        for i in range(0, len(pcm), self.CHUNK):
+            decoder.process_raw(pcm[i : i + self.CHUNK].tobytes(), False, False)
+            hyp = decoder.hyp()
+            if hyp is None:
+                continue
+            end = (i + len(pcm[i : i + self.CHUNK])) / SAMPLE_RATE
+            base = utt_start / SAMPLE_RATE
+            segs = [(" ".join(seg.word.split()), seg.start_frame, seg.end_frame) for seg in (decoder.seg() or [])]
+            segs = [seg for seg in segs if seg[0] in self.phones]
+            if segs:  # one hypothesis may hold several phrases heard back to back
+                for text, first, last in segs:
+                    hits.append(Hit(text, offset + base + first * FRAME_SECONDS, offset + min(end, base + (last + 1) * FRAME_SECONDS)))
+            else:
+                text = " ".join(hyp.hypstr.split())
+                if text in self.phones:
+                    hits.append(Hit(text, offset + max(0.0, end - 0.08 * self.phones[text]), offset + end))
+            decoder.end_utt()
+            decoder.start_utt()
+            utt_start = i + self.CHUNK
+        decoder.end_utt()
+        return hits
+
+
+class Transcriber:
+    """Plain transcription with the model's language model (for the phrase learner: slow, run once per dataset)."""
+
+    def __init__(self, model_dir: str | Path | None = None):
+        require_pocketsphinx()
+        self.files = model_files(model_dir)
+        if self.files.language_model is None:
+            raise WordsError(f"{self.files.folder}: has no language model ('*.lm.bin' or '*.lm'), which learning phrases needs")
+        self.decoder = _decoder(self.files, lm=str(self.files.language_model), ds=2)
+
+    def words(self, samples: np.ndarray) -> list[str]:
+        decoder = self.decoder
+        decoder.start_utt()
+        decoder.process_raw(to_pcm16(samples), False, True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        return [w for w in (hyp.hypstr.split() if hyp is not None else []) if not w.startswith("<") and not w.startswith("[")]
+
+
+def speech_pauses(samples: np.ndarray, min_pause: float = 0.25, frame: float = 0.02) -> list[tuple[float, float]]:
+    """(start, end) seconds of the quiet stretches in 16 kHz speech: frames 30 dB under the loud ones, at least ``min_pause`` long."""
+    n = int(frame * SAMPLE_RATE)
+    count = len(samples) // n
+    if count == 0:
+        return []
+    x = samples[: count * n].astype(np.float32).reshape(count, n)
+    if samples.dtype == np.int16:
+        x = x / 32768.0
+    level = 10 * np.log10((x * x).mean(axis=1) + 1e-10)
+    quiet = level < np.percentile(level, 95) - 30
+    pauses = []
+    run_start = None
+    for k, q in enumerate(np.append(quiet, False)):
+        if q and run_start is None:
+            run_start = k
+        elif not q and run_start is not None:
+            if (k - run_start) * frame >= min_pause:
+                pauses.append((run_start * frame, k * frame))
+            run_start = None
+    return pauses
+
+
+# --- many stretches at once, in worker processes -------------------------------------------------
+
+_worker_spotter: Spotter | None = None
+
+
+def _init_worker(phrases, model_dir, per_phone) -> None:
+    global _worker_spotter
+    _worker_spotter = Spotter(phrases, model_dir, per_phone)
+
+
+def _spot_piece(piece: tuple[np.ndarray, float]) -> list[Hit]:
+    assert _worker_spotter is not None
+    return _worker_spotter.spot(*piece)
+
+
+def split_pieces(stretches, audio: np.ndarray, piece_seconds: float = 60.0, overlap: float = 4.0):
+    """The audio of each (start, end) stretch in pieces of about ``piece_seconds`` that overlap by ``overlap``."""
+    pieces = []
+    for start, end in stretches:
+        a = max(0.0, start)
+        while a < end - 0.5:
+            b = min(end, a + piece_seconds)
+            lo, hi = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
+            if hi > lo:
+                pieces.append((audio[lo:hi], lo / SAMPLE_RATE))
+            if b >= end:
+                break
+            a = b - overlap
+    return pieces
+
+
+def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
+    """One hit per phrase heard twice in the overlap of two pieces."""
+    out: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.start, h.phrase)):
+        if any(h.phrase == hit.phrase and abs(h.end - hit.end) < within for h in out[-8:]):
+            continue
+        out.append(hit)
+    return out
+
+
+def spot_stretches(stretches, audio: np.ndarray, phrases, model_dir=None, per_phone: float = DEFAULT_PER_PHONE,
+                   workers: int = 1) -> list[Hit]:
+    """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz), on ``workers`` processes."""
+    pieces = split_pieces(stretches, audio)
+    if not pieces:
+        return []
+    import multiprocessing
+
+    workers = max(1, min(workers, len(pieces)))
+    if multiprocessing.parent_process() is not None:  # a worker of adcut process DIR: the episodes share the cores
+        workers = 1
+    if workers == 1:
+        spotter = Spotter(phrases, model_dir, per_phone)
+        return dedupe([hit for piece in pieces for hit in spotter.spot(*piece)])
+    Spotter(phrases, model_dir, per_phone)  # a broken model fails here, once, with its own message
+
+    with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn").Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone)) as pool:
+        results = pool.map(_spot_piece, pieces, chunksize=1)
+    return dedupe([hit for part in results for hit in part])

@@ -1,0 +1,104 @@
+"""Hearing host-read ads through their words: phrases, keyword spotting on espeak-ng speech, fusion before the HMM."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from adcut.detect.config import SegmentationConfig
+from adcut.detect.pipeline import smooth_curve
+from adcut.detect.smoothing import SmoothingConfig
+from adcut.detect.words import WordsConfig, fuse, hear_words, resolve_phrases, word_ads
+from adcut.errors import AdcutError
+from adcut.words.phrases import BUILTIN_ENGLISH, CUE, RETURN, Phrase, read_phrases
+from adcut.words.recognise import Hit, Spotter, WordsError, model_files
+
+pocketsphinx = pytest.importorskip("pocketsphinx")
+from adcut.demo.hostread import espeak_available, hostread_episode, speak  # noqa: E402
+
+needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+PHRASES = {p.text: p for p in BUILTIN_ENGLISH}
+CONFIG = WordsConfig(mode="on")
+
+
+def test_phrase_file_is_read_and_checked(tmp_path):
+    good = tmp_path / "p.txt"
+    good.write_text("# my show's sponsors\nListen Club!\t1.5\tlead\nmy code\n")
+    phrases = read_phrases(good)
+    assert phrases == [Phrase("listen club", 1.5, "lead"), Phrase("my code", 1.0, CUE)]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok phrase\nother\tlots\n")
+    with pytest.raises(AdcutError, match=r"bad.txt:2: weight 'lots'"):
+        read_phrases(bad)
+    # The user's phrases come on top of the built-in ones; another model folder drops the English list.
+    texts = [p.text for p in resolve_phrases(SimpleNamespace(training={}), WordsConfig(phrases_file=good))]
+    assert "brought to you by" in texts and "listen club" in texts
+
+
+def test_missing_or_broken_speech_model_is_one_clear_error(tmp_path):
+    with pytest.raises(WordsError, match="speech model folder not found"):
+        model_files(tmp_path / "nowhere")
+    with pytest.raises(WordsError, match="no acoustic model"):
+        model_files(tmp_path)
+    broken = tmp_path / "xx"
+    (broken / "am").mkdir(parents=True)
+    (broken / "am" / "mdef").write_text("not a model\n")
+    (broken / "xx.dict").write_text("promo P R OW M OW\ncode K OW D\n")
+    with pytest.raises(WordsError, match="could not load this speech model"):
+        Spotter([Phrase("promo code")], model_dir=broken)
+
+
+def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():
+    pauses = [(9.0, 9.5), (20.0, 20.4), (48.0, 48.6), (70.0, 70.5)]
+    hits = [Hit("brought to you by", 21.5, 22.5), Hit("promo code", 35.0, 35.8), Hit("back to the show", 46.5, 47.6)]
+    ads = word_ads(hits, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
+    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 48.0)]  # the pause before the lead, the pause after the return
+    # One phrase said in passing, or a return cue alone, is not an ad.
+    assert word_ads([Hit("promo code", 35.0, 35.8)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+    assert word_ads([Hit("back to the show", 46.5, 47.6), Hit("back to the show", 60, 61)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+    # Phrases far apart are two mentions, not one ad.
+    assert word_ads([Hit("promo code", 10, 11), Hit("use code", 80, 81)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+
+
+def test_fuse_raises_only_the_word_ad_and_keeps_rows_normalised():
+    curve = np.tile([0.1, 0.9], (200, 1))
+    fused = fuse(curve, 0.5, [{"start": 20.0, "end": 40.0}], 0, 0.97)
+    assert np.allclose(fused.sum(axis=1), 1.0)
+    assert (fused[40:80, 0] >= 0.97).all() and np.allclose(fused[:40], curve[:40]) and np.allclose(fused[80:], curve[80:])
+
+
+@needs_espeak
+def test_spotter_hears_sponsor_phrases_in_ad_copy_and_none_in_talk():
+    spotter = Spotter(BUILTIN_ENGLISH)
+    ad = speak("This episode is brought to you by Fernwood Coffee. Go to fernwood dot com slash show and use "
+               "promo code listen for twenty percent off. Terms apply. And now, back to the show.", "en-us+m3", 16000, 160)
+    heard = {h.phrase for h in spotter.spot(ad)}
+    assert len(heard) >= 3 and heard <= set(PHRASES), heard
+    talk = speak("Last week we talked about the old bridges along the river, and a lot of you wrote in with stories. "
+                 "One listener told us her grandfather helped build the stone arch near the market.", "en-us+m3", 16000, 160)
+    assert spotter.spot(talk) == []
+
+
+@needs_espeak
+def test_fusion_turns_a_host_read_ad_into_an_ad_and_leaves_a_product_mention_alone(tmp_path):
+    from adcut.media.encode import write_audio
+
+    episode = hostread_episode(4, ads=1, host_share=1.0, lead_in=1.0, content_sentences=(7, 9),
+                               mention="I bought a new grinder from Fernwood Coffee last week and I really like it.")
+    path = tmp_path / "ep.wav"
+    write_audio(path, episode.audio, episode.sample_rate)
+    duration = episode.duration
+    step = 0.5
+    curve = np.tile([0.05, 0.95], (int(np.ceil(duration / step)), 1))  # the sound model hears no ad at all
+    classes = ("ad", "content")
+    config = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10, min_content_seconds=20))
+    before = smooth_curve(curve, step, duration, classes, config)
+    assert [s.label for s in before] == ["content"]
+    fused, record = hear_words(path, curve, step, duration, before, classes, SimpleNamespace(training={}), CONFIG)
+    assert record["recognised_seconds"] == pytest.approx(duration, abs=1)
+    after = smooth_curve(fused, step, duration, classes, config)
+    found = [s for s in after if s.label == "ad"]
+    truth = [s for s in episode.segments if s.label == "ad"]
+    assert len(found) == 1, (record["hits"], after)
+    overlap = min(found[0].end, truth[0].end) - max(found[0].start, truth[0].start)
+    assert overlap >= 0.8 * truth[0].duration and found[0].duration <= truth[0].duration + 6, (found, truth)
