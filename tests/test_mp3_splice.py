@@ -21,7 +21,9 @@ def _refuse(path, info, segments, tmp, out_path, **kwargs):
     raise CopyUnsupported("test copy path refuses")
 
 
-def test_a_copy_path_that_gives_up_falls_back_to_reencoding_with_one_warning(make_episode, tmp_path, monkeypatch, caplog):
+def test_a_copy_path_that_gives_up_falls_back_to_reencoding_with_one_warning(
+    make_episode, tmp_path, monkeypatch, caplog
+):
     path, _ = make_episode("show", EpisodeSpec(20.0, ((5.0, 10.0),)), suffix=".wav", labels=False)
     monkeypatch.setitem(cutmod.COPY_PATHS, ".wav", ("copy-test", f"{__name__}:_refuse"))
     segments = [Segment(0.0, 5.0, "content"), Segment(5.0, 10.0, "ad"), Segment(10.0, 20.0, "content")]
@@ -31,12 +33,16 @@ def test_a_copy_path_that_gives_up_falls_back_to_reencoding_with_one_warning(mak
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "re-encoding the whole episode" in warnings[0].getMessage()
     assert "test copy path refuses" in warnings[0].getMessage()
-    assert decode_original(result.path)[1].shape[1] / probe(result.path).sample_rate == pytest.approx(15.0, abs=0.01)
+    assert decode_original(result.path)[1].shape[1] / probe(result.path).sample_rate == pytest.approx(
+        15.0, abs=0.01
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["show.adcut.wav", "show.wav"]  # no temporary left
 
 
 def test_reencode_forces_the_whole_file_path_and_the_json_says_so(make_episode, random_checkpoint, tmp_path):
-    path, _ = make_episode("show", EpisodeSpec(40.0, ((10.0, 25.0),)), suffix=".mp3", labels=False, bit_rate=64000)
+    path, _ = make_episode(
+        "show", EpisodeSpec(40.0, ((10.0, 25.0),)), suffix=".mp3", labels=False, bit_rate=64000
+    )
     model = random_checkpoint(hidden_size=8, num_layers=1)
     assert main(["-q", "process", str(path), "--model", str(model), "--reencode"]) == 0
     settings = json.loads((tmp_path / "show.adcut.json").read_text())["settings"]
@@ -52,22 +58,36 @@ from pathlib import Path  # noqa: E402
 
 from adcut.demo.synth import episode_segments, render_episode  # noqa: E402
 from adcut.media.encode import write_audio  # noqa: E402
-from adcut.media.mp3_splice import main_data_begin, read_mp3  # noqa: E402
+from adcut.media.mp3_splice import crc16, crc16_fast, main_data_begin, read_mp3  # noqa: E402
 
-needs_tools = pytest.mark.skipif(not all(shutil.which(t) for t in ("ffmpeg", "ffprobe", "mpg123", "mp3val")),
-                                 reason="ffmpeg, ffprobe, mpg123 and mp3val are needed")
+needs_tools = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("ffmpeg", "ffprobe", "mpg123", "mp3val")),
+    reason="ffmpeg, ffprobe, mpg123 and mp3val are needed",
+)
 SPEC = EpisodeSpec(36.0, ((6.0, 14.3), (22.71, 27.05)))
 
 
-def make_mp3(tmp_path: Path, name: str, *, rate=44100, channels=2, ffmpeg_args=("-b:a", "128k"), spec=SPEC,
-             pause=0.4, seed=0) -> Path:
+def make_mp3(
+    tmp_path: Path,
+    name: str,
+    *,
+    rate=44100,
+    channels=2,
+    ffmpeg_args=("-b:a", "128k"),
+    spec=SPEC,
+    pause=0.4,
+    seed=0,
+) -> Path:
     """Render ``spec`` (content, ads over a music bed) and encode it with the ffmpeg command line's LAME."""
     mono = render_episode(spec, rate, seed, pause_seconds=pause)
     audio = np.stack([mono, np.roll(mono, 11) * 0.9])[:channels]
     wav = tmp_path / f"{name}.wav"
     write_audio(wav, audio, rate)
     out = tmp_path / f"{name}.mp3"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", *ffmpeg_args, str(out)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", *ffmpeg_args, str(out)],
+        check=True,
+    )
     wav.unlink()
     return out
 
@@ -75,11 +95,17 @@ def make_mp3(tmp_path: Path, name: str, *, rate=44100, channels=2, ffmpeg_args=(
 def validators(path: Path) -> list[str]:
     """What ffmpeg, mpg123 and mp3val complain about (nothing, for a good file)."""
     problems = []
-    run = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True)
+    run = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True
+    )
     if run.returncode or run.stderr.strip():
         problems.append(f"ffmpeg: {run.stderr.strip()[:300]}")
     run = subprocess.run(["mpg123", "-t", str(path)], capture_output=True, text=True)
-    noise = [line for line in run.stderr.splitlines() if any(w in line.lower() for w in ("error", "warning", "bad", "fail"))]
+    noise = [
+        line
+        for line in run.stderr.splitlines()
+        if any(w in line.lower() for w in ("error", "warning", "bad", "fail"))
+    ]
     if run.returncode or noise:
         problems.append(f"mpg123: {noise[:3]}")
     run = subprocess.run(["mp3val", str(path)], capture_output=True, text=True)
@@ -90,8 +116,12 @@ def validators(path: Path) -> list[str]:
 
 
 def ffprobe_duration(path: Path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(out)
 
 
@@ -117,15 +147,18 @@ def check_splice(inp: Path, out: Path, segments, result, *, min_snr=12.0):
     inp_mp3 = read_mp3(inp, inp.read_bytes())
     out_mp3 = read_mp3(out, out.read_bytes())
     n, rate = inp_mp3.samples_per_frame, inp_mp3.first.sample_rate
-    assert (out_mp3.first.sample_rate, out_mp3.first.channels, out_mp3.first.mpeg1) == \
-        (rate, inp_mp3.first.channels, inp_mp3.first.mpeg1)
+    assert (out_mp3.first.sample_rate, out_mp3.first.channels, out_mp3.first.mpeg1) == (
+        rate,
+        inp_mp3.first.channels,
+        inp_mp3.first.mpeg1,
+    )
 
     # Decoded length, Xing frame count and ffprobe agree with the kept time.
     _, decoded_out = decode_original(out)
     _, decoded_in = decode_original(inp)
     assert decoded_out.shape[1] / rate == pytest.approx(result.kept_seconds, abs=0.002)
     if out_mp3.xing is not None:
-        xing = out.read_bytes()[out_mp3.xing.offset:][: out_mp3.xing.size]
+        xing = out.read_bytes()[out_mp3.xing.offset :][: out_mp3.xing.size]
         at = parse_xing_at(xing)
         xing_frames = int.from_bytes(xing[at + 8 : at + 12], "big")
         xing_bytes = int.from_bytes(xing[at + 12 : at + 16], "big")
@@ -142,7 +175,9 @@ def check_splice(inp: Path, out: Path, segments, result, *, min_snr=12.0):
     copied = sum(r[2] for r in runs)
     remove = [s for s in segments if s.label == "ad"]
     spans = cutmod.kept_spans(segments, ("ad",), max(s.end for s in segments))
-    joins = sum(1 for a, b in spans if a > 1e-3) + sum(1 for a, b in spans if b < spans[-1][1] - 1e-3 or b < inp_mp3.decoded_samples / rate - 0.05)
+    joins = sum(1 for a, b in spans if a > 1e-3) + sum(
+        1 for a, b in spans if b < spans[-1][1] - 1e-3 or b < inp_mp3.decoded_samples / rate - 0.05
+    )
     new = len(out_mp3.offsets) - copied
     assert new <= 2 * joins * (1 + int(np.ceil(0.03 * rate / n)))
     # every output frame more than two frames from a join is one of the input's (copied runs are long)
@@ -150,7 +185,6 @@ def check_splice(inp: Path, out: Path, segments, result, *, min_snr=12.0):
 
     # Where each kept span landed: the input's audio, found in the output by correlation, within one frame.
     skip_in, skip_out = inp_mp3.skip, out_mp3.skip
-    frames_kept = []  # (input lo, input hi) per kept frame range, in order, from the copied runs and the cut plan
     from adcut.media.mp3_splice import kept_frames
 
     ranges = kept_frames(inp_mp3, spans)
@@ -169,7 +203,10 @@ def check_splice(inp: Path, out: Path, segments, result, *, min_snr=12.0):
         corr = np.correlate(window, ref, mode="valid")
         assert abs(int(np.argmax(corr)) - 2 * n) <= n
         # the audio around each edge matches the input's (faded) audio as closely as a re-encode does
-        for edge_in, edge_out in ((lo * n - skip_in, out_start - skip_out), (hi * n - skip_in, out_start + (hi - lo) * n - skip_out)):
+        for edge_in, edge_out in (
+            (lo * n - skip_in, out_start - skip_out),
+            (hi * n - skip_in, out_start + (hi - lo) * n - skip_out),
+        ):
             inside = np.arange(-rate // 10, rate // 10)
             if edge_in == lo * n - skip_in:
                 inside = np.arange(0, rate // 5)
@@ -207,17 +244,232 @@ def parse_xing_at(frame: bytes) -> int:
 
 
 @needs_tools
-@pytest.mark.parametrize("case,rate,channels,args", [
-    ("cbr-44k-stereo", 44100, 2, ("-b:a", "128k")),
-    ("vbr-44k-stereo", 44100, 2, ("-q:a", "4")),
-    ("cbr-22k-mono", 22050, 1, ("-b:a", "40k")),
-    ("vbr-24k-mono", 24000, 1, ("-q:a", "6")),
-    ("cbr-12k-mono-mpeg2.5", 12000, 1, ("-b:a", "24k")),
-    ("cbr-48k-no-xing", 48000, 2, ("-b:a", "96k", "-write_xing", "0")),
-])
+@pytest.mark.parametrize(
+    "case,rate,channels,args",
+    [
+        ("cbr-44k-stereo", 44100, 2, ("-b:a", "128k")),
+        ("vbr-44k-stereo", 44100, 2, ("-q:a", "4")),
+        ("cbr-22k-mono", 22050, 1, ("-b:a", "40k")),
+        ("vbr-24k-mono", 24000, 1, ("-q:a", "6")),
+        ("cbr-12k-mono-mpeg2.5", 12000, 1, ("-b:a", "24k")),
+        ("cbr-48k-no-xing", 48000, 2, ("-b:a", "96k", "-write_xing", "0")),
+        ("cbr-44k-320k", 44100, 2, ("-b:a", "320k")),
+    ],
+)
 def test_cut_copies_the_kept_frames_and_rebuilds_the_joins(case, rate, channels, args, tmp_path):
     inp = make_mp3(tmp_path, case, rate=rate, channels=channels, ffmpeg_args=args, pause=0.0)
     segments = episode_segments(SPEC)
     result = cut_episode(inp, segments, tmp_path / "out.mp3")
     snrs = check_splice(inp, tmp_path / "out.mp3", segments, result)
     assert len(snrs) >= 3
+    # The bit reservoir was in play: a copied frame right after a join reads bytes from before its header.
+    out = read_mp3(tmp_path / "out.mp3", (tmp_path / "out.mp3").read_bytes())
+    in_frames = {
+        out_frame
+        for out_frame in map(bytes, (read_mp3(inp, inp.read_bytes()).frame(k) for k in range(50, 60)))
+    }
+    assert in_frames  # (the input has frames)
+    backs = [main_data_begin(out.frame(j), out.header(j)) for j in range(len(out.offsets))]
+    assert max(backs) > 0
+
+
+def test_crc16_fast_is_the_lame_tag_crc():
+    data = np.random.default_rng(1).integers(0, 256, 1_000_003, dtype=np.uint8).tobytes()
+    assert crc16(b"123456789") == 0xBB3D  # CRC-16/ARC check value
+    assert crc16_fast([data[:1000], data[1000:700_001], data[700_001:]]) == crc16(data)
+
+
+def write_tagged(tmp_path: Path, source: Path, chapters, *, id3v2_version="3") -> tuple[Path, bytes]:
+    """``source`` with a title, artist, JPEG cover, chapters and an ID3v1 tag, remuxed by the ffmpeg command."""
+    import av
+
+    cover = tmp_path / "cover.jpg"
+    out = av.open(str(cover), "w", format="image2")
+    stream = out.add_stream("mjpeg", rate=1)
+    stream.width = stream.height = 16
+    stream.pix_fmt = "yuvj420p"
+    frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 90, np.uint8), format="rgb24").reformat(
+        format="yuvj420p"
+    )
+    for packet in [*stream.encode(frame), *stream.encode(None)]:
+        out.mux(packet)
+    out.close()
+    meta = tmp_path / "chapters.txt"
+    lines = [";FFMETADATA1", "title=Episode 9", "artist=Host"]
+    for start, end, title in chapters:
+        lines += [
+            "[CHAPTER]",
+            "TIMEBASE=1/1000",
+            f"START={int(start * 1000)}",
+            f"END={int(end * 1000)}",
+            f"title={title}",
+        ]
+    meta.write_text("\n".join(lines) + "\n")
+    tagged = tmp_path / "tagged.mp3"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-i",
+            str(cover),
+            "-i",
+            str(meta),
+            "-map",
+            "0:a",
+            "-map",
+            "1",
+            "-map_metadata",
+            "2",
+            "-map_chapters",
+            "2",
+            "-c",
+            "copy",
+            "-id3v2_version",
+            id3v2_version,
+            "-write_id3v1",
+            "1",
+            "-disposition:v",
+            "attached_pic",
+            str(tagged),
+        ],
+        check=True,
+    )
+    return tagged, cover.read_bytes()
+
+
+@needs_tools
+@pytest.mark.parametrize("id3v2_version", ["3", "4"])
+def test_tags_cover_art_id3v1_and_chapters_are_carried_over(tmp_path, id3v2_version):
+    import av
+
+    source = make_mp3(tmp_path, "plain", ffmpeg_args=("-b:a", "96k"))
+    chapters_in = [(0, 5, "Intro"), (5, 16, "Break and talk"), (6.5, 13.5, "Sponsor"), (16, 36, "Main")]
+    tagged, jpeg = write_tagged(tmp_path, source, chapters_in, id3v2_version=id3v2_version)
+    segments = episode_segments(SPEC)  # ads 6-14.3 and 22.71-27.05
+    result = cut_episode(tagged, segments, tmp_path / "out.mp3")
+    check_splice(tagged, tmp_path / "out.mp3", segments, result)
+    assert result.cover_art and result.chapters == 3
+    data = (tmp_path / "out.mp3").read_bytes()
+    assert data[:3] == b"ID3" and data[3] == int(id3v2_version)
+    assert data[-128:] == tagged.read_bytes()[-128:] and data[-128:-125] == b"TAG"  # ID3v1 kept
+    container = av.open(str(tmp_path / "out.mp3"))
+    try:
+        assert container.metadata["title"] == "Episode 9" and container.metadata["artist"] == "Host"
+        pictures = [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert len(pictures) == 1 and bytes(next(p for p in container.demux(pictures[0]) if p.size)) == jpeg
+        chapters = [
+            (c["metadata"]["title"], float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]))
+            for c in container.chapters()
+        ]
+    finally:
+        container.close()
+    # The chapter inside the first ad is gone; the one spanning it is shortened; later ones move back.
+    expected = [("Intro", 0.0, 5.0), ("Break and talk", 5.0, 6.0 + 16 - 14.3), ("Main", 7.7, 36 - 8.3 - 4.34)]
+    assert [c[0] for c in chapters] == [e[0] for e in expected]
+    for (_, start, end), (_, want_start, want_end) in zip(chapters, expected):
+        assert start == pytest.approx(want_start, abs=0.06) and end == pytest.approx(want_end, abs=0.12)
+
+
+@needs_tools
+def test_damaged_bytes_mid_file_are_skipped_with_a_warning(tmp_path, caplog):
+    inp = make_mp3(tmp_path, "clean", ffmpeg_args=("-b:a", "64k"), rate=22050, channels=1)
+    data = bytearray(inp.read_bytes())
+    mp3 = read_mp3(inp, bytes(data))
+    k = len(mp3.offsets) // 2 + 3  # in the content after the second ad
+    at = mp3.offsets[k] + 40
+    # a frame loses its tail, and junk (with false sync words) sits where it was
+    junk = bytes(np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8)) + b"\xff\xfb" * 5
+    damaged = bytes(data[:at]) + junk + bytes(data[mp3.offsets[k + 1] :])
+    bad = tmp_path / "damaged.mp3"
+    bad.write_bytes(damaged)
+    segments = episode_segments(SPEC)
+    with caplog.at_level(logging.WARNING):
+        result = cut_episode(bad, segments, tmp_path / "out.mp3")
+    assert result.method == "copy-mp3"
+    assert any("damaged" in r.getMessage() for r in caplog.records)
+    assert validators(tmp_path / "out.mp3") == []
+    out = read_mp3(tmp_path / "out.mp3", (tmp_path / "out.mp3").read_bytes())
+    assert out.damaged == [] and len(out.offsets) < len(mp3.offsets)
+
+
+@needs_tools
+def test_an_mp3_the_copy_path_cannot_read_is_re_encoded_with_one_warning(tmp_path, caplog):
+    wav = tmp_path / "x.wav"
+    write_audio(wav, render_episode(SPEC, 22050, 0), 22050)
+    layer2 = tmp_path / "layer2.mp3"  # MPEG layer II in a .mp3 name: not layer III frames
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "mp2", "-b:a", "96k", "-f", "mp2", str(layer2)],
+        check=True,
+    )
+    with caplog.at_level(logging.WARNING):
+        result = cut_episode(layer2, episode_segments(SPEC), tmp_path / "out.mp3")
+    assert result.method == "reencode"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "re-encoding the whole episode" in warnings[0] and "\n" not in warnings[0]
+    assert decode_original(tmp_path / "out.mp3")[1].shape[1] / 22050 == pytest.approx(
+        result.kept_seconds, abs=0.05
+    )
+
+
+@needs_tools
+def test_process_copies_mp3_and_the_json_says_so(tmp_path, random_checkpoint, monkeypatch):
+    from adcut.detect import windows
+
+    def predict(
+        model, features, starts, window_frames, *, batch_size, device
+    ):  # the true ads, as a sure model
+        times = (starts + 0.5 * window_frames) * (256 / 4096)
+        p_ad = np.where([any(a <= t < b for a, b in SPEC.ads) for t in times], 0.97, 0.03)
+        return np.stack([p_ad, 1 - p_ad], axis=1).astype(np.float32)
+
+    monkeypatch.setattr(windows, "predict_episode", predict)
+    inp = make_mp3(tmp_path, "show", ffmpeg_args=("-b:a", "64k"), rate=16000, channels=1)
+    model = random_checkpoint(hidden_size=8, num_layers=1)
+    assert main(["-q", "process", str(inp), "--model", str(model)]) == 0
+    settings = json.loads((tmp_path / "show.adcut.json").read_text())["settings"]
+    assert settings["cut_method"] == "copy-mp3"
+    assert validators(tmp_path / "show.adcut.mp3") == []
+    assert main(["-q", "process", str(inp), "--model", str(model), "--force", "--reencode"]) == 0
+    assert json.loads((tmp_path / "show.adcut.json").read_text())["settings"]["cut_method"] == "reencode"
+
+
+@needs_tools
+def test_real_recordings_reencoded_to_mp3(tmp_path, shared_data):
+    """Read speech as content, music as the ads, encoded to MP3 (44.1 kHz joint stereo VBR and 16 kHz mono CBR)."""
+    import soxr
+
+    def load(path, rate):
+        info, samples = decode_original(path)
+        mono = samples.mean(axis=0)
+        return (
+            soxr.resample(mono, info.sample_rate, rate).astype(np.float32)
+            if info.sample_rate != rate
+            else mono
+        )
+
+    speech = sorted((shared_data / "speech").glob("*.ogg")) + sorted((shared_data / "speech").glob("*.wav"))
+    music = sorted((shared_data / "music").glob("*.ogg"))
+    if len(speech) < 3 or not music:
+        pytest.skip("the shared recordings are not all there")
+    for rate, args in ((44100, ("-q:a", "3")), (16000, ("-b:a", "48k"))):
+        parts, segments, t = [], [], 0.0
+        for i, clip in enumerate([speech[0], music[0], speech[1], music[-1], speech[2]]):
+            audio = load(clip, rate)[: int(12 * rate)]
+            label = "ad" if i % 2 else "content"
+            segments.append(Segment(t, t + len(audio) / rate, label))
+            parts.append(audio * (0.5 if label == "ad" else 1.0))
+            t += len(audio) / rate
+        wav = tmp_path / f"real{rate}.wav"
+        write_audio(
+            wav, np.stack([np.concatenate(parts)] * 2) if rate == 44100 else np.concatenate(parts), rate
+        )
+        inp = tmp_path / f"real{rate}.mp3"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame", *args, str(inp)], check=True
+        )
+        result = cut_episode(inp, segments, tmp_path / f"real{rate}.out.mp3")
+        check_splice(inp, tmp_path / f"real{rate}.out.mp3", segments, result, min_snr=10.0)

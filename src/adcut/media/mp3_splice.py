@@ -29,6 +29,7 @@ and the cut falls back to the re-encode path.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import mmap
 import struct
@@ -145,6 +146,7 @@ class Mp3File:
     sizes: list[int]
     first: Header  # the first audio frame's header: version, sample rate, channels of the stream
     damaged: list[tuple[int, int]]  # (offset, bytes) skipped because they were not frames
+    gaps: set[int]  # frames that do not follow the one before in the file (damaged bytes between)
 
     def header(self, index: int) -> Header:
         header = parse_header(int.from_bytes(self.data[self.offsets[index] : self.offsets[index] + 4], "big"))
@@ -217,6 +219,7 @@ def read_mp3(path: Path, data) -> Mp3File:
     offsets: list[int] = []
     sizes: list[int] = []
     damaged: list[tuple[int, int]] = []
+    gaps: set[int] = set()  # frames that do not follow the one before (damaged bytes skipped between)
     cache: dict[int, Header | None] = {}
     first: Header | None = None
     lock = 0  # the masked header bits every frame of the stream shares
@@ -237,16 +240,25 @@ def read_mp3(path: Path, data) -> Mp3File:
             return None
         return lookup(word)
 
+    known: dict[bytes, int] = {}  # header bytes already seen in this stream -> frame size
     while pos + 4 <= end:
+        if bad_from < 0:
+            # The common case, kept tight: a header seen before, the frame within the file.
+            size = known.get(data[pos : pos + 4], 0)
+            if size and pos + size <= end:
+                offsets.append(pos)
+                sizes.append(size)
+                pos += size
+                continue
         header = header_at(pos)
         ok = header is not None and pos + header.size <= end
-        if ok and (first is None or bad_from >= 0):
+        if header is not None and ok and (first is None or bad_from >= 0):
             # Before the stream is locked, or right after damage: the next frame must agree too.
             after = pos + header.size
             if after < end:
                 nxt = header_at(after)
                 ok = nxt is not None and (nxt.word & lock_mask) == (header.word & lock_mask)
-        if not ok:
+        if header is None or not ok:
             if bad_from < 0:
                 bad_from = pos
             found = data.find(b"\xff", pos + 1, end)
@@ -259,6 +271,9 @@ def read_mp3(path: Path, data) -> Mp3File:
         if first is None:
             first = header
             lock = header.word & lock_mask
+        if offsets and pos != offsets[-1] + sizes[-1]:
+            gaps.add(len(offsets))
+        known[bytes(data[pos : pos + 4])] = header.size
         offsets.append(pos)
         sizes.append(header.size)
         pos += header.size
@@ -266,13 +281,15 @@ def read_mp3(path: Path, data) -> Mp3File:
         damaged.append((bad_from, end - bad_from))
     if first is None or len(offsets) < 2:
         raise CopyUnsupported("no MPEG layer III frames found")
-    # Channel count may not change (a mono/stereo switch mid-file is legal, but not worth a copy path).
     xing = _read_xing(data, offsets[0], sizes[0])
     if xing is not None:
         offsets, sizes = offsets[1:], sizes[1:]
+        gaps = {g - 1 for g in gaps if g > 1}
         first = parse_header(int.from_bytes(data[offsets[0] : offsets[0] + 4], "big"))
         assert first is not None
-    return Mp3File(data, bytes(data[:id3_end]), bytes(data[end:n]), xing, offsets, sizes, first, damaged)
+    return Mp3File(
+        data, bytes(data[:id3_end]), bytes(data[end:n]), xing, offsets, sizes, first, damaged, gaps
+    )
 
 
 def _read_xing(data, offset: int, size: int) -> Xing | None:
@@ -286,8 +303,14 @@ def _read_xing(data, offset: int, size: int) -> Xing | None:
         return None
     flags = int.from_bytes(data[at + 4 : at + 8], "big")
     xing = Xing(offset, size, name, flags)
-    tag = at + 8 + 4 * bool(flags & _XING_FRAMES) + 4 * bool(flags & _XING_BYTES) + 100 * bool(flags & _XING_TOC) \
+    tag = (
+        at
+        + 8
+        + 4 * bool(flags & _XING_FRAMES)
+        + 4 * bool(flags & _XING_BYTES)
+        + 100 * bool(flags & _XING_TOC)
         + 4 * bool(flags & _XING_QUALITY)
+    )
     # FFmpeg reads the delay and padding from the tags LAME and FFmpeg itself write, and so does this.
     if tag + 36 <= offset + size and bytes(data[tag : tag + 4]) in (b"LAME", b"Lavf", b"Lavc"):
         xing.tag_at = tag - offset
@@ -363,7 +386,11 @@ def kept_frames(mp3: Mp3File, spans: Sequence[tuple[Seconds, Seconds]]) -> list[
     ranges: list[tuple[int, int]] = []
     for start, end in spans:
         lo = 0 if start <= 1e-3 else max(0, math.ceil((start * rate + mp3.skip) / n - 1e-6))
-        hi = total if end >= end_time - 0.5 * n / rate else min(total, math.floor((end * rate + mp3.skip) / n + 1e-6))
+        hi = (
+            total
+            if end >= end_time - 0.5 * n / rate
+            else min(total, math.floor((end * rate + mp3.skip) / n + 1e-6))
+        )
         if hi <= lo:
             continue
         if ranges and lo <= ranges[-1][1]:
@@ -464,7 +491,9 @@ def encode_stretch(mp3: Mp3File, pcm: np.ndarray, bit_rate: int) -> list[bytes]:
         packets.extend(ctx.encode(frame))
     packets.extend(ctx.encode(None))
     if packets and packets[0].pts is not None and -packets[0].pts != LAME_DELAY + DECODER_DELAY:
-        raise CopyUnsupported(f"the MP3 encoder's delay is {-packets[0].pts} samples, not {LAME_DELAY + DECODER_DELAY}")
+        raise CopyUnsupported(
+            f"the MP3 encoder's delay is {-packets[0].pts} samples, not {LAME_DELAY + DECODER_DELAY}"
+        )
     return [bytes(p) for p in packets]
 
 
@@ -573,8 +602,14 @@ def stretch_bit_rate(mp3: Mp3File) -> int:
     return _BITRATES[mp3.first.mpeg1][-1] * 1000
 
 
-def encode_run(mp3: Mp3File, run: list[Piece], before: tuple[int, int] | None, after: tuple[int, int] | None,
-               fade_samples: int, bit_rate: int) -> list[bytes]:
+def encode_run(
+    mp3: Mp3File,
+    run: list[Piece],
+    before: tuple[int, int] | None,
+    after: tuple[int, int] | None,
+    fade_samples: int,
+    bit_rate: int,
+) -> list[bytes]:
     """New frames for a run of re-encoded pieces: one per input frame of the pieces, in order.
 
     ``before``/``after``: input frames of copied audio that sit right before/after the run in the output
@@ -607,7 +642,9 @@ def encode_run(mp3: Mp3File, run: list[Piece], before: tuple[int, int] | None, a
         trail = decode_frames(mp3, lo, min(hi, lo + TRAIL_FRAMES))
     else:
         trail = np.zeros((channels, 0), np.float32)
-    trail = np.concatenate([trail, np.zeros((channels, TRAIL_FRAMES * n - trail.shape[1] + n), np.float32)], axis=1)
+    trail = np.concatenate(
+        [trail, np.zeros((channels, TRAIL_FRAMES * n - trail.shape[1] + n), np.float32)], axis=1
+    )
     parts.append(trail)
     pcm = np.concatenate(parts, axis=1)[:, LAME_DELAY + DECODER_DELAY :]
     encoded = encode_stretch(mp3, pcm, bit_rate)
@@ -641,28 +678,57 @@ def _crc_table() -> list[int]:
     return _CRC_TABLE
 
 
+_CRC_BLOCK = 16 << 20  # bytes gathered before the lanes run over them
+_CRC_LANES = 16384
+
+
 def crc16_fast(chunks, crc: int = 0) -> int:
-    """CRC-16/ARC over a long byte stream, many lanes at once in numpy, then combined."""
-    table = np.array(_crc_table(), np.uint16)
+    """CRC-16/ARC over a long stream of byte chunks (the LAME tag's music CRC): numpy runs thousands of lanes
+    side by side, two bytes a step through a 65536-entry table, and the lanes' CRCs are then combined."""
+    buffer = bytearray()
+    whole = 2 * _CRC_LANES
     for chunk in chunks:
-        arr = np.frombuffer(chunk, np.uint8)
-        lanes = 8192
-        length = len(arr) // lanes
-        if length < 64:
-            crc = crc16(bytes(chunk), crc)
-            continue
-        body = arr[: lanes * length].reshape(lanes, length)
-        c = np.zeros(lanes, np.uint16)
-        c[0] = crc
-        for i in range(length):
-            c = table[(c ^ body[:, i]) & 0xFF] ^ (c >> 8)
-        # crc(A || B) = shift(crc(A), len(B)) ^ crc0(B): combine the lanes in order.
-        shift = _shift_tables(length)
-        total = 0
-        for value in c.tolist():
-            total = shift[0][total & 0xFF] ^ shift[1][total >> 8] ^ value
-        crc = crc16(bytes(arr[lanes * length :]), total)
-    return crc
+        buffer += chunk
+        if len(buffer) >= _CRC_BLOCK:
+            cut = len(buffer) // whole * whole
+            with memoryview(buffer) as view:
+                crc = _crc_block(crc, view[:cut])
+            del buffer[:cut]
+    return _crc_block(crc, buffer)
+
+
+_CRC_TABLES16: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _crc_block(crc: int, data: bytearray | memoryview) -> int:
+    """The CRC of ``data`` continued from ``crc``. Lane j takes the 16-bit words j, j + K, j + 2K, ...: a step
+    reads K contiguous words (one per lane) through a table that takes in a word and then skips the K - 1 words
+    the other lanes hold, and the lanes are folded at the end. CRC-16 is linear, so this is exact."""
+    lanes = _CRC_LANES
+    steps = len(data) // (2 * lanes)
+    if steps < 4:
+        return crc16(bytes(data), crc)
+    if lanes not in _CRC_TABLES16:
+        table = np.array(_crc_table(), np.uint16)
+        x = np.arange(65536, dtype=np.uint32)
+        first = table[x & 0xFF]
+        # two bytes at once: the state after both depends only on (state ^ the two bytes, little-endian)
+        two = (table[(first ^ (x >> 8)) & 0xFF] ^ (first >> 8)).astype(np.uint16)
+        low, high = (np.array(t, np.uint16) for t in _shift_tables(2 * (lanes - 1)))
+        _CRC_TABLES16[lanes] = (two, low[two & 0xFF] ^ high[two >> 8])
+    two, step = _CRC_TABLES16[lanes]
+    words = np.frombuffer(data, "<u2", count=lanes * steps).reshape(steps, lanes)
+    state = words[0] ^ np.uint16(crc)  # the running CRC enters with the first word
+    state[1:] = words[0, 1:]
+    for row in words[1:]:
+        np.take(step, state, out=state)
+        state ^= row
+    np.take(two, state, out=state)
+    low1, high1 = _shift_tables(2)
+    total = 0
+    for value in state.tolist():  # lane j's state still has K - 1 - j words after it: fold them in order
+        total = low1[total & 0xFF] ^ high1[total >> 8] ^ value
+    return crc16(bytes(data[2 * lanes * steps :]), total)
 
 
 _SHIFT_CACHE: dict[int, tuple[list[int], list[int]]] = {}
@@ -691,12 +757,16 @@ def _shift_tables(length: int) -> tuple[list[int], list[int]]:
             power = [apply(power, c) for c in power]
             k >>= 1
         matrix = result or [1 << bit for bit in range(16)]
-        _SHIFT_CACHE[length] = ([apply(matrix, b) for b in range(256)], [apply(matrix, b << 8) for b in range(256)])
+        _SHIFT_CACHE[length] = (
+            [apply(matrix, b) for b in range(256)],
+            [apply(matrix, b << 8) for b in range(256)],
+        )
     return _SHIFT_CACHE[length]
 
 
-def build_xing(mp3: Mp3File, frame_sizes: list[int], bitrates_vary: bool, delay: int, padding: int,
-               music_crc: int | None) -> bytes:
+def build_xing(
+    mp3: Mp3File, frame_sizes: list[int], bitrates_vary: bool, delay: int, padding: int, music_crc: int | None
+) -> bytes:
     """The Xing/Info frame for the output's audio frames (sizes given), with a LAME tag when the input had one."""
     audio_bytes = sum(frame_sizes)
     tag_source = None
@@ -758,13 +828,19 @@ def retime_id3(tag: bytes, spans_seconds: list[tuple[float, float]]) -> tuple[by
     size = _syncsafe(tag[6:10])
     body = tag[10 : 10 + size]
     has_picture = b"APIC" in body
-    if version not in (3, 4) or flags & 0x80 or flags & 0x40:  # unsynchronised or extended header: leave as is
+    if (
+        version not in (3, 4) or flags & 0x80 or flags & 0x40
+    ):  # unsynchronised or extended header: leave as is
         return tag, body.count(b"CHAP"), has_picture
     frames = []
     pos = 0
     while pos + 10 <= len(body) and body[pos : pos + 4] != b"\x00\x00\x00\x00":
         fid = body[pos : pos + 4]
-        fsize = _syncsafe(body[pos + 4 : pos + 8]) if version == 4 else int.from_bytes(body[pos + 4 : pos + 8], "big")
+        fsize = (
+            _syncsafe(body[pos + 4 : pos + 8])
+            if version == 4
+            else int.from_bytes(body[pos + 4 : pos + 8], "big")
+        )
         fflags = body[pos + 8 : pos + 10]
         if pos + 10 + fsize > len(body):
             return tag, 0, has_picture
@@ -787,7 +863,9 @@ def retime_id3(tag: bytes, spans_seconds: list[tuple[float, float]]) -> tuple[by
                 dropped.add(element)
                 continue
             kept_chapters += 1
-            times = struct.pack(">IIII", round(new_start * 1000), round(new_end * 1000), 0xFFFFFFFF, 0xFFFFFFFF)
+            times = struct.pack(
+                ">IIII", round(new_start * 1000), round(new_end * 1000), 0xFFFFFFFF, 0xFFFFFFFF
+            )
             payload = payload[: end_id + 1] + times + payload[end_id + 17 :]
         out_frames.append((fid, fflags, payload))
     if dropped:
@@ -823,8 +901,16 @@ def _ctoc_without(payload: bytes, dropped: set[bytes]) -> bytes:
 # ---------------------------------------------------------------- the copy path
 
 
-def cut_mp3(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: Path, *,
-            remove: Sequence[str] = ("ad",), fade_seconds: Seconds = 0.03):
+def cut_mp3(
+    path: Path,
+    info,
+    segments: Sequence[Segment],
+    tmp: Path,
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = 0.03,
+):
     """Write the cut MP3 to ``tmp``; see the module's description. Returns a CutResult."""
     from adcut.media.cut import CutResult, NothingKept
 
@@ -844,12 +930,35 @@ def cut_mp3(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: 
             if mp3.damaged:
                 skipped = sum(size for _, size in mp3.damaged)
                 where = ", ".join(f"byte {offset}" for offset, _ in mp3.damaged[:3])
-                log.warning("%s: skipped %d damaged byte(s) that are not MP3 frames (at %s%s)", path.name, skipped, where,
-                            ", ..." if len(mp3.damaged) > 3 else "")
-            return _write(path, mp3, info, segments, tmp, out_path, remove, fade_seconds, CutResult, NothingKept)
+                log.warning(
+                    "%s: skipped %d damaged byte(s) that are not MP3 frames (at %s%s)",
+                    path.name,
+                    skipped,
+                    where,
+                    ", ..." if len(mp3.damaged) > 3 else "",
+                )
+            return _write(
+                path, mp3, info, segments, tmp, out_path, remove, fade_seconds, CutResult, NothingKept
+            )
         finally:
             del mp3  # release the mapping's exported slices before closing it
             data.close()
+
+
+def _rebuild(
+    mp3: Mp3File, run, before, after, fade_samples: int, bit_rate: int, reservoir: bytes
+) -> list[bytes]:
+    """The new frames of a run. Where LAME filled them so full (a high bit rate) that even enlarged they cannot
+    also carry the next frame's reservoir bytes, the few frames are encoded again at a lower rate."""
+    rates = [r * 1000 for r in _BITRATES[mp3.first.mpeg1][1:] if r * 1000 <= bit_rate][::-1][:4]
+    for attempt, rate in enumerate(rates or [bit_rate]):
+        frames = [_split_new(f) for f in encode_run(mp3, run, before, after, fade_samples, rate)]
+        try:
+            return pack_frames(frames, reservoir)
+        except CopyUnsupported:
+            if attempt == len(rates) - 1:
+                raise
+    raise CopyUnsupported("a join's re-encoded frames cannot carry the bit reservoir")
 
 
 def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_seconds, CutResult, NothingKept):
@@ -868,13 +977,13 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
     pieces = plan_pieces(ranges, total, edge)
     bit_rate = stretch_bit_rate(mp3)
 
-    # Output frames, in order: ("copy", lo, hi) byte ranges of the input, or ("new", [bytes...]).
-    output: list[tuple[str, object]] = []
+    # Output frames, in order: (lo, hi) runs of input frames copied as they are, or lists of new frames.
+    output: list[tuple[int, int] | list[bytes]] = []
     i = 0
     while i < len(pieces):
         piece = pieces[i]
         if piece.copy:
-            output.append(("copy", (piece.lo, piece.hi)))
+            output.append((piece.lo, piece.hi))
             i += 1
             continue
         run = [piece]
@@ -883,20 +992,22 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
         before = (pieces[i - 1].lo, pieces[i - 1].hi) if i > 0 and pieces[i - 1].copy else None
         j = i + len(run)
         after = (pieces[j].lo, pieces[j].hi) if j < len(pieces) else None
-        frames = [_split_new(f) for f in encode_run(mp3, run, before, after, fade_samples, bit_rate)]
         reservoir = reservoir_before(mp3, after[0]) if after is not None else b""
-        output.append(("new", pack_frames(frames, reservoir)))
+        output.append(_rebuild(mp3, run, before, after, fade_samples, bit_rate, reservoir))
         i = j
 
     sizes: list[int] = []
-    for kind, item in output:
-        if kind == "copy":
-            lo, hi = item  # type: ignore[misc]
-            sizes.extend(mp3.sizes[lo:hi])
+    for item in output:
+        if isinstance(item, tuple):
+            sizes.extend(mp3.sizes[item[0] : item[1]])
         else:
-            sizes.extend(len(f) for f in item)  # type: ignore[union-attr]
-    new_rates = {int.from_bytes(f[:4], "big") >> 12 & 15 for kind, item in output if kind == "new" for f in item}
-    input_cbr = max(mp3.sizes) - min(mp3.sizes) <= 1 and not (mp3.xing is not None and mp3.xing.name == b"Xing")
+            sizes.extend(len(f) for f in item)
+    new_rates = {
+        int.from_bytes(f[:4], "big") >> 12 & 15 for item in output if isinstance(item, list) for f in item
+    }
+    input_cbr = max(mp3.sizes) - min(mp3.sizes) <= 1 and not (
+        mp3.xing is not None and mp3.xing.name == b"Xing"
+    )
     bitrates_vary = not input_cbr or bool(new_rates - {mp3.first.bitrate_index})
 
     # Gapless trimming: the input's delay where the output starts with its first frame, its padding where it
@@ -936,22 +1047,26 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
             out.write(mp3.trailer)
     except OSError as error:
         raise OutputError(f"{out_path}: cannot write ({error.strerror})") from None
-    return CutResult(Path(out_path), kept_seconds, max(0.0, duration_in - kept_seconds), chapters, cover, METHOD)
+    return CutResult(
+        Path(out_path), kept_seconds, max(0.0, duration_in - kept_seconds), chapters, cover, METHOD
+    )
 
 
-def _audio_chunks(mp3: Mp3File, output):
+def _audio_chunks(mp3: Mp3File, output: list[tuple[int, int] | list[bytes]]):
     """The output's audio frames as byte chunks: copied runs straight from the input (in pieces of at most 4 MB)."""
-    for kind, item in output:
-        if kind == "copy":
+    for item in output:
+        if isinstance(item, tuple):
             lo, hi = item
-            # Contiguous input frames are one byte range, unless damaged bytes were skipped between them.
-            start = lo
-            while start < hi:
-                end = start + 1
-                limit = mp3.offsets[start] + (4 << 20)
-                while end < hi and mp3.offsets[end] == mp3.offsets[end - 1] + mp3.sizes[end - 1] and mp3.offsets[end] < limit:
-                    end += 1
-                yield mp3.data[mp3.offsets[start] : mp3.offsets[end - 1] + mp3.sizes[end - 1]]
-                start = end
+            # Contiguous input frames are one byte range, unless damaged bytes were skipped between them;
+            # long ranges go in pieces of about 4 MB.
+            cuts = sorted({lo, hi} | {g for g in mp3.gaps if lo < g < hi})
+            for a, b in zip(cuts, cuts[1:]):
+                start = a
+                while start < b:
+                    end = min(
+                        b, bisect.bisect_right(mp3.offsets, mp3.offsets[start] + (4 << 20), start + 1, b)
+                    )
+                    yield mp3.data[mp3.offsets[start] : mp3.offsets[end - 1] + mp3.sizes[end - 1]]
+                    start = end
         else:
             yield from item
