@@ -33,7 +33,7 @@ from upstream_feed import CHAPTERS, UpstreamEpisode, UpstreamHost  # noqa: E402
 SRC = Path(__file__).resolve().parents[1] / "src"
 NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
       "atom": "http://www.w3.org/2005/Atom", "content": "http://purl.org/rss/1.0/modules/content/"}
-GOOD = {"ep-1": EpisodeSpec(30.0, ((8.0, 18.0),)), "ep-2": EpisodeSpec(24.0, ())}
+GOOD = {"ep-1": EpisodeSpec(70.0, ((25.0, 45.0),)), "ep-2": EpisodeSpec(24.0, ())}
 
 
 def episodes() -> list[UpstreamEpisode]:
@@ -45,28 +45,59 @@ def episodes() -> list[UpstreamEpisode]:
     ]
 
 
-@pytest.fixture
-def model(tmp_path):
-    """An untrained small LSTM whose output layer always says content: the cut keeps everything.
+def fit_ad_model(folder: Path) -> Path:
+    """A one-unit LSTM checkpoint that finds the generated ads, fitted in seconds.
 
-    (A model that is right about the generated ads takes far longer to train than these tests may.)
+    A logistic regression over the MFCC frames of a few generated episodes (ads have a music bed and
+    another spectrum) becomes the LSTM's cell input; the cell is a leaky average over about a second,
+    read at the window's last step (hence ``window_anchor`` near 1). Training a real model to this
+    accuracy takes far longer than these tests may.
     """
+    import numpy as np
     import torch
 
+    from adcut.demo.synth import write_episode
+    from adcut.features.episode import episode_features
     from adcut.features.mfcc import FeatureConfig
     from adcut.models.checkpoint import Checkpoint, save_checkpoint
     from adcut.models.registry import build_model, config_dict
 
-    torch.manual_seed(0)
     features = FeatureConfig()
-    net = build_model("lstm", {"n_features": features.n_features, "hidden_size": 8, "num_layers": 1})
+    frames, truth = [], []
+    for seed in range(4):
+        spec = EpisodeSpec(40.0, ((12.0, 28.0),))
+        path = folder / f"train{seed}.wav"
+        write_episode(path, spec, seed=100 + seed)
+        x, _ = episode_features(path, features, workers=1)
+        t = (np.arange(len(x)) + 0.5) * features.frame_seconds
+        frames.append(x)
+        truth.append(np.array([any(a <= s < b for a, b in spec.ads) for s in t], dtype=float))
+    x, y = np.concatenate(frames), np.concatenate(truth)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    w, b = np.zeros(z.shape[1]), 0.0
+    for _ in range(300):
+        g = 1 / (1 + np.exp(-(z @ w + b))) - y
+        w -= 0.5 * (z.T @ g) / len(y)
+        b -= 0.5 * g.mean()
+    net = build_model("lstm", {"n_features": features.n_features, "hidden_size": 1, "num_layers": 1})
     state = net.state_dict()
-    state["head.weight"] = torch.zeros_like(state["head.weight"])
-    state["head.bias"] = torch.tensor([-4.0, 4.0])
-    path = tmp_path / "models" / "content.safetensors"
-    path.parent.mkdir()
-    save_checkpoint(path, Checkpoint("lstm", config_dict(net), features, ("ad", "content"), state))
+    state["norm.mean"], state["norm.std"] = torch.tensor(mean).float(), torch.tensor(std).float()
+    w_ih, b_ih = torch.zeros(4, features.n_features), torch.zeros(4)  # gates i, f, g, o
+    b_ih[0], b_ih[1], b_ih[3] = 10.0, 3.0, 10.0  # input and output open; forget 0.95: about a second
+    w_ih[2], b_ih[2] = torch.tensor(w).float(), float(b)
+    state["lstm.weight_ih_l0"], state["lstm.bias_ih_l0"] = w_ih, b_ih
+    state["lstm.weight_hh_l0"], state["lstm.bias_hh_l0"] = torch.zeros(4, 1), torch.zeros(4)
+    state["head.weight"], state["head.bias"] = torch.tensor([[3.0], [-3.0]]), torch.zeros(2)
+    path = folder / "ads.safetensors"
+    save_checkpoint(path, Checkpoint("lstm", config_dict(net), features, ("ad", "content"), state,
+                                     metrics={"window_anchor": 0.97}))
     return path
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory):
+    return fit_ad_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
@@ -206,9 +237,16 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
             chapters_url = item.find("podcast:chapters", NS).get("url")
             status, headers, body = request(chapters_url)
             assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
-            # The episode's own chapters, on the cut's timeline (this model cuts nothing), every field kept.
-            assert json.loads(body)["chapters"] == CHAPTERS["chapters"]
-            assert json.loads(body)["author"] == "Ann Example"
+            # The episode's own chapters, moved to the cut's timeline, every field kept.
+            chapters = json.loads(body)
+            assert chapters["author"] == "Ann Example"
+            titles = [c["title"] for c in chapters["chapters"]]
+            if item.findtext("guid") == "ep-1":  # the sponsor chapter was the ad; the main part now follows the intro
+                assert titles == ["Intro", "Main part"]
+                assert chapters["chapters"][1]["startTime"] == pytest.approx(25.0, abs=0.5)
+                assert chapters["chapters"][1]["url"] == CHAPTERS["chapters"][2]["url"]
+            else:  # 24 s long: only the intro lies inside it
+                assert titles == ["Intro"]
 
         # Range requests as apps make them.
         url = new.find("channel/item/enclosure").get("url")
@@ -231,7 +269,12 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
         saved = tmp_path / "served.mp3"
         saved.write_bytes(whole)
         info, samples = decode_original(saved)
-        assert samples.shape[1] / info.sample_rate == pytest.approx(GOOD["ep-1"].duration, abs=0.1)
+        episode = next(e for e in Store(DataDir(data).db).episodes() if e.guid == "ep-1")
+        assert episode.removed == pytest.approx(20.0, abs=1.0)  # the ad, 25-45 s
+        kept = samples.shape[1] / info.sample_rate
+        assert kept == pytest.approx(GOOD["ep-1"].duration - episode.removed, abs=0.1)
+        assert kept == pytest.approx(episode.duration, abs=0.1)
+        assert new.find("channel/item/itunes:duration", NS).text == "0:00:50"
         assert probe(saved).codec.startswith("mp3")
 
         # A conditional feed GET: 304 when nothing changed.
@@ -378,13 +421,13 @@ def test_chapters_move_to_the_cut_timeline():
     from adcut.core.segments import Segment
     from adcut.serve.worker import chapters_of_cut
 
-    segments = [Segment(0.0, 8.0, "content"), Segment(8.0, 18.0, "ad"), Segment(18.0, 30.0, "content")]
-    moved = chapters_of_cut(segments, ("ad",), 30.0, CHAPTERS)
+    segments = [Segment(0.0, 25.0, "content"), Segment(25.0, 45.0, "ad"), Segment(45.0, 70.0, "content")]
+    moved = chapters_of_cut(segments, ("ad",), 70.0, CHAPTERS)
     assert moved["author"] == "Ann Example"
     assert moved["chapters"] == [{"startTime": 0.0, "title": "Intro"},
-                                 {**CHAPTERS["chapters"][2], "startTime": 8.0}]  # the sponsor chapter was the ad
-    parts = chapters_of_cut(segments, ("ad",), 30.0, None)["chapters"]
-    assert parts == [{"startTime": 0.0, "title": "Part 1"}, {"startTime": 8.0, "title": "Part 2"}]
+                                 {**CHAPTERS["chapters"][2], "startTime": 25.0}]  # the sponsor chapter was the ad
+    parts = chapters_of_cut(segments, ("ad",), 70.0, None)["chapters"]
+    assert parts == [{"startTime": 0.0, "title": "Part 1"}, {"startTime": 25.0, "title": "Part 2"}]
 
 
 @pytest.fixture

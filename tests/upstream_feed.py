@@ -32,8 +32,8 @@ class UpstreamEpisode:
 # Every episode's chapters (of its original audio).
 CHAPTERS = {"version": "1.2.0", "author": "Ann Example", "chapters": [
     {"startTime": 0, "title": "Intro"},
-    {"startTime": 8, "title": "Sponsor"},
-    {"startTime": 18, "title": "Main part", "url": "https://example.org/notes", "img": "https://example.org/a.jpg"},
+    {"startTime": 25, "title": "Sponsor"},
+    {"startTime": 45, "title": "Main part", "url": "https://example.org/notes", "img": "https://example.org/a.jpg"},
 ]}
 
 BOMB = b"""<?xml version="1.0"?>
