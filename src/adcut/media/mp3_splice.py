@@ -241,7 +241,10 @@ def read_mp3(path: Path, data) -> Mp3File:
         return lookup(word)
 
     known: dict[bytes, int] = {}  # header bytes already seen in this stream -> frame size
+    released = 0
     while pos + 4 <= end:
+        if pos - released >= _RELEASE_BYTES:
+            released = _release(data, released, pos)
         if bad_from < 0:
             # The common case, kept tight: a header seen before, the frame within the file.
             size = known.get(data[pos : pos + 4], 0)
@@ -290,6 +293,24 @@ def read_mp3(path: Path, data) -> Mp3File:
     return Mp3File(
         data, bytes(data[:id3_end]), bytes(data[end:n]), xing, offsets, sizes, first, damaged, gaps
     )
+
+
+_RELEASE_BYTES = 8 << 20
+
+
+def _release(data, start: int, end: int) -> int:
+    """Let the kernel drop the mapped pages of ``data[start:end]`` already read (they stay in the page cache, out
+    of this process's memory): a long episode is streamed through, never resident whole. Returns the new start."""
+    if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        lo = start - start % mmap.PAGESIZE
+        hi = end - end % mmap.PAGESIZE
+        if hi > lo:
+            try:
+                data.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+            except (OSError, ValueError):
+                pass
+            return hi
+    return end
 
 
 def _read_xing(data, offset: int, size: int) -> Xing | None:
@@ -828,10 +849,10 @@ def retime_id3(tag: bytes, spans_seconds: list[tuple[float, float]]) -> tuple[by
     size = _syncsafe(tag[6:10])
     body = tag[10 : 10 + size]
     has_picture = b"APIC" in body
-    if (
-        version not in (3, 4) or flags & 0x80 or flags & 0x40
-    ):  # unsynchronised or extended header: leave as is
-        return tag, body.count(b"CHAP"), has_picture
+    if version not in (3, 4) or flags & 0x80 or flags & 0x40:  # unsynchronised, or an extended header
+        if b"CHAP" in body:
+            raise CopyUnsupported("its ID3v2 chapters are in a form this cannot re-time")
+        return tag, 0, has_picture
     frames = []
     pos = 0
     while pos + 10 <= len(body) and body[pos : pos + 4] != b"\x00\x00\x00\x00":
@@ -843,6 +864,8 @@ def retime_id3(tag: bytes, spans_seconds: list[tuple[float, float]]) -> tuple[by
         )
         fflags = body[pos + 8 : pos + 10]
         if pos + 10 + fsize > len(body):
+            if b"CHAP" in body:
+                raise CopyUnsupported("its ID3v2 tag cannot be read to re-time the chapters")
             return tag, 0, has_picture
         frames.append([fid, fflags, body[pos + 10 : pos + 10 + fsize]])
         pos += 10 + fsize
@@ -1066,7 +1089,9 @@ def _audio_chunks(mp3: Mp3File, output: list[tuple[int, int] | list[bytes]]):
                     end = min(
                         b, bisect.bisect_right(mp3.offsets, mp3.offsets[start] + (4 << 20), start + 1, b)
                     )
-                    yield mp3.data[mp3.offsets[start] : mp3.offsets[end - 1] + mp3.sizes[end - 1]]
+                    first, last = mp3.offsets[start], mp3.offsets[end - 1] + mp3.sizes[end - 1]
+                    yield mp3.data[first:last]
+                    _release(mp3.data, first, last)
                     start = end
         else:
             yield from item
