@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -204,6 +205,8 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
             assert request(server.url(path, token="wrong"))[0] == 403
         status, headers, body = request(server.url("/feed/show.xml"))
         assert status == 200 and headers["Content-Type"].startswith("application/rss+xml")
+        status, head_headers, nothing = request(server.url("/feed/show.xml"), "HEAD")  # apps' HEAD on refresh
+        assert status == 200 and nothing == b"" and int(head_headers["Content-Length"]) == len(body)
 
         # Parses with lxml and feedparser; every upstream element is still there except the rewritten ones.
         new = etree.fromstring(body)
@@ -305,8 +308,28 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
         before = etree.fromstring(request(server.url("/feed/show.xml"))[2])
         first = {i.findtext("guid"): i.find("enclosure").get("url") for i in before.iterfind("channel/item")}
         episode = next(e for e in Store(DataDir(data).db).episodes() if e.guid == "ep-1")
+        upstream.slow = True  # the re-cut's download takes seconds: the requests below meet it under way
         status, _, _ = request(server.url(f"/recut/{episode.id}"), "POST")
         assert status == 200  # the 303 to the status page, followed
+        wait_for(lambda: Store(DataDir(data).db).episode(episode.id).state == "downloading", every=0.05)
+        # 50 apps at once read the other episode while this one is being re-done: every answer exact.
+        other = first["ep-2"]
+        whole = request(other)[2]
+        spans = [(n * 997 % (len(whole) - 5000), n * 997 % (len(whole) - 5000) + 4999) for n in range(50)]
+        answers: list = [None] * 50
+
+        def read(n):
+            answers[n] = request(other, headers={"Range": f"bytes={spans[n][0]}-{spans[n][1]}"})
+
+        threads = [threading.Thread(target=read, args=(n,)) for n in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert Store(DataDir(data).db).episode(episode.id).state in ("downloading", "processing")
+        for n, (status, _, body) in enumerate(answers):
+            assert status == 206 and body == whole[spans[n][0]:spans[n][1] + 1]
+        upstream.slow = False
         wait_for(lambda: Store(DataDir(data).db).episode(episode.id).revision == 2 and settled(data))
         after = etree.fromstring(request(server.url("/feed/show.xml"))[2])
         second = {i.findtext("guid"): i.find("enclosure").get("url") for i in after.iterfind("channel/item")}
@@ -386,7 +409,12 @@ def test_upstream_faults_keep_the_last_good_copy(mode, reason, upstream, model, 
     assert reason in result.error
     assert upstream_copy(dirs, feed).read_bytes() == good
     assert reason in store.feed("show").fetch_error
-    assert b"Example Show (ad-free)" in rewrite(good, feed_url="http://x/feed", ready={}, list_pending=True)
+    pending = etree.fromstring(rewrite(good, feed_url="http://x/feed", ready={}, list_pending=True))
+    assert pending.findtext("channel/title") == "Example Show (ad-free)"
+    assert [e.get("url") for e in pending.iterfind("channel/item/enclosure")] == [
+        f"{upstream.base}/audio/e1.mp3", f"{upstream.base}/audio/e2.mp3", f"{upstream.base}/missing.mp3",
+        f"{upstream.base}/page.mp3"]  # --list-pending: not processed yet, so the original audio
+    assert rewrite(good, feed_url="http://x/feed", ready={}).count(b"<item>") == 0
     # The command says it once, and a feed like that cannot be added at all.
     assert main(["feed", "refresh", "show", "--data", str(data)]) == 1
     assert reason in capsys.readouterr().out

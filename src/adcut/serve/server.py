@@ -110,6 +110,7 @@ class Handler(BaseHTTPRequestHandler):
     base_url: str
     options: Options
     feed_cache: _FeedCache
+    wake: staticmethod  # tells the workers a job is waiting
     _local = threading.local()
 
     def setup(self):
@@ -272,6 +273,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.store.episode(episode_id) is None:
             return self._text(HTTPStatus.NOT_FOUND, "no such episode\n", False)
         self.store.enqueue(episode_id, again=True)
+        self.wake()
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", f"/?token={self.token}")
         self.send_header("Content-Length", "0")
@@ -389,7 +391,8 @@ class Service:
     def _handler_class(self, public_url, options):
         return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
                                                  "base_url": public_url or "", "options": options,
-                                                 "feed_cache": _FeedCache(), "_local": threading.local()})
+                                                 "feed_cache": _FeedCache(), "_local": threading.local(),
+                                                 "wake": staticmethod(lambda: self.workers.wake.set())})
 
     def _cleanup_temporary_files(self) -> None:
         """Temporary files of a run that was killed: never served (no final name), removed here."""
