@@ -353,3 +353,41 @@ def test_without_ray_the_ray_backend_says_how_to_install_it(model, archive, tmp_
     assert done.returncode == 1
     assert done.stderr.strip() == "adcut: error: --backend ray needs Ray: pip install 'adcut[ray]'"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cross_validation_folds_run_as_ray_tasks(ray_instance, tmp_path, capsys):
+    """``evaluate --cross-validate --backend ray``: the same folds, scored on the same episodes, in the dataset's
+    order whatever order the tasks finish in; a fold that fails is one error line."""
+    from functools import partial
+
+    from adcut.demo.synth import write_labelled_episode
+    from adcut.detect.config import SegmentationConfig
+    from adcut.errors import AdcutError
+    from adcut.evaluate.episodes import cross_validate, run_fold
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.train import TrainConfig
+
+    folder = tmp_path / "eps"
+    folder.mkdir()
+    for i, ads in enumerate((((5.0, 15.0),), ((20.0, 32.0),), ((8.0, 14.0), (30.0, 36.0)))):
+        write_labelled_episode(folder / f"ep{i}.wav", EpisodeSpec(45.0, ads), sample_rate=8000, seed=i)
+    dataset = tmp_path / "ds"
+    build_dataset(find_episodes([folder]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
+    config, train_config = SegmentationConfig(), TrainConfig(epochs=1, device="cpu")
+    local = cross_validate(dataset, config, train_config, "cpu", progress=False)
+
+    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--device", "cpu",
+                 "--backend", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("done: ") == 3 and "(3 folds)" in out
+    on_ray = cross_validate(dataset, config, train_config, "cpu", progress=False,
+                            map_folds=RayBackend().map_tasks)
+    assert [r.name for r in on_ray] == [r.name for r in local] == ["ep0", "ep1", "ep2"]
+    for mine, theirs in zip(on_ray, local):
+        assert mine.truth == theirs.truth  # each fold scored its own held-out episode
+        assert mine.detection.duration == pytest.approx(theirs.detection.duration)
+
+    # a node that cannot read the dataset: the fold's own error, once, and no retries of it
+    missing = partial(run_fold, tmp_path / "not-mounted", config=config, train_config=train_config, device="cpu")
+    with pytest.raises(AdcutError, match=r"not-mounted"):
+        list(RayBackend().map_tasks(missing, [0, 1]))

@@ -68,6 +68,17 @@ def register(subparsers) -> None:
         metavar="LR",
         help=f"learning rate per fold (default {train_defaults.lr:g}, as train)",
     )
+    group.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="with --cross-validate: run the folds one after another here (default), or as Ray tasks, one CPU "
+        "each, on a local Ray instance or, with --address, a cluster that mounts the dataset and its audio "
+        "at the same paths (pip install 'adcut[ray]')",
+    )
+    group.add_argument(
+        "--address", default=None, metavar="ADDR", help="with --backend ray: join the Ray cluster at ADDR"
+    )
     parser.set_defaults(func=run)
 
 
@@ -85,6 +96,10 @@ def _is_clip_mode(paths: list[Path]) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.backend != "local" or args.address is not None) and args.cross_validate is None:
+        raise AdcutError("--backend and --address run the folds of --cross-validate; give it a dataset")
+    if args.address is not None and args.backend != "ray":
+        raise AdcutError("--address joins a Ray cluster: use it with --backend ray")
     if args.cross_validate is not None:
         if args.paths:
             raise AdcutError("--cross-validate takes its episodes from the dataset; give no PATH with it")
@@ -165,9 +180,26 @@ def run_cross_validation(args: argparse.Namespace) -> int:
             f"fold {k + 1}/{n}: training without {episode} (at most {train_config.epochs} epochs)", flush=True
         )
 
-    results = cross_validate(
-        args.cross_validate, config, train_config, device, progress=not args.quiet, on_fold=announce
-    )
+    if args.backend != "ray":
+        results = cross_validate(
+            args.cross_validate, config, train_config, device, progress=not args.quiet, on_fold=announce
+        )
+    else:
+        from adcut.process.ray_backend import RayBackend, require_ray
+
+        require_ray()
+        backend = RayBackend(address=args.address)
+
+        def finished(k: int, n: int, episode: str) -> None:
+            print(f"fold {k + 1}/{n} done: {episode} scored", flush=True)
+
+        try:
+            results = cross_validate(
+                args.cross_validate, config, train_config, device, progress=False, on_fold=finished,
+                map_folds=backend.map_tasks,
+            )
+        finally:
+            backend.close()
     print(f"leave-one-episode-out on {args.cross_validate} ({len(results)} folds)")
     print(format_results(results, "pooled"))
     print(format_spread([r.scores for r in results]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -162,6 +162,28 @@ def fold_dataset(dataset: Dataset, test: int) -> Dataset:
     )
 
 
+FoldMapper = Callable[[Callable[[int], "EpisodeResult"], list[int]], Iterable["EpisodeResult"]]
+
+
+def run_fold(
+    dataset_dir: Path, k: int, config: SegmentationConfig, train_config: TrainConfig, device: str, progress: bool = False
+) -> EpisodeResult:
+    """Fold ``k``: train as ``adcut train`` does without episode ``k``, then score that episode.
+
+    Self-contained (it reads the dataset from ``dataset_dir``), so that a fold can run in another process
+    or on another machine that mounts the same storage.
+    """
+    from adcut.learn.dataset import load_dataset
+    from adcut.learn.train import train
+
+    dataset = load_dataset(dataset_dir)
+    episode = dataset.episodes[k]
+    with tempfile.TemporaryDirectory(prefix="adcut-cv-") as tmp:
+        checkpoint = train(fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.safetensors", progress=progress)
+        truth = [Segment.from_dict(s) for s in episode["segments"]]
+        return evaluate_episode(episode["id"], Path(episode["source"]), partial(_fixed, truth), checkpoint, config, device)
+
+
 def cross_validate(
     dataset_dir: Path,
     config: SegmentationConfig,
@@ -169,13 +191,16 @@ def cross_validate(
     device: str,
     progress: bool = True,
     on_fold: Callable[[int, int, str], None] | None = None,
+    map_folds: FoldMapper | None = None,
 ) -> list[EpisodeResult]:
     """Leave one episode out: train as ``adcut train`` does on the others, score the held-out one.
 
-    ``on_fold(k, n, episode_id)`` is called before fold ``k`` (from 0) of ``n`` trains.
+    ``on_fold(k, n, episode_id)`` is called before fold ``k`` (from 0) of ``n`` trains, or, with
+    ``map_folds``, as each fold finishes. ``map_folds(fold, ks)`` runs ``fold(k)`` for every ``k`` and
+    yields the results in any order (e.g. as Ray tasks); by default the folds run here, one after another.
+    Results come back in the dataset's episode order either way.
     """
     from adcut.learn.dataset import load_dataset
-    from adcut.learn.train import train
 
     dataset = load_dataset(dataset_dir)
     episodes = dataset.episodes
@@ -189,21 +214,21 @@ def cross_validate(
                 f"{episode['source']}: audio of episode {episode['id']} not found (cross-validation decodes each held-out episode)"
             )
     config.validate(dataset.feature_config.window_seconds, dataset.feature_config.frame_seconds)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="adcut-cv-") as tmp:
+    n = len(episodes)
+    if map_folds is None:
+        results = []
         for k, episode in enumerate(episodes):
             if on_fold is not None:
-                on_fold(k, len(episodes), episode["id"])
-            checkpoint = train(
-                fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.safetensors", progress=progress
-            )
-            truth = [Segment.from_dict(s) for s in episode["segments"]]
-            results.append(
-                evaluate_episode(
-                    episode["id"], Path(episode["source"]), partial(_fixed, truth), checkpoint, config, device
-                )
-            )
-    return results
+                on_fold(k, n, episode["id"])
+            results.append(run_fold(dataset_dir, k, config, train_config, device, progress))
+        return results
+    fold = partial(run_fold, Path(dataset_dir).resolve(), config=config, train_config=train_config, device=device)
+    by_id = {}
+    for done, result in enumerate(map_folds(fold, list(range(n)))):
+        by_id[result.name] = result
+        if on_fold is not None:
+            on_fold(done, n, result.name)
+    return [by_id[episode["id"]] for episode in episodes]
 
 
 SPREAD_KEYS = (

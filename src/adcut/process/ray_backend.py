@@ -8,6 +8,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from adcut.errors import AdcutError
@@ -189,6 +190,32 @@ class RayBackend:
             raise AdcutError("--device cuda: the Ray cluster has no GPU (use --device cpu or auto)")
         return "cuda" if requested in ("auto", "cuda") and gpus else "cpu"
 
+    def map_tasks(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """``function(item)`` for every item as a Ray task of one CPU, yielding the results as they finish.
+
+        A task whose worker dies is run again (``MAX_TASK_RETRIES``); one that raises is not: its error ends the
+        run as one AdcutError, and the tasks still running are cancelled (also on Ctrl+C).
+        """
+        ray = require_ray()
+        self.connect()
+        remote = ray.remote(num_cpus=1, max_retries=MAX_TASK_RETRIES, retry_exceptions=False)(_call)
+        pending = {remote.remote(function, item): item for item in items}
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                item = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    cause = getattr(error, "cause", None)
+                    if isinstance(cause, AdcutError):
+                        raise AdcutError(str(cause)) from None
+                    raise AdcutError(f"task {item}: {_one_line(cause or error)}") from None
+                yield result
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
     # ----------------------------------------------------------------------- running
 
     def run(self, episodes: list[Path], checkpoint, options: ProcessOptions, finished: Finished) -> None:
@@ -322,6 +349,10 @@ class RayBackend:
             idle.append(actor)
             dispatch()  # before reporting: every actor has its next episode while the driver prints
             finished(result)
+
+
+def _call(function: Callable[[Any], Any], item: Any) -> Any:
+    return function(item)
 
 
 def _check_listening(address: str) -> None:
