@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=2, choices=(1, 2))
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
+    parser.add_argument("--no-reencode", action="store_true", help="skip the (slow) whole-file re-encode measurement")
     parser.add_argument("--no-process", action="store_true", help="only the cut alone (no model, no process runs)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated files here (reused when present)")
     args = parser.parse_args()
@@ -113,13 +114,15 @@ def main() -> None:
         out = workdir / f"out{episode.suffix}"
         floor, floor_cpu, floor_rss = best([python, "-c", DECODE_FLOOR, str(episode)])
         copy, copy_cpu, copy_rss = best([python, "-c", CUT, str(episode), str(segments_file), str(out), "auto"])
-        whole, whole_cpu, whole_rss = best([python, "-c", CUT, str(episode), str(segments_file), str(out), "reencode"])
         print(f"\n{label}, {episode.stat().st_size / 1e6:.0f} MB")
         print(f"  bare decode (PyAV, 1 core, the floor): wall {floor:6.2f} s  cpu {floor_cpu:6.2f} s  {seconds / floor:6.0f}x realtime")
         print(f"  cut alone, copy path:                  wall {copy:6.2f} s  cpu {copy_cpu:6.2f} s  "
               f"{copy / floor:5.2f}x the floor (cpu {copy_cpu / floor_cpu:.2f}x)  peak RSS {copy_rss:.0f} MB")
-        print(f"  cut alone, --reencode:                 wall {whole:6.2f} s  cpu {whole_cpu:6.2f} s  "
-              f"{whole / floor:5.2f}x the floor (cpu {whole_cpu / floor_cpu:.2f}x)  peak RSS {whole_rss:.0f} MB")
+        if not args.no_reencode:
+            whole, whole_cpu, whole_rss = best([python, "-c", CUT, str(episode), str(segments_file), str(out), "reencode"])
+            print(f"  cut alone, --reencode:                 wall {whole:6.2f} s  cpu {whole_cpu:6.2f} s  "
+                  f"{whole / floor:5.2f}x the floor (cpu {whole_cpu / floor_cpu:.2f}x)  peak RSS {whole_rss:.0f} MB")
+        sys.stdout.flush()
         if model_path is None:
             continue
         adcut = [python, "-m", "adcut", "-q", "process", str(episode), "--model", str(model_path), "--force",

@@ -172,17 +172,20 @@ class _Collector:
     """Decoded audio of one original interval, from a decoder started a little before it."""
 
     def __init__(self, stream, lo: int, hi: int):
-        import av
-
         self.lo, self.hi = lo, hi
-        self.decoder = av.CodecContext.create(stream.codec_context.name, "r")
-        self.decoder.extradata = stream.codec_context.extradata
+        self.stream = stream
+        self.decoder = None  # made when the first packet comes, dropped when done (each holds ~1 MB)
         self.parts: list[np.ndarray] = []
         self.done = False
 
     def feed(self, packet) -> None:
+        import av
+
         from adcut.media.decode import frame_to_float
 
+        if self.decoder is None:
+            self.decoder = av.CodecContext.create(self.stream.codec_context.name, "r")
+            self.decoder.extradata = self.stream.codec_context.extradata
         for frame in self.decoder.decode(packet):
             self._take(frame, frame_to_float)
 
@@ -197,8 +200,10 @@ class _Collector:
         from adcut.media.decode import frame_to_float
 
         if not self.done:
-            for frame in self.decoder.decode(None):
-                self._take(frame, frame_to_float)
+            if self.decoder is not None:
+                for frame in self.decoder.decode(None):
+                    self._take(frame, frame_to_float)
+            self.decoder = None
             self.done = True
 
     def samples(self, channels: int) -> np.ndarray:
