@@ -102,3 +102,27 @@ def test_fusion_turns_a_host_read_ad_into_an_ad_and_leaves_a_product_mention_alo
     assert len(found) == 1, (record["hits"], after)
     overlap = min(found[0].end, truth[0].end) - max(found[0].start, truth[0].start)
     assert overlap >= 0.8 * truth[0].duration and found[0].duration <= truth[0].duration + 6, (found, truth)
+
+
+def test_phrase_learner_keeps_phrases_planted_in_ads_and_not_those_common_in_content():
+    from adcut.words.learner import learn_phrases
+
+    rng = np.random.default_rng(0)
+    talk = "the old bridge near the market was built in the spring and people walked across it every day".split()
+    filler = "we went to see a friend who told us a story about a boat on the river last year".split()
+
+    def doc(extra=()):
+        words = list(rng.choice(talk, 12)) + list(rng.choice(filler, 12))
+        for phrase in extra:
+            at = int(rng.integers(0, len(words)))
+            words[at:at] = phrase.split()
+        return words
+
+    ads = [doc(["join the listener club", "ships free"]) for _ in range(6)] + [doc(["listener club"]) for _ in range(2)]
+    content = [doc(["old bridge"]) for _ in range(12)] + [doc(["ships free"])]  # said once in content too
+    learned = {p.text: p for p in learn_phrases(ads, content)}
+    assert "listener club" in learned and "ships free" in learned
+    assert all("bridge" not in text for text in learned), learned
+    assert learned["listener club"].weight >= learned["ships free"].weight
+    # "listener club" is in every ad; "the listener club" adds nothing beyond it and is not kept separately.
+    assert sum("listener club" in text for text in learned) <= 2

@@ -40,6 +40,10 @@ def _add_config_options(parser: argparse.ArgumentParser, split_options: bool = T
     parser.add_argument("--augment-half-swap", action="store_true", default=None,
                         help="balance classes with new windows joining halves of two windows of the same class "
                              "(the reference augmentation) instead of weighted sampling")
+    parser.add_argument("--learn-phrases", action="store_true", default=None,
+                        help="transcribe the training episodes' ads and some content once (pocketsphinx, several "
+                             "times realtime) and keep the phrases far more frequent in ads; the model carries them "
+                             "and 'process --words auto' listens for them")
     parser.add_argument("--seed", type=int, default=None, help="seed for the validation choice and augmentation (default 0)")
     parser.add_argument("--classes", default=None, metavar="A,B", help="class names, first = 'a' (default ad,content)")
     parser.add_argument("--background", default=None, metavar="CLASS",
@@ -110,7 +114,7 @@ def _configs(args):
         values["validation_fraction"] = args.validation_fraction
     if getattr(args, "validation", None):
         values["validation_episodes"] = tuple(args.validation)
-    for name in ("keep_straddling", "augment_half_swap", "seed", "background"):
+    for name in ("keep_straddling", "augment_half_swap", "seed", "background", "learn_phrases"):
         if getattr(args, name, None) is not None:
             values[name] = getattr(args, name)
     if args.classes is not None:

@@ -22,7 +22,9 @@ from adcut.core.units import Seconds
 from adcut.demo.synth import music_bed
 from adcut.errors import AdcutError
 
+# Hosts and announcers never share a voice (a host's voice is the show's, not an ad's), nor do the draws.
 VOICES = {"train": ("en-us+m3", "en-us+f2", "en-us+m1"), "test": ("en-us+m7", "en-us+f4", "en-us+m2")}
+ANNOUNCERS = {"train": ("en-us+m4", "en-us+f1"), "test": ("en-us+m6", "en-us+f5")}
 BRANDS = {
     "train": ("Fernwood Coffee", "Lumen Bank", "Brightline Shoes", "Harbor Mattress", "Pixel Print", "Green Basket"),
     "test": ("Northstar Socks", "Cobalt Phone", "Maple Meals", "Atlas Travel", "River Books", "Summit Tea"),
@@ -131,7 +133,7 @@ def hostread_episode(seed: int, *, draw: str = "train", ads: int = 2, host_share
     rng = np.random.default_rng(seed)
     voices = VOICES[draw]
     host = str(voices[int(rng.integers(len(voices)))])
-    announcer = str(rng.choice([v for v in voices if v != host]))
+    announcer = str(rng.choice(ANNOUNCERS[draw]))
     speed = int(rng.integers(150, 175))
     n_host = int(round(ads * host_share))
     kinds = ["host"] * n_host + ["produced"] * (ads - n_host)

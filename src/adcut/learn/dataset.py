@@ -68,9 +68,13 @@ class DatasetConfig:
     seed: int = 0  # for the validation choice and the augmentation pairs
     classes: tuple[str, ...] = DEFAULT_CLASSES
     background: str = DEFAULT_BACKGROUND  # class of time a label file leaves unlabelled
+    learn_phrases: bool = False  # transcribe the training ads and some content once; keep the ad phrases (words/learner.py)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if not data["learn_phrases"]:
+            del data["learn_phrases"]  # datasets built without it keep the id they had
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> DatasetConfig:
@@ -570,6 +574,15 @@ def build_dataset(
             labels = window_labels(segments, starts, n_frames, episode["duration"], feature_config, config.classes, config.keep_straddling)
             episode["windows"] = {name: int((labels == c).sum()) for c, name in enumerate(config.classes)}
             episode["straddling_left_out"] = int((labels < 0).sum())
+        phrases = None
+        if config.learn_phrases:
+            from adcut.words.learner import learn_from_episodes
+
+            learned = learn_from_episodes(
+                [(Path(e["source"]), [Segment.from_dict(s) for s in e["segments"]]) for e in episodes if e["split"] == TRAIN],
+                config.classes[0] if config.classes[0] != config.background else config.classes[-1], config.background,
+                seed=config.seed)
+            phrases = [p.to_dict() for p in learned]
         manifest = {
             "format": DATASET_FORMAT,
             "feature_config": feature_config.to_dict(),
@@ -578,6 +591,8 @@ def build_dataset(
             "config": config.to_dict(),
             "episodes": episodes,
         }
+        if phrases is not None:
+            manifest["phrases"] = phrases
         manifest["dataset_id"] = dataset_id_of(manifest)
         if len(episodes) == 1:
             log.warning("only one episode: no validation split is possible, so training keeps its last epoch; add episodes to validate")

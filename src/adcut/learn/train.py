@@ -249,6 +249,7 @@ def train(
         "balancing": "half-swap augmentation" if uniform else "weighted sampling",
         "history": [],  # every epoch's metrics, so the choice of the best one can be checked
         "label_durations": label_durations(dataset.manifest),  # detection's minimum durations come from these
+        "phrases": list(dataset.manifest.get("phrases") or []),  # learned sponsor phrases (process --words spots them)
     }
     best: tuple[float, float] | None = None  # (balanced accuracy, -loss): larger is better
     best_metrics: dict = {}

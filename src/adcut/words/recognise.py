@@ -215,7 +215,8 @@ class Transcriber:
         self.files = model_files(model_dir)
         if self.files.language_model is None:
             raise WordsError(f"{self.files.folder}: has no language model ('*.lm.bin' or '*.lm'), which learning phrases needs")
-        self.decoder = _decoder(self.files, lm=str(self.files.language_model), ds=2)
+        # A narrow search (measured on espeak-ng speech: twice as fast as the default beam, the same words).
+        self.decoder = _decoder(self.files, lm=str(self.files.language_model), ds=2, maxhmmpf=3000, maxwpf=5, pl_window=10)
 
     def words(self, samples: np.ndarray) -> list[str]:
         decoder = self.decoder

@@ -1,0 +1,135 @@
+"""Host-read ads (issue 15): unseen episodes where half the spots are read by the host, words off vs on.
+
+Generates labelled training episodes (``demo.hostread``, draw ``train``: its voices, brands and ad
+wording) with about half of their spots host-read (no bed, the host's voice) and the rest produced
+(another voice over a music bed), builds a dataset (``--learn-phrases`` unless ``--no-learn``),
+trains an LSTM, and runs ``detect`` on unseen episodes of the ``test`` draw (other voices, brands
+and wording) with ``--words off`` and ``--words on``. Reports event F0.5, ad kept and content cut
+(s per hour), the phrases learned, and the cost: detection time per setting as × realtime and as a
+ratio to the bare decode of the same files, measured in the same run, with how much audio
+recognition read. Not a test: run it and read the figures.
+
+    nice .venv/bin/python benchmarks/hostread.py [--train 6] [--test 4] [--epochs 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+
+def bare_decode_seconds(path: Path) -> float:
+    from adcut.media.decode import iter_frames
+
+    began = time.perf_counter()
+    for _ in iter_frames(path):
+        pass
+    return time.perf_counter() - began
+
+
+def make(folder: Path, count: int, seed: int, draw: str, ads: int) -> list:
+    from adcut.demo.hostread import write_hostread_episode
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(count):
+        path = folder / f"{draw}{i:02d}.wav"
+        episode = write_hostread_episode(path, seed * 1000 + i, draw=draw, ads=ads, host_share=0.5)
+        out.append((path, episode))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=6)
+    parser.add_argument("--test", type=int, default=4)
+    parser.add_argument("--ads", type=int, default=4, help="ad breaks per episode (half host-read)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-learn", action="store_true", help="build the dataset without --learn-phrases")
+    parser.add_argument("--work", type=Path, default=None, help="keep the generated files here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    import torch
+
+    from adcut.detect.config import SegmentationConfig, resolve_minimums
+    from adcut.detect.pipeline import detect
+    from adcut.detect.words import WordsConfig
+    from adcut.evaluate.metrics import format_table, pool, score_episode
+    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.train import TrainConfig, train
+
+    torch.set_num_threads(2)
+    work = args.work or Path(tempfile.mkdtemp(prefix="adcut-hostread-"))
+    began = time.perf_counter()
+    training = make(work / "train", args.train, args.seed + 1, "train", ads=3)
+    test = make(work / "test", args.test, args.seed + 2, "test", ads=args.ads)
+    audio_s = sum(e.duration for _, e in test)
+    host_ads = sum(k == "host" for _, e in test for k in e.kinds)
+    print(f"generated {args.train} training episodes ({sum(e.duration for _, e in training) / 60:.1f} min) and "
+          f"{args.test} unseen test episodes ({audio_s / 60:.1f} min, {host_ads} of "
+          f"{sum(len(e.kinds) for _, e in test)} spots host-read) in {time.perf_counter() - began:.0f} s")
+
+    began = time.perf_counter()
+    dataset = build_dataset(find_episodes([work / "train"]), work / "dataset",
+                            config=DatasetConfig(validation_fraction=0.2, seed=args.seed, learn_phrases=not args.no_learn),
+                            progress=False)
+    learned = dataset.manifest.get("phrases") or []
+    print(f"dataset built in {time.perf_counter() - began:.0f} s; learned {len(learned)} phrases: "
+          + ", ".join(f"{p['text']} ({p['weight']})" for p in learned[:25]))
+    began = time.perf_counter()
+    checkpoint = train(dataset, TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
+                                            early_stopping_patience=None, seed=args.seed, device="cpu", threads=2),
+                       work / "model.safetensors", progress=False)
+    m = checkpoint.metrics
+    print(f"trained in {time.perf_counter() - began:.0f} s: epoch {m.get('epoch')} kept, val accuracy "
+          f"{m.get('val_accuracy')}, balanced {m.get('val_balanced_accuracy')}, recall {m.get('val_recall')}")
+
+    model = checkpoint.build_model("cpu")
+    classes = tuple(checkpoint.class_names)
+    decode_s = sum(min(bare_decode_seconds(p) for _ in range(2)) for p, _ in test)
+    rows, timing, recognised = [], {}, 0.0
+    settings = [("--words off", SegmentationConfig(words=WordsConfig(mode="off"))),
+                ("--words on", SegmentationConfig(words=WordsConfig(mode="on")))]
+    for name, config in settings:
+        minimums = resolve_minimums(checkpoint, config).smoothing.minimums(classes)
+        began = time.perf_counter()
+        found = [detect(path, checkpoint, config, model=model, threads=2) for path, _ in test]
+        timing[name] = time.perf_counter() - began
+        scores = [score_episode(e.segments, d.segments, d.duration, classes[0], min_seconds=minimums)
+                  for d, (_p, e) in zip(found, test)]
+        rows.append((name, pool(scores)))
+        # Host-read and produced spots apart: how many of each were found (IoU match) with this setting.
+        for kind in ("host", "produced"):
+            sub = []
+            for d, (_p, e) in zip(found, test):
+                ads = [s for s in e.segments if s.label == "ad"]
+                keep = [a for a, k in zip(ads, e.kinds) if k == kind]
+                truth = [s if s.label != "ad" or s in keep else replace(s, label="content") for s in e.segments]
+                sub.append(score_episode(truth, d.segments, d.duration, classes[0], min_seconds=minimums))
+            p = pool(sub)
+            print(f"{name}: {kind} spots found {p.event_tp} of {p.event_tp + p.event_fn}")
+        if name == "--words on":
+            recognised = sum(d.settings.get("words_heard", {}).get("recognised_seconds", 0.0) for d in found)
+            for d in found:
+                heard = d.settings.get("words_heard", {})
+                print(f"  {d.path.name}: word ads {[(a['start'], a['end'], a['phrases']) for a in heard.get('word_ads', [])]}")
+    print(format_table(rows))
+    off, on = timing["--words off"], timing["--words on"]
+    print(f"cost on {audio_s / 60:.1f} min of unseen audio (16 kHz WAV; bare decode {decode_s:.2f} s):")
+    print(f"  --words off: {off:.1f} s, {audio_s / off:.0f}x realtime, {off / decode_s:.1f}x the bare decode")
+    print(f"  --words on:  {on:.1f} s, {audio_s / on:.0f}x realtime, {on / decode_s:.1f}x the bare decode, "
+          f"{on / off:.1f}x --words off; recognition read {recognised / 60:.1f} min ({recognised / audio_s:.0%} of the audio)")
+
+
+if __name__ == "__main__":
+    main()
