@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -97,34 +98,42 @@ def main() -> None:
             "cpu",
         ]
 
-        floor, _ = best([python, "-c", DECODE_FLOOR, str(episode)])
-        detect, detect_rss = best(process + ["--no-cut"])
-        copy, copy_rss = best(
+        floor, floor_cpu, _ = best([python, "-c", DECODE_FLOOR, str(episode)])
+        detect, detect_cpu, detect_rss = best(process + ["--no-cut"])
+        copy, copy_cpu, copy_rss = best(
             [python, "-c", CUT, str(episode), str(truth), str(out / "copy.mp3"), "auto", "copy-mp3"]
         )
-        reencode, _ = best(
+        reencode, reencode_cpu, _ = best(
             [python, "-c", CUT, str(episode), str(truth), str(out / "re.mp3"), "reencode", "reencode"]
         )
-        whole, whole_rss = best(process)
-        method = json.loads((out / f"{episode.stem}.adcut.json").read_text())["settings"]["cut_method"]
+        whole, whole_cpu, whole_rss = best(process)
+        settings = json.loads((out / f"{episode.stem}.adcut.json").read_text())["settings"]
+        found = sum(
+            1
+            for s in json.loads((out / f"{episode.stem}.adcut.json").read_text())["segments"]
+            if s["label"] == "ad"
+        )
 
         print(
-            f"\n{minutes}-minute 44.1 kHz stereo 128 kbps MP3, {len(spec.ads)} ad breaks "
-            f"(wall seconds, each in its own process, start-up included; x = ratio to the bare decode)"
+            f"\n{minutes}-minute 44.1 kHz stereo 128 kbps MP3, {len(spec.ads)} ad breaks ({found} found by the model); "
+            f"each step in its own process, start-up included; x = ratio to the bare decode; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times suffer from other work, CPU times less)"
         )
         rows = [
-            ("bare decode (PyAV, whole file)", floor, None),
-            ("adcut process --no-cut (detection)", detect, detect_rss),
-            ("cut alone, copy path (copy-mp3)", copy, copy_rss),
-            ("cut alone, re-encode path", reencode, None),
-            (f"adcut process with the cut ({method})", whole, whole_rss),
+            ("bare decode (PyAV, whole file)", floor, floor_cpu, None),
+            ("adcut process --no-cut (detection)", detect, detect_cpu, detect_rss),
+            ("cut alone, copy path (copy-mp3)", copy, copy_cpu, copy_rss),
+            ("cut alone, re-encode path", reencode, reencode_cpu, None),
+            (f"adcut process with the cut ({settings['cut_method']})", whole, whole_cpu, whole_rss),
         ]
-        for name, wall, rss in rows:
+        for name, wall, cpu, rss in rows:
             memory = f"  peak RSS {rss:4.0f} MB" if rss else ""
-            print(f"  {name:42s} {wall:7.2f} s  {wall / floor:6.2f}x{memory}")
+            print(
+                f"  {name:42s} wall {wall:7.2f} s {wall / floor:6.2f}x   cpu {cpu:7.2f} s {cpu / floor_cpu:6.2f}x{memory}"
+            )
         print(
-            f"  process with the cut / process --no-cut: {whole / detect:.2f} (target <= 1.25); "
-            f"re-encode cut / copy cut: {reencode / copy:.0f}x"
+            f"  process with the cut / process --no-cut: wall {whole / detect:.2f}, cpu {whole_cpu / detect_cpu:.2f} "
+            f"(target <= 1.25); re-encode cut / copy cut: wall {reencode / copy:.0f}x, cpu {reencode_cpu / copy_cpu:.0f}x"
         )
 
 

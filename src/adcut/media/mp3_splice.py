@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 METHOD = "copy-mp3"
 DECODER_DELAY = 529  # samples the MP3 synthesis filterbank delays its output (FFmpeg's 528 + 1)
 LAME_DELAY = 576  # the encoder delay LAME adds in front of its input
-WARMUP_FRAMES = 3  # frames fed to the encoder before a re-encoded stretch, then thrown away
+WARMUP_FRAMES = 2  # frames fed to the encoder before a re-encoded stretch, then thrown away
 TRAIL_FRAMES = 2  # frames fed after it, so its last frames are coded with the audio that follows
 
 _BITRATES = {  # kbit/s by bit-rate index, for MPEG-1 and MPEG-2/2.5 layer III
@@ -664,7 +664,7 @@ def encode_run(
     else:
         trail = np.zeros((channels, 0), np.float32)
     trail = np.concatenate(
-        [trail, np.zeros((channels, TRAIL_FRAMES * n - trail.shape[1] + n), np.float32)], axis=1
+        [trail, np.zeros((channels, TRAIL_FRAMES * n - trail.shape[1]), np.float32)], axis=1
     )
     parts.append(trail)
     pcm = np.concatenate(parts, axis=1)[:, LAME_DELAY + DECODER_DELAY :]
@@ -703,19 +703,35 @@ _CRC_BLOCK = 16 << 20  # bytes gathered before the lanes run over them
 _CRC_LANES = 16384
 
 
+class Crc16:
+    """CRC-16/ARC over a long stream fed in chunks (the LAME tag's music CRC): numpy runs thousands of lanes side
+    by side, two bytes a step through a 65536-entry table, and the lanes' CRCs are then combined."""
+
+    def __init__(self, crc: int = 0):
+        self.crc = crc
+        self.buffer = bytearray()
+
+    def update(self, chunk) -> None:
+        self.buffer += chunk
+        if len(self.buffer) >= _CRC_BLOCK:
+            whole = 2 * _CRC_LANES
+            cut = len(self.buffer) // whole * whole
+            with memoryview(self.buffer) as view:
+                self.crc = _crc_block(self.crc, view[:cut])
+            del self.buffer[:cut]
+
+    def value(self) -> int:
+        self.crc = _crc_block(self.crc, self.buffer)
+        self.buffer.clear()
+        return self.crc
+
+
 def crc16_fast(chunks, crc: int = 0) -> int:
-    """CRC-16/ARC over a long stream of byte chunks (the LAME tag's music CRC): numpy runs thousands of lanes
-    side by side, two bytes a step through a 65536-entry table, and the lanes' CRCs are then combined."""
-    buffer = bytearray()
-    whole = 2 * _CRC_LANES
+    """CRC-16/ARC of the concatenated ``chunks`` (see Crc16)."""
+    state = Crc16(crc)
     for chunk in chunks:
-        buffer += chunk
-        if len(buffer) >= _CRC_BLOCK:
-            cut = len(buffer) // whole * whole
-            with memoryview(buffer) as view:
-                crc = _crc_block(crc, view[:cut])
-            del buffer[:cut]
-    return _crc_block(crc, buffer)
+        state.update(chunk)
+    return state.value()
 
 
 _CRC_TABLES16: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -1060,14 +1076,18 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
     try:
         with open(tmp, "wb") as out:
             out.write(id3)
-            if write_xing:
-                music_crc = None
-                if has_tag:
-                    music_crc = crc16_fast(_audio_chunks(mp3, output))
-                out.write(build_xing(mp3, sizes, bitrates_vary, delay, padding, music_crc))
+            xing_at = out.tell()
+            if write_xing:  # written again below, once the audio's CRC is known
+                out.write(build_xing(mp3, sizes, bitrates_vary, delay, padding, None))
+            crc = Crc16() if write_xing and has_tag else None
             for chunk in _audio_chunks(mp3, output):
                 out.write(chunk)
+                if crc is not None:
+                    crc.update(chunk)
             out.write(mp3.trailer)
+            if crc is not None:
+                out.seek(xing_at)
+                out.write(build_xing(mp3, sizes, bitrates_vary, delay, padding, crc.value()))
     except OSError as error:
         raise OutputError(f"{out_path}: cannot write ({error.strerror})") from None
     return CutResult(
