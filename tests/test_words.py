@@ -126,3 +126,33 @@ def test_phrase_learner_keeps_phrases_planted_in_ads_and_not_those_common_in_con
     assert learned["listener club"].weight >= learned["ships free"].weight
     # "listener club" is in every ad; "the listener club" adds nothing beyond it and is not kept separately.
     assert sum("listener club" in text for text in learned) <= 2
+
+
+@needs_espeak
+def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(tmp_path, random_checkpoint, capsys):
+    import json
+
+    from adcut.cli import main
+    from adcut.demo.hostread import write_hostread_episode
+
+    model = random_checkpoint("m.safetensors", hidden_size=16)
+    episode = tmp_path / "show.wav"
+    write_hostread_episode(episode, 7, ads=1, host_share=1.0, content_sentences=(3, 5))
+    assert main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--format", "json", "--words", "on"]) == 0
+    data = json.loads((tmp_path / "show.adcut.json").read_text())
+    heard = data["settings"]["words_heard"]
+    assert heard["phrases"] >= 10 and set(heard) >= {"hits", "word_ads", "evidence_per_second", "recognised_seconds"}
+    # auto without learned phrases or --ad-phrases: the model's speed is kept, nothing is listened for.
+    assert main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--format", "json", "--force"]) == 0
+    assert "words_heard" not in json.loads((tmp_path / "show.adcut.json").read_text())["settings"]
+    broken = tmp_path / "xx"
+    (broken / "am").mkdir(parents=True)
+    (broken / "am" / "mdef").write_text("not a model\n")
+    (broken / "xx.dict").write_text("promo P R OW M OW\n")
+    (tmp_path / "mine.txt").write_text("promo\n")
+    capsys.readouterr()
+    code = main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--force", "--words", "on",
+                 "--speech-model", str(broken), "--ad-phrases", str(tmp_path / "mine.txt")])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err.startswith("adcut: error:") and len(err.splitlines()) == 1, err
+    assert "could not load this speech model" in err

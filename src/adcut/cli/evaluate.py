@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
+from adcut.cli.segmentation import add_segmentation_arguments, add_words_arguments, segmentation_config
 from adcut.errors import AdcutError
 
 
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto")
     add_segmentation_arguments(parser)
+    add_words_arguments(parser)
     group = parser.add_argument_group("episode evaluation (labelled episodes)")
     group.add_argument(
         "--plot",
