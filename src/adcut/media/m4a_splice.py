@@ -365,22 +365,27 @@ class _Writer:
                 queue.popleft()
 
         last_seen = None
+        audio_index = self.audio_in.index
         for packet in _chain(held, packets):
-            if packet.stream.index in self.picture_streams:
-                if packet.size:
+            if packet.stream_index != audio_index:
+                if packet.stream.index in self.picture_streams and packet.size:
                     packet.stream = self.picture_streams[packet.stream.index]
                     self.target.mux(packet)
                 continue
-            if packet.pts is None:
-                continue
-            if packet.pts != expected:
-                raise _unsupported(f"{self.path.name}: irregular AAC timestamps ({packet.pts} where {expected} was due)")
             pts = packet.pts
+            if pts is None:
+                continue
+            if pts != expected:
+                raise _unsupported(f"{self.path.name}: irregular AAC timestamps ({pts} where {expected} was due)")
             expected = pts + PACKET
             last_seen = pts
-            if active or waiting:
+            if active or (waiting and waiting[0].lo - WARMUP <= pts):
                 feed_collectors(pts, packet)
             if in_copy_run(pts):
+                front = queue[0] if queue else None
+                if not pending_packets and front is not None and front[0] == "copy" and front[1] <= pts < front[2] - PACKET:
+                    self._copy(packet)  # the common case: inside a copied run, nothing waiting before it
+                    continue
                 pending_packets.append(packet)
             emit_ready()
         for _, collector in collectors:
@@ -388,6 +393,7 @@ class _Writer:
         emit_ready(final=True)
         while pending_packets:
             self._copy(pending_packets.popleft())
+        self.out_samples = max(0, self.out_pts or 0)
 
     def _copy(self, packet) -> None:
         if self.out_pts is None:
@@ -397,7 +403,6 @@ class _Writer:
         packet.pts = packet.dts = self.out_pts
         self.target.mux(packet)
         self.out_pts += duration
-        self.out_samples = max(0, self.out_pts)
         self.copied += 1
 
     def _encode_piece(self, piece: Piece) -> None:
@@ -450,7 +455,6 @@ class _Writer:
             self.target.mux(packet)
             self.out_pts += duration
             self.encoded += 1
-        self.out_samples = max(0, self.out_pts)
 
 
 def _chain(first, rest):
