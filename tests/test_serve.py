@@ -27,6 +27,7 @@ from adcut.serve.paths import DataDir
 from adcut.serve.refresh import refresh_feed, upstream_copy
 from adcut.serve.server import parse_range
 from adcut.serve.store import Store
+from adcut.serve.worker import original_audio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from upstream_feed import CHAPTERS, UpstreamEpisode, UpstreamHost  # noqa: E402
@@ -302,18 +303,14 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
 def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_path, capsys):
     data = tmp_path / "data"
     add_feed(upstream, model, data, capsys)
-    server = Server(data)
+    upstream.slow = {"e1.mp3"}  # its download takes seconds: the requests below meet it under way
+    server = Server(data, "--workers", "2")
     try:
-        wait_for(lambda: settled(data))
-        before = etree.fromstring(request(server.url("/feed/show.xml"))[2])
-        first = {i.findtext("guid"): i.find("enclosure").get("url") for i in before.iterfind("channel/item")}
-        episode = next(e for e in Store(DataDir(data).db).episodes() if e.guid == "ep-1")
-        upstream.slow = True  # the re-cut's download takes seconds: the requests below meet it under way
-        status, _, _ = request(server.url(f"/recut/{episode.id}"), "POST")
-        assert status == 200  # the 303 to the status page, followed
-        wait_for(lambda: Store(DataDir(data).db).episode(episode.id).state == "downloading", every=0.05)
-        # 50 apps at once read the other episode while this one is being re-done: every answer exact.
-        other = first["ep-2"]
+        store = Store(DataDir(data).db)
+        by_guid = wait_for(lambda: (lambda e: e["ep-2"].state == "done" and e)({e.guid: e for e in store.episodes()}))
+        # 50 apps at once read the episode that is ready while the other one is being downloaded and cut.
+        ready = etree.fromstring(request(server.url("/feed/show.xml"))[2])
+        other = ready.find("channel/item/enclosure").get("url")
         whole = request(other)[2]
         spans = [(n * 997 % (len(whole) - 5000), n * 997 % (len(whole) - 5000) + 4999) for n in range(50)]
         answers: list = [None] * 50
@@ -326,10 +323,17 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
             thread.start()
         for thread in threads:
             thread.join()
-        assert Store(DataDir(data).db).episode(episode.id).state in ("downloading", "processing")
+        assert store.episode(by_guid["ep-1"].id).state in ("downloading", "processing")
         for n, (status, _, body) in enumerate(answers):
             assert status == 206 and body == whole[spans[n][0]:spans[n][1] + 1]
         upstream.slow = False
+        wait_for(lambda: settled(data))
+
+        before = etree.fromstring(request(server.url("/feed/show.xml"))[2])
+        first = {i.findtext("guid"): i.find("enclosure").get("url") for i in before.iterfind("channel/item")}
+        episode = by_guid["ep-1"]
+        status, _, _ = request(server.url(f"/recut/{episode.id}"), "POST")
+        assert status == 200  # the 303 to the status page, followed
         wait_for(lambda: Store(DataDir(data).db).episode(episode.id).revision == 2 and settled(data))
         after = etree.fromstring(request(server.url("/feed/show.xml"))[2])
         second = {i.findtext("guid"): i.find("enclosure").get("url") for i in after.iterfind("channel/item")}
@@ -340,6 +344,53 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
         server.stop()
 
 
+def test_review_in_the_labeller_then_recut_from_the_corrected_labels(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        episode = next(e for e in Store(DataDir(data).db).episodes() if e.guid == "ep-1")
+        assert "review" in request(server.url("/"))[2].decode()
+        assert request(f"{server.base}/review/{episode.id}", "POST")[0] == 403
+        # The status page's review button opens the labeller on the kept original, pre-filled with the detection.
+        with urllib.request.urlopen(urllib.request.Request(server.url(f"/review/{episode.id}"), method="POST"),
+                                    timeout=30) as response:
+            labeller = response.geturl()
+            assert response.status == 200 and b"<html" in response.read().lower()
+        base, token = labeller.split("/?token=")
+        assert base.startswith("http://127.0.0.1:") and base != server.base
+        found = json.loads(request(f"{base}/api/episode?token={token}")[2])["segments"]
+        ads = [s for s in found if s["label"] == "ad"]
+        assert len(ads) == 1 and abs(ads[0]["start"] - 25) < 1 and abs(ads[0]["end"] - 45) < 1
+        # The reviewer marks a second ad the model missed, and saves.
+        corrected = json.dumps({"segments": [{"label": "ad", "start": 25.0, "end": 45.0},
+                                             {"label": "ad", "start": 55.0, "end": 65.0}]}).encode()
+        status, _, body = _put(f"{base}/api/labels?token={token}", corrected)
+        assert status == 200, body
+        assert "cut from your reviewed labels" in request(server.url("/"))[2].decode()
+        # Re-cut: from the labels, not the model; same GUID, new file, the kept time long.
+        assert request(server.url(f"/recut/{episode.id}"), "POST")[0] == 200
+        wait_for(lambda: Store(DataDir(data).db).episode(episode.id).revision == 2 and settled(data))
+        done = Store(DataDir(data).db).episode(episode.id)
+        assert done.removed == pytest.approx(30.0, abs=0.1) and done.duration == pytest.approx(40.0, abs=0.1)
+        items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
+        assert sorted(i.findtext("guid") for i in items) == ["ep-1", "ep-2"]
+        assert len(request(server.url(f"/audio/{done.audio_name}"))[2]) == done.audio_size
+        assert len(upstream.requests_for("/audio/e1.mp3")) == 1  # the re-cut used the kept original
+    finally:
+        assert server.stop() == 0
+
+
+def _put(url: str, body: bytes):
+    request_ = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request_, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
 def test_killed_server_resumes_its_queue_after_a_restart(upstream, model, tmp_path, capsys):
     data = tmp_path / "data"
     add_feed(upstream, model, data, capsys)
@@ -347,7 +398,7 @@ def test_killed_server_resumes_its_queue_after_a_restart(upstream, model, tmp_pa
     server = Server(data)
     store = Store(DataDir(data).db)
     wait_for(lambda: any(e.state == "downloading" for e in store.episodes()), every=0.1)
-    part = DataDir(data).downloads / "1.mp3.part"
+    part = DataDir(data).downloads / "1" / "episode.mp3.part"
     wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)  # part of the file is down
     server.kill()  # kill -9 of the server and its worker processes
     assert part.stat().st_size > 20000
@@ -363,7 +414,7 @@ def test_killed_server_resumes_its_queue_after_a_restart(upstream, model, tmp_pa
         for item in items:
             url = item.find("enclosure").get("url")
             assert len(request(url)[2]) == int(item.find("enclosure").get("length"))
-        assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*.part"))
+        assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*/*.part"))
     finally:
         server.stop()
 
@@ -493,7 +544,8 @@ def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, mod
         assert "no space left" in request(server.url("/"))[2].decode()
         check = sqlite3.connect(DataDir(data).db).execute("PRAGMA integrity_check").fetchone()
         assert check == ("ok",)
-        assert not list(DataDir(data).downloads.iterdir())  # no partial download left taking the space
+        assert not list(DataDir(data).downloads.glob("*/*.part"))  # no partial download left taking the space
+        assert original_audio(DataDir(data), by_guid["ep-1"].id) is None
         assert not [p for p in DataDir(data).audio.iterdir() if p.name.startswith(".")]
     finally:
         assert server.stop() == 0

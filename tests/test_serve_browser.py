@@ -1,4 +1,4 @@
-"""The ``adcut serve`` status page in a real headless Chromium: feeds, episode states and reasons, re-cut."""
+"""The ``adcut serve`` status page in a real headless Chromium: feeds, episode states and reasons, review, re-cut."""
 
 from __future__ import annotations
 
@@ -56,9 +56,16 @@ def test_status_page_shows_states_and_reasons_and_recuts(upstream, model, tmp_pa
             if os.environ.get(UPDATE_SCREENSHOTS) == "1":
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(shot, SCREENSHOT)
+            # Review opens the labeller on the episode in a new tab, pre-filled with what was found.
+            with page.expect_popup() as popup:
+                rows.nth(0).get_by_role("button", name="review").click()
+            labeller = popup.value
+            labeller.wait_for_load_state()
+            assert labeller.url.startswith("http://127.0.0.1:") and not labeller.url.startswith(server.base)
+            labeller.close()
             # Re-cut the first episode: the page comes back and the episode gets a new revision.
             episode_id = int(rows.nth(0).get_attribute("id").split("-")[1])
-            rows.nth(0).locator("button").click()
+            rows.nth(0).get_by_role("button", name="re-cut").click()
             page.wait_for_load_state()
             assert page.url == server.status
             wait_for(lambda: Store(DataDir(data).db).episode(episode_id).revision == 2 and settled(data))

@@ -102,7 +102,8 @@ class UpstreamHost:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.episodes = list(episodes)
         self.mode = "ok"
-        self.slow = False  # True: audio trickles out (4 KiB every 50 ms), so a test can interrupt a download
+        # True, or a set of file names: that audio trickles out (4 KiB every 50 ms), so a download takes seconds
+        self.slow: bool | set[str] = False
         self.requests: list[tuple[str, str, dict]] = []
         self.sizes: dict[str, int] = {}
         for number, episode in enumerate(self.episodes):
@@ -115,6 +116,10 @@ class UpstreamHost:
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.url = f"{self.base}/feed.xml"
+
+    def requests_for(self, path: str, method: str = "GET") -> list[dict]:
+        """The headers of each request for ``path``."""
+        return [headers for m, p, headers in self.requests if p == path and m == method]
 
     def feed_bytes(self) -> bytes:
         return feed_xml(self.base, self.episodes, self.sizes)
@@ -174,11 +179,12 @@ class UpstreamHost:
                     self.end_headers()
                     if head:
                         return
-                    step = 4096 if host.slow else len(data)
+                    slow = host.slow is True or (isinstance(host.slow, set) and match.group(1) in host.slow)
+                    step = 4096 if slow else len(data)
                     try:
                         for at in range(start, len(data), step):
                             self.wfile.write(data[at:at + step])
-                            if host.slow:
+                            if slow:
                                 time.sleep(0.05)
                     except (BrokenPipeError, ConnectionResetError):
                         pass  # the client went away (a test killed it)

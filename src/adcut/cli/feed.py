@@ -143,8 +143,15 @@ def run_remove(args) -> int:
 
     data, store = _open(args)
     feed = store.feed(args.name)
-    names = [e.audio_name for e in store.episodes(feed.id) if e.audio_name]
+    import shutil
+
+    from adcut.serve.worker import episode_folder
+
+    episodes = store.episodes(feed.id)
+    names = [e.audio_name for e in episodes if e.audio_name]
     store.remove_feed(args.name)
+    for episode in episodes:
+        shutil.rmtree(episode_folder(data, episode.id), ignore_errors=True)
     for name in names:
         for path in (data.audio / name, data.audio / f"{name}.chapters.json"):
             path.unlink(missing_ok=True)

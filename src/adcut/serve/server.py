@@ -32,6 +32,7 @@ from adcut.serve.feed import DEFAULT_MARK, Ready, rewrite
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import DEFAULT_EPISODES, refresh_feed, upstream_copy
 from adcut.serve.store import DONE, Store
+from adcut.serve.worker import episode_folder, original_audio
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,52 @@ class _FeedCache:
         return body, etag
 
 
+class Reviews:
+    """Labeller pages for the episodes, one per episode, opened from the status page, on 127.0.0.1.
+
+    The page starts from the reviewed labels (``episode.txt``) when there are some, else from the
+    detection (``episode.adcut.json``); saving writes ``episode.txt``, and a re-cut then cuts from it.
+    """
+
+    def __init__(self, data: DataDir):
+        self.data = data
+        self._lock = threading.Lock()
+        self._open: dict[int, tuple[object, threading.Thread, str]] = {}
+
+    def open(self, episode_id: int) -> str:
+        from adcut.labeller.server import bind, make_server, page_url
+        from adcut.labeller.session import build_session
+        from adcut.serve.worker import episode_folder, original_audio
+
+        with self._lock:
+            running = self._open.get(episode_id)
+            if running and running[1].is_alive():
+                return running[2]
+            original = original_audio(self.data, episode_id)
+            if original is None:
+                raise AdcutError("the original audio of this episode is not kept (it was not audio, or not downloaded)")
+            folder = episode_folder(self.data, episode_id)
+            labels = next((p for p in (folder / "episode.txt", folder / "episode.adcut.json") if p.exists()), None)
+            session = build_session(original, labels)
+            sock = bind("127.0.0.1", 0)
+            server = make_server(session)
+            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"adcut-review-{episode_id}",
+                                      daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not server.started and time.monotonic() < deadline:
+                time.sleep(0.02)
+            url = page_url(session, sock, "127.0.0.1")
+            self._open[episode_id] = (server, thread, url)
+            return url
+
+    def close_all(self) -> None:
+        with self._lock:
+            for server, _, _ in self._open.values():
+                server.should_exit = True
+            self._open.clear()
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "adcut-serve"
     protocol_version = "HTTP/1.1"
@@ -111,6 +158,7 @@ class Handler(BaseHTTPRequestHandler):
     options: Options
     feed_cache: _FeedCache
     wake: staticmethod  # tells the workers a job is waiting
+    reviews: Reviews
     _local = threading.local()
 
     def setup(self):
@@ -153,6 +201,9 @@ class Handler(BaseHTTPRequestHandler):
                 match = re.fullmatch(r"/recut/(\d+)", path)
                 if match:
                     return self._recut(int(match.group(1)))
+                match = re.fullmatch(r"/review/(\d+)", path)
+                if match:
+                    return self._review(int(match.group(1)))
                 return self._text(HTTPStatus.NOT_FOUND, "not found\n", head)
             if path == "/":
                 return self._status_page(head)
@@ -279,9 +330,21 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    def _review(self, episode_id: int) -> None:
+        if self.store.episode(episode_id) is None:
+            return self._text(HTTPStatus.NOT_FOUND, "no such episode\n", False)
+        try:
+            url = self.reviews.open(episode_id)
+        except AdcutError as error:
+            return self._text(HTTPStatus.CONFLICT, f"{error}\n", False)
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self.send_header("Location", url)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _status_page(self, head: bool) -> None:
-        self._send(HTTPStatus.OK, status_html(self.store, self.base_url, self.token).encode(), "text/html; charset=utf-8",
-                   head, {"Cache-Control": "no-store"})
+        self._send(HTTPStatus.OK, status_html(self.store, self.base_url, self.token, self.data).encode(),
+                   "text/html; charset=utf-8", head, {"Cache-Control": "no-store"})
 
 
 def _seconds(value: float | None) -> str:
@@ -302,11 +365,12 @@ th{font-weight:600;color:#555;font-size:.9em}td.num{text-align:right;font-varian
 .state.downloading,.state.processing{background:#e1ecfb;color:#123f7a}
 .reason{color:#8a1111;font-size:.9em}.warn{color:#8a1111}
 code{font-size:.85em;word-break:break-all;background:#f5f5f5;padding:.1em .3em;border-radius:.2em}
-button{font:inherit;font-size:.85em}form{margin:0}
+button{font:inherit;font-size:.85em}form{margin:0;display:inline}.actions{white-space:nowrap}
+.note{color:#555;font-size:.9em}
 """
 
 
-def status_html(store: Store, base: str, token: str) -> str:
+def status_html(store: Store, base: str, token: str, data: DataDir | None = None) -> str:
     """The status page: each feed's ad-free URL, refresh state and episodes (state, reason, ad time removed)."""
     esc = html.escape
     busy = False
@@ -340,12 +404,20 @@ def status_html(store: Store, base: str, token: str) -> str:
             title = esc(episode.title or episode.guid)
             if episode.state == DONE and episode.audio_name:
                 title = f"<a href='/audio/{esc(episode.audio_name)}?token={esc(token)}'>{title}</a>"
-            action = (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
-                      "<button>re-cut</button></form>") if episode.state in (DONE, "failed") else ""
+            action = ""
+            reviewable = data is not None and original_audio(data, episode.id) is not None
+            if reviewable:
+                action += (f"<form method='post' action='/review/{episode.id}?token={esc(token)}' target='_blank'>"
+                           "<button title='check the ads found in the labeller; save, then re-cut'>review</button></form>")
+                if (episode_folder(data, episode.id) / "episode.txt").exists():
+                    reason += "<div class='note'>cut from your reviewed labels</div>"
+            if episode.state in (DONE, "failed"):
+                action += (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
+                           "<button>re-cut</button></form>")
             parts.append(f"<tr id='episode-{episode.id}'><td>{title}</td>"
                          f"<td><span class='state {esc(episode.state)}'>{esc(label)}</span>{reason}</td>"
                          f"<td class='num'>{_seconds(episode.removed)}</td><td class='num'>{_seconds(episode.duration)}</td>"
-                         f"<td>{action}</td></tr>")
+                         f"<td class='actions'>{action}</td></tr>")
         parts.append("</table>")
     if busy:  # follow the work without reloading by hand
         parts.insert(1, "<meta http-equiv='refresh' content='5'>")
@@ -372,6 +444,7 @@ class Service:
         self.episodes = episodes
         self.refresh_seconds = max(1.0, refresh_minutes * 60)
         self._cleanup_temporary_files()
+        self.reviews = Reviews(self.data)
         try:
             self.httpd = _Server((host, port), self._handler_class(public_url, options or Options()))
         except OSError as error:
@@ -392,11 +465,12 @@ class Service:
         return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
                                                  "base_url": public_url or "", "options": options,
                                                  "feed_cache": _FeedCache(), "_local": threading.local(),
-                                                 "wake": staticmethod(lambda: self.workers.wake.set())})
+                                                 "wake": staticmethod(lambda: self.workers.wake.set()),
+                                                 "reviews": self.reviews})
 
     def _cleanup_temporary_files(self) -> None:
         """Temporary files of a run that was killed: never served (no final name), removed here."""
-        for folder in (self.data.audio, self.data.feeds, self.data.downloads):
+        for folder in (self.data.audio, self.data.feeds, self.data.downloads, *self.data.downloads.glob("*/")):
             for path in folder.glob(".*.tmp"):
                 path.unlink(missing_ok=True)
 
@@ -432,6 +506,7 @@ class Service:
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.reviews.close_all()
         self.workers.stop()
 
     def wait(self) -> None:

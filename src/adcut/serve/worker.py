@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from adcut.core.files import atomic_write_text
-from adcut.errors import AdcutError
+from adcut.errors import AdcutError, AudioError, OutputError
 from adcut.serve.paths import DataDir
 from adcut.serve.store import DOWNLOADING, LEASE_SECONDS, PROCESSING, Job, Store
 
@@ -97,15 +97,26 @@ def upstream_chapters(url: str | None) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("chapters"), list) else None
 
 
-def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> dict:
-    """In a worker process: download the enclosure, detect, cut; the result for the parent to record.
+def episode_folder(data: DataDir, episode_id: int) -> Path:
+    """Where an episode's original audio, its detection (``episode.adcut.json``) and reviewed labels (``episode.txt``) stay."""
+    return data.downloads / str(int(episode_id))
 
-    Raises AdcutError with the reason when the episode cannot be processed.
+
+def original_audio(data: DataDir, episode_id: int) -> Path | None:
+    folder = episode_folder(data, episode_id)
+    found = [p for p in folder.glob("episode.*") if p.suffix.lower() in AUDIO_SUFFIXES] if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> dict:
+    """In a worker process: download the enclosure, detect (or read the reviewed labels), cut.
+
+    Returns the result for the parent to record; raises AdcutError with the reason when the episode
+    cannot be processed. The original stays in the episode's folder (for review in the labeller and
+    re-cuts); a download that is not usable audio is removed.
     """
     from adcut.media.cut import NothingKept, cut_path
     from adcut.media.decode import probe
-    from adcut.models.checkpoint import load_checkpoint
-    from adcut.process.episode import ProcessOptions, process_file
     from adcut.serve.fetch import download
 
     data = DataDir(data_root)
@@ -114,37 +125,57 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     if episode is None:
         raise AdcutError("the episode was removed")
     feed = store.feed_by_id(episode.feed_id)
-    if not model:
+    folder = episode_folder(data, episode_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"episode{audio_suffix(episode.upstream_url, episode.upstream_type)}"
+    reviewed = folder / "episode.txt"
+    if not reviewed.exists() and not model:
         raise AdcutError(f"feed {feed.name} has no model (adcut feed set-model {feed.name} M)")
     store.set_state(episode_id, DOWNLOADING)
-    source = data.downloads / f"{episode_id}{audio_suffix(episode.upstream_url, episode.upstream_type)}"
     if not source.exists():
         download(episode.upstream_url, source)
     store.set_state(episode_id, PROCESSING)
-    checkpoint = load_checkpoint(Path(model))
-    options = ProcessOptions(formats=(), outdir=data.downloads, force=True)
     try:
-        result = process_file(source, checkpoint, options, threads=1)
+        if reviewed.exists():
+            segments, remove, total, removed = _cut_from_labels(source, reviewed, folder)
+        else:
+            segments, remove, total, removed = _detect_and_cut(source, Path(model), folder)
     except NothingKept:
-        source.unlink(missing_ok=True)
-        raise AdcutError("the whole episode was detected as ads; nothing to serve") from None
-    except Exception:
-        source.unlink(missing_ok=True)  # not audio, or a full disk: the download is no use, its space is
+        raise AdcutError("the whole episode was detected as ads; nothing to serve (review it)") from None
+    except (AudioError, OutputError):
+        source.unlink(missing_ok=True)  # not audio, or a full disk: no use to anyone, and it takes space
         raise
-    cut = cut_path(source, data.downloads)
-    if not cut.exists():
-        raise AdcutError("the whole episode was detected as ads; nothing to serve")
+    cut = cut_path(source, folder)
     revision = episode.revision + 1
     name = f"{feed.id}-{episode_id}-r{revision}-{uuid.uuid4().hex[:8]}{source.suffix}"
     final = data.audio / name
-    duration = probe(cut).duration or (result.audio_seconds - result.removed_seconds)
-    chapters = chapters_of_cut(result.detection.segments, options.remove, result.audio_seconds,
-                               upstream_chapters(episode.chapters_url))
+    duration = probe(cut).duration or (total - removed)
+    chapters = chapters_of_cut(segments, remove, total, upstream_chapters(episode.chapters_url))
     atomic_write_text(data.audio / f"{name}.chapters.json", json.dumps(chapters, indent=1))
     os.replace(cut, final)  # same filesystem: the final name appears whole
-    source.unlink(missing_ok=True)
     return {"audio_name": name, "audio_size": final.stat().st_size, "audio_type": AUDIO_SUFFIXES[source.suffix],
-            "duration": duration, "removed": result.removed_seconds, "revision": revision}
+            "duration": duration, "removed": removed, "revision": revision}
+
+
+def _detect_and_cut(source: Path, model: Path, folder: Path):
+    from adcut.models.checkpoint import load_checkpoint
+    from adcut.process.episode import ProcessOptions, process_file
+
+    options = ProcessOptions(formats=("json",), outdir=folder, force=True)
+    result = process_file(source, load_checkpoint(model), options, threads=1)
+    from adcut.media.cut import NothingKept, cut_path
+
+    if cut_path(source, folder) not in result.outputs:  # not written: every segment is an ad
+        raise NothingKept(f"{source}: every segment is ad")
+    return result.detection.segments, options.remove, result.audio_seconds, result.removed_seconds
+
+
+def _cut_from_labels(source: Path, labels: Path, folder: Path):
+    from adcut.process.cut_labels import CutOptions, cut_from_labels
+
+    run = cut_from_labels(source, labels, CutOptions(outdir=folder, force=True))
+    remove = tuple(run.detection.settings.get("remove") or ("ad",))
+    return run.detection.segments, remove, run.detection.duration, run.cut.removed_seconds
 
 
 def _first_line(error: BaseException) -> str:
