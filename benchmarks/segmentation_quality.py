@@ -8,9 +8,12 @@ jingles, host-read and loudness-matched ads, music under the show, real recordin
 trains an LSTM per training seed (``--seeds``), and runs ``detect`` on the test episodes (written
 as MP3) with each boundary method:
 
-- ``hmm`` (no refinement), ``pause`` (the feature jump, then the nearest pause), ``change`` (the
-  change point of the short-term feature statistics), ``change+pause`` (a pause near the change
-  point, else the change point), and the default with ``--prefer remove-ads``;
+- the default, ``hmm`` without refinement, each other ``--refine`` method (``pause``: the feature
+  jump, then the nearest pause; ``change``: where the audio stops sounding like the segment before
+  and starts sounding like the one after, at a change point of the short-term statistics;
+  ``change+pause``: a pause near that point, else the point), the default with ``--prefer
+  remove-ads``, the ``none`` and ``reference`` smoothers, and the default reading every window
+  (``--scan-stride 1``: the coarse-to-fine scan should change nothing);
 
 reporting event F0.5, median / p90 boundary error, content cut and ad kept (s per hour), and the
 detection time as a ratio to the bare decode of the same files. It writes one plot per hard test
@@ -92,7 +95,7 @@ def bare_decode_seconds(path: Path) -> float:
 
 
 def method_rows():
-    """(name, SegmentationConfig) per boundary method compared; the first refined one is the default."""
+    """(name, SegmentationConfig) per row of the tables; the first is the default."""
     from adcut.detect.config import SegmentationConfig
     from adcut.detect.refine import REFINE_METHODS
 
@@ -103,6 +106,10 @@ def method_rows():
         if method != default.refine.method:
             rows.append((f"--refine {method}", replace(default, refine=replace(default.refine, method=method))))
     rows.append(("default, --prefer remove-ads", replace(default, refine=replace(default.refine, prefer="remove-ads"))))
+    for method in ("none", "reference"):  # the other smoothers, without refinement (issue 4's comparison)
+        rows.append((f"--smoothing {method} --no-refine",
+                     replace(default, refine=None, smoothing=replace(default.smoothing, method=method))))
+    rows.append(("default, every window (--scan-stride 1)", replace(default, scan_stride=1)))
     return rows
 
 
@@ -198,6 +205,8 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
                            for d, (_p, truth) in zip(found, test)]
             scores = pool(per_episode)
             rows.append((name, scores))
+            if name == method_rows()[0][0]:
+                found_default = found
             results[(seed, name)] = (scores, seconds / decode_s)
             if plots is not None and kind == "hard" and name == method_rows()[0][0]:
                 plots.mkdir(parents=True, exist_ok=True)
@@ -205,6 +214,8 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
                     plot_timelines([EpisodeResult(f"{path.stem} (seed {seed})", truth, d, s)],
                                    plots / f"{path.stem}-seed{seed}.png")
         print(format_table(rows))
+        read = sum(d.settings["windows_read"] for d in found_default) / sum(d.settings["windows"] for d in found_default)
+        print(f"the coarse-to-fine scan read {read:.0%} of the windows")
         print("detection time / bare decode: " + ", ".join(
             f"{name} {results[(seed, name)][1]:.2f}x" for name, _ in method_rows()))
     return results

@@ -1,6 +1,23 @@
-"""Move each segment boundary to the nearby point where the audio really changes (feature jump, then pause).
+"""Move each segment boundary to the nearby point where the audio really changes.
 
-A boundary found from window probabilities is uncertain by a second or more. Within
+Three methods (``RefineConfig.method``, ``--refine``):
+
+- ``change+pause`` (default) and ``change`` (issue 13): the boundary is where the audio stops
+  sounding like the segment before it and starts sounding like the one after. Each side's own
+  audio (its segment's interior beyond the search range) is modelled frame by frame, and the
+  search range split where the frames before fit the left side and those after the right side
+  best, then moved onto the strongest BIC change point of the MFCC statistics (62.5 ms frames)
+  within a few frames. No pause is needed: a voice over a bed running straight into theme music
+  is found. ``change+pause`` then takes a real pause within ``change_snap_seconds`` of that point
+  if there is one (the middle of a pause is the safest place for a cut). Only the audio near each
+  boundary is read.
+- ``pause`` (issue 4), described below.
+
+``prefer`` (``--prefer``) moves the cost asymmetry at an ad's edges: with ``keep-content`` (default)
+a boundary may move further into the ad than out of it, and nearer candidates into the ad win;
+``remove-ads`` the other way round.
+
+The pause method. A boundary found from window probabilities is uncertain by a second or more. Within
 ``max_shift_seconds`` of it (and never past the neighbouring boundaries) we look for
 
 1. the frame where the mean feature vector of the ``context_seconds`` before differs most from
@@ -64,15 +81,18 @@ class RefineConfig:
     # after it, 0.5 left ads too short where the model ends them early (two benchmark models,
     # content removed / ad kept s/h: 0.5: 2.8 / 3.5 and 2.8 / 32.4; 1.0: 2.8 / 3.5 and 2.8 / 9.5).
     grow_fraction: float = 1.0
-    method: str = "pause"
+    # change+pause: measured best on both generated sets (issue 13; benchmarks/segmentation_quality.py)
+    method: str = "change+pause"
     prefer: str = "keep-content"
     # change / change+pause: statistics of this much audio on each side of a candidate point
     change_context_seconds: Seconds = 1.5
     # ... a candidate loses this much of its BIC score per second it lies from the smoothed boundary
     # towards the costlier side (half of it towards the cheaper one): near changes win over far ones.
     distance_cost: float = 4.0
-    # change+pause: how far from the change point a pause may be
-    change_snap_seconds: Seconds = 0.3
+    # change+pause: how far from the change point a pause may be (boundaries moved 2-4 s off the truth,
+    # median / p90 error, easy and hard sets: 0.125 s: 0.09 / 0.19 and 0.06 / 0.48; 0.25 s: 0.03 / 0.15
+    # and 0.07 / 0.48; 0.3 s: the same, more content cut; change alone: 0.17 / 0.27 and 0.07 / 0.48)
+    change_snap_seconds: Seconds = 0.25
 
     def __post_init__(self) -> None:
         if self.method not in REFINE_METHODS:
@@ -294,15 +314,19 @@ def _change_point(features: np.ndarray, feature_config, t: Seconds, floor: Secon
     weight = np.where(times < t, 0.5 if favoured_left else 1.0, 0.5 if favoured_right else 1.0)
     distance = config.distance_cost * weight * np.abs(times - t)
     split = None if segment_span is None else _split_score(features, feature_config, lo, hi, t, segment_span)
+    edge = False
     if split is not None:
-        # a split clearly better than giving every frame to one side, else no change is in reach
-        if -max(split[0], split[-1]) < SPLIT_MIN_GAIN:
+        # the best split (k = 0 or len: the change lies at or beyond the limit) must beat giving every
+        # frame to one side (to the other side, when it is itself such a split), else nothing changes in reach
+        k = int((split - np.append(distance, distance[-1])).argmax())
+        if 0 < k < len(split) - 1 and split[k] - max(split[0], split[-1]) < SPLIT_MIN_GAIN:
             return None
-        best = min(int((split[:-1] - distance).argmax()), len(times) - 1)
+        edge = k in (0, len(split) - 1)
+        best = min(k, len(times) - 1)
         near = slice(max(0, best - BIC_SNAP_FRAMES), min(len(gain), best + BIC_SNAP_FRAMES + 1))
         if np.isfinite(gain[near]).any() and gain[near].max() > 0:
             best = near.start + int(gain[near].argmax())
-    else:
+    if split is None or edge:  # no side models, or they place the change at or beyond the limit
         best = int((gain - distance).argmax())
         if not np.isfinite(gain[best]) or gain[best] <= 0:
             return None
