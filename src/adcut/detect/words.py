@@ -40,6 +40,7 @@ class WordsConfig:
     per_phone: float = 5.0  # keyword threshold exponent per phone (recognise.py)
     min_score: float = 2.0  # summed weight of the distinct phrases that makes a cluster an ad
     max_gap: float = 30.0  # seconds between hits of one ad
+    max_ad_seconds: float = 180.0  # phrases heard over a longer stretch are not one read ad (a phrase that fires in talk)
     sentence_back: float = 12.0  # how far before the first phrase its sentence break is looked for
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
@@ -89,8 +90,9 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough."""
     by_text = {p.text: p for p in phrases}
     hits = sorted((h for h in hits if h.phrase in by_text), key=lambda h: h.start)
-    clusters: list[list] = []
-    for hit in hits:
+    returns = [h for h in hits if by_text[h.phrase].role == RETURN]
+    clusters: list[list] = []  # sponsor phrases only: a return cue closes an ad, it never joins two
+    for hit in (h for h in hits if by_text[h.phrase].role != RETURN):
         if clusters and hit.start - clusters[-1][-1].end <= config.max_gap:
             clusters[-1].append(hit)
         else:
@@ -101,20 +103,24 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     for cluster in clusters:
         weights: dict[str, float] = {}
         for hit in cluster:
-            phrase = by_text[hit.phrase]
-            if phrase.role != RETURN:
-                weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), phrase.weight)
+            weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), by_text[hit.phrase].weight)
         score = sum(weights.values())
         if score < config.min_score:
             continue
-        first = min(h.start for h in cluster if by_text[h.phrase].role != RETURN)
+        first = cluster[0].start
         last = max(h.end for h in cluster)
+        closing = [h for h in returns if last - 1.0 <= h.start <= last + config.max_gap / 2]
+        if closing:
+            last = max(last, closing[0].end)
+        if last - first > config.max_ad_seconds:
+            log.info("words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken", last - first, first)
+            continue
         before = pause_ends[(pause_ends <= first + 0.05) & (pause_ends >= first - config.sentence_back)]
         after = pause_starts[(pause_starts >= last - 0.05) & (pause_starts <= last + config.sentence_forward)]
         start = float(before.max()) if len(before) else max(0.0, first - 1.0)
         end = float(after.min()) if len(after) else min(duration, last + 1.0)
         ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
-                    "phrases": sorted({h.phrase for h in cluster})})
+                    "phrases": sorted({h.phrase for h in cluster} | {h.phrase for h in closing[:1]})})
     return ads
 
 
