@@ -65,7 +65,8 @@ def main() -> None:
     from adcut.detect.pipeline import detect
     from adcut.detect.words import WordsConfig
     from adcut.evaluate.metrics import format_table, pool, score_episode
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.learn.train import TrainConfig, train
 
     torch.set_num_threads(2)

@@ -33,7 +33,7 @@ import numpy as np
 
 from adcut.evaluate.compare import EpisodeWindows, SpeedConfig, compare_models, find_episodes, windows_per_second
 from adcut.learn.dataset import DatasetConfig, build_dataset
-from adcut.learn.dataset import find_episodes as dataset_episodes
+from adcut.learn.sources import find_episodes as dataset_episodes
 from adcut.learn.distill import teacher_logits
 from adcut.features.mfcc import FeatureConfig
 from adcut.models.inference import set_torch_threads

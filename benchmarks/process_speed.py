@@ -40,7 +40,8 @@ def train_model(folder: Path, untrained: bool) -> Path:
     import torch
 
     from adcut.models.checkpoint import Checkpoint, save_checkpoint
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.features.mfcc import FeatureConfig
     from adcut.models.registry import build_model, config_dict
     from adcut.demo.synth import random_spec, write_labelled_episode

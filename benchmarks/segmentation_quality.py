@@ -159,7 +159,8 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     from adcut.detect.pipeline import detect
     from adcut.evaluate.episodes import EpisodeResult, plot_timelines
     from adcut.evaluate.metrics import format_table, pool, score_episode
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.learn.train import TrainConfig, train
 
     torch.set_num_threads(2)

@@ -159,7 +159,8 @@ def test_accuracy_and_f1_on_known_predictions():
 
 
 def test_dataset_validation_scores_match_training_and_other_features_come_from_audio(tmp_path, make_episode, capsys):
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.learn.train import TrainConfig, train
 
     folder = tmp_path / "eps"

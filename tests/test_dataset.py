@@ -10,7 +10,8 @@ import pytest
 
 from adcut.media.encode import write_audio
 from adcut.cli import main
-from adcut.learn.dataset import MANIFEST_NAME, TRAIN, VALIDATION, DatasetConfig, build_dataset, find_episodes, load_dataset
+from adcut.learn.dataset import MANIFEST_NAME, DatasetConfig, build_dataset, load_dataset
+from adcut.learn.sources import TRAIN, VALIDATION, find_episodes
 from adcut.errors import DatasetError, ModelError
 from adcut.features.mfcc import FeatureConfig, window_starts
 from adcut.features.episode import episode_features

@@ -104,7 +104,8 @@ def test_episode_without_labels_is_one_line_error(make_episode, random_checkpoin
 
 
 def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys):
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
 
     dataset = tmp_path / "ds"
     build_dataset(find_episodes([episodes[0].parent]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
@@ -117,7 +118,8 @@ def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys
 
 
 def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
-    from adcut.learn.dataset import build_dataset, find_episodes
+    from adcut.learn.dataset import build_dataset
+    from adcut.learn.sources import find_episodes
 
     dataset = tmp_path / "one"
     build_dataset(find_episodes([episodes[0]]), dataset, progress=False)
@@ -143,7 +145,8 @@ def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
     from adcut.evaluate.episodes import cross_validate
     from adcut.detect.config import SegmentationConfig
     from adcut.detect.smoothing import SmoothingConfig
-    from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import VALIDATION, find_episodes
     from adcut.learn.train import TrainConfig
 
     dataset_dir = tmp_path / "ds"

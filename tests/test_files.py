@@ -121,7 +121,8 @@ def write_cut(folder: Path, make_episode) -> Path:
 
 def write_dataset(folder: Path, make_episode) -> Path:
     from adcut.demo.synth import EpisodeSpec
-    from adcut.learn.dataset import build_dataset, find_episodes
+    from adcut.learn.dataset import build_dataset
+    from adcut.learn.sources import find_episodes
 
     episode = folder / "in" / "ep.wav"
     if not episode.exists():

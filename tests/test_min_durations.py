@@ -57,7 +57,8 @@ def test_explicit_minimums_win_over_learned_ones():
 
 def test_trained_checkpoint_stores_label_durations(tmp_path, make_episode):
     from adcut.models.checkpoint import load_checkpoint
-    from adcut.learn.dataset import build_dataset, find_episodes
+    from adcut.learn.dataset import build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.demo.synth import EpisodeSpec
     from adcut.learn.train import TrainConfig, train
 

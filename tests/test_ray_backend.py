@@ -364,7 +364,8 @@ def test_cross_validation_folds_run_as_ray_tasks(ray_instance, tmp_path, capsys)
     from adcut.detect.config import SegmentationConfig
     from adcut.errors import AdcutError
     from adcut.evaluate.episodes import cross_validate, run_fold
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.learn.train import TrainConfig
 
     folder = tmp_path / "eps"

@@ -7,7 +7,8 @@ import torch
 from adcut.media.encode import write_audio
 from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
-from adcut.learn.dataset import VALIDATION, DatasetConfig, build_dataset, find_episodes
+from adcut.learn.dataset import DatasetConfig, build_dataset
+from adcut.learn.sources import VALIDATION, find_episodes
 from adcut.errors import ModelError
 from adcut.demo.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
 from adcut.learn.train import TrainConfig, balanced_accuracy, class_warnings, distillation_loss, train

@@ -11,7 +11,9 @@ from adcut.errors import ModelError
 from adcut.features.mfcc import FeatureConfig
 from adcut.models.registry import MODEL_TYPES, build_model, config_dict
 from adcut.models.transformer import TransformerClassifier, TransformerConfig, sinusoidal_positions
-from adcut.learn.dataset import DatasetConfig, WindowSamples, build_dataset, find_episodes
+from adcut.learn.dataset import DatasetConfig, build_dataset
+from adcut.learn.sources import find_episodes
+from adcut.learn.windows import WindowSamples
 from adcut.learn.distill import map_to_teacher, teacher_logits
 from adcut.errors import DatasetError
 from adcut.features.episode import episode_features

@@ -133,7 +133,8 @@ def _print_report(dataset) -> None:
 
 
 def run_build(args) -> int:
-    from adcut.learn.dataset import build_dataset, find_episodes
+    from adcut.learn.dataset import build_dataset
+    from adcut.learn.sources import find_episodes
 
     fcfg, config = _configs(args)
     sources = find_episodes(args.episodes)
@@ -142,7 +143,8 @@ def run_build(args) -> int:
 
 
 def run_import_reference(args) -> int:
-    from adcut.learn.dataset import build_dataset, find_reference_chunks
+    from adcut.learn.dataset import build_dataset
+    from adcut.learn.sources import find_reference_chunks
 
     fcfg, config = _configs(args)
     sources = find_reference_chunks(args.folder, config.classes)

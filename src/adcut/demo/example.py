@@ -59,7 +59,8 @@ def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool 
     """Every step of the adcut flow on generated audio; ``say`` receives the lines to show."""
     import torch
 
-    from adcut.learn.dataset import DatasetConfig, build_dataset, find_episodes
+    from adcut.learn.dataset import DatasetConfig, build_dataset
+    from adcut.learn.sources import find_episodes
     from adcut.features.mfcc import FeatureConfig
     from adcut.evaluate.metrics import boundary_errors
     from adcut.process.episode import ProcessOptions, process_file

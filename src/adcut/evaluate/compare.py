@@ -24,7 +24,7 @@ from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 
 if TYPE_CHECKING:
-    from adcut.learn.dataset import EpisodeSource
+    from adcut.learn.sources import EpisodeSource
     from adcut.models.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def positive_class(class_names: Sequence[str]) -> int:
 
 def find_episodes(sources: Sequence[Path]) -> list[LabelledEpisode]:
     """Labelled episodes from audio files and folders, found as ``adcut dataset build`` finds them."""
-    from adcut.learn.dataset import find_episodes as find_sources
+    from adcut.learn.sources import find_episodes as find_sources
 
     return [LabelledEpisode(source.audio, [], source) for source in find_sources(sources)]
 
@@ -138,7 +138,6 @@ class EpisodeWindows:
 
     def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str], background: str) -> list[Segment]:
         """The episode's labels tiling ``[0, duration]`` (unlabelled time is the model's ``background``)."""
-        from adcut.learn.dataset import DatasetConfig
         from adcut.core.segments import fill_background
 
         if episode.segments:
@@ -149,10 +148,10 @@ class EpisodeWindows:
             inside = [Segment(s.start, min(s.end, duration), s.label) for s in episode.segments if s.start < duration]
             return fill_background(inside, duration, background)
         assert episode.source is not None  # an episode has labels or a dataset source
-        return episode.source.segments(duration, DatasetConfig(classes=tuple(class_names), background=background))
+        return episode.source.segments(duration, class_names, background)
 
     def get(self, config: FeatureConfig, class_names: Sequence[str], background: str) -> LabelledWindows:
-        from adcut.learn.dataset import window_labels
+        from adcut.learn.windows import window_labels
 
         all_windows, all_labels = [], []
         for episode, (feats, duration) in zip(self._episodes, self._features(config)):
@@ -329,7 +328,8 @@ def is_dataset(path: Path) -> bool:
 def dataset_windows(path: Path, *, validation_only: bool = True) -> EpisodeWindows:
     """The (validation) episodes of a dataset: its cached features for its own feature config, and
     the source audio for any other config (for models that use other features)."""
-    from adcut.learn.dataset import VALIDATION, load_dataset
+    from adcut.learn.dataset import load_dataset
+    from adcut.learn.sources import VALIDATION
 
     dataset = load_dataset(path)
     chosen = [i for i, e in enumerate(dataset.episodes) if e["split"] == VALIDATION or not validation_only]

@@ -100,12 +100,12 @@ def evaluate_episodes(
     paths: Sequence[Path], checkpoint: Checkpoint, config: SegmentationConfig, device: str
 ) -> list[EpisodeResult]:
     """Detect and score every labelled episode found in ``paths`` (files or folders)."""
-    from adcut.learn.dataset import DatasetConfig, find_episodes
+    from adcut.learn.sources import find_episodes
     from adcut.models.inference import build_predictor
 
     # find_episodes warns about each unlabelled file before failing on a folder without labels;
     # here the failure alone is the one line the user needs (labelled episodes are required).
-    dataset_log = logging.getLogger("adcut.learn.dataset")
+    dataset_log = logging.getLogger("adcut.learn.sources")
     previous = dataset_log.level
     dataset_log.setLevel(logging.ERROR)
     try:
@@ -113,14 +113,13 @@ def evaluate_episodes(
     finally:
         dataset_log.setLevel(previous)
     classes = tuple(checkpoint.class_names)
-    dataset_config = DatasetConfig(classes=classes, background=checkpoint.background)
     config.validate(checkpoint.feature_config.window_seconds, checkpoint.feature_config.frame_seconds)
     model = build_predictor(checkpoint, device)  # an LSTM on a CPU runs in numpy: no torch import
     return [
         evaluate_episode(
             source.audio.name,
             source.audio,
-            partial(source.segments, config=dataset_config),
+            partial(source.segments, classes=classes, background=checkpoint.background),
             checkpoint,
             config,
             device,

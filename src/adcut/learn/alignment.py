@@ -100,7 +100,7 @@ def best_shift(costs: np.ndarray, step: Seconds) -> Seconds:
 
 def _validation_episodes(model, dataset, device: str, batch_size: int):
     """Per validation episode with more than one class: ``(probs, starts, truth steps, duration)``."""
-    from adcut.learn.dataset import VALIDATION
+    from adcut.learn.sources import VALIDATION
     from adcut.models.inference import predict_windows
 
     fcfg = dataset.feature_config

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from adcut.models.checkpoint import Checkpoint
-from adcut.learn.dataset import Dataset, WindowSamples, gather_windows
+from adcut.learn.dataset import Dataset
+from adcut.learn.windows import WindowSamples, gather_windows
 from adcut.errors import DatasetError, ModelError
 from adcut.features.mfcc import FeatureConfig
 from adcut.features.episode import episode_features

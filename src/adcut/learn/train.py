@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from adcut.models.checkpoint import Checkpoint, save_checkpoint
-from adcut.learn.dataset import VALIDATION, Dataset, WindowSamples
+from adcut.learn.dataset import Dataset
+from adcut.learn.sources import VALIDATION
+from adcut.learn.windows import WindowSamples
 from adcut.errors import AdcutError, ModelError
 
 log = logging.getLogger(__name__)
