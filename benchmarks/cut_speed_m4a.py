@@ -41,7 +41,7 @@ def breaks(minutes: int, count: int = 8) -> tuple[tuple[float, float], ...]:
     return tuple((round(step * (i + 1), 3), round(step * (i + 1) + float(rng.uniform(30, 75)), 3)) for i in range(count))
 
 
-def generate(m4a: Path, wav: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int) -> None:
+def generate(m4a: Path, wav: Path, minutes: int, sample_rate: int, channels: int, bit_rate: int, count: int = 8) -> None:
     """The same generated episode as 128 kbps AAC in M4A and as 16-bit WAV, rendered a minute at a time."""
     import av
     import soxr
@@ -49,7 +49,7 @@ def generate(m4a: Path, wav: Path, minutes: int, sample_rate: int, channels: int
     from adcut.demo.synth import EpisodeSpec, render_episode
     from adcut.media.encode import StreamEncoder, open_audio_stream
 
-    spec = EpisodeSpec(minutes * 60.0, breaks(minutes))
+    spec = EpisodeSpec(minutes * 60.0, breaks(minutes, count))
     layout = "mono" if channels == 1 else "stereo"
     outputs = []
     for path, fmt, encoder, sample_format, rate in ((m4a, "ipod", "aac", "fltp", bit_rate), (wav, "wav", "pcm_s16le", "s16", None)):
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--channels", type=int, default=2, choices=(1, 2))
     parser.add_argument("--sample-rate", type=int, default=44100)
+    parser.add_argument("--breaks", type=int, default=8, help="ad breaks in the episode")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
     parser.add_argument("--no-reencode", action="store_true", help="skip the (slow) whole-file re-encode measurement")
     parser.add_argument("--no-process", action="store_true", help="only the cut alone (no model, no process runs)")
@@ -84,14 +85,14 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="adcut-cutbench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    stem = f"episode-{args.minutes}min-{args.sample_rate}-{args.channels}ch"
+    stem = f"episode-{args.minutes}min-{args.breaks}breaks-{args.sample_rate}-{args.channels}ch"
     m4a, wav = workdir / f"{stem}.m4a", workdir / f"{stem}.wav"
     if not (m4a.exists() and wav.exists()):
         started = time.perf_counter()
-        generate(m4a, wav, args.minutes, args.sample_rate, args.channels, 128000)
+        generate(m4a, wav, args.minutes, args.sample_rate, args.channels, 128000, args.breaks)
         print(f"generated {m4a.name} ({m4a.stat().st_size / 1e6:.0f} MB) and {wav.name} "
               f"({wav.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
-    ads = breaks(args.minutes)
+    ads = breaks(args.minutes, args.breaks)
     segments, t = [], 0.0
     for a, b in ads:
         segments += [{"label": "content", "start": t, "end": a}, {"label": "ad", "start": a, "end": b}]

@@ -225,3 +225,25 @@ def test_real_recordings_reencoded_to_m4a(shared_data, tmp_path):
     found = locate(chunk, cut[0])
     assert abs(found - 8.0 * SR) <= PACKET
     assert np.corrcoef(chunk, cut[0, found : found + len(chunk)])[0, 1] > 0.98
+
+
+def test_mp4_with_other_audio_falls_back_to_reencoding_with_one_warning(tmp_path, caplog):
+    import logging
+
+    import av
+
+    from adcut.media.encode import StreamEncoder, open_audio_stream
+
+    path = tmp_path / "mp3inside.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = open_audio_stream(container, "libmp3lame", SR, "stereo", 128000)
+        writer = StreamEncoder(container, stream, "fltp", "stereo", SR)
+        writer.push(content_signal(6.0, 2))
+        writer.finish()
+    segments = [Segment(0.0, 2.0, "content"), Segment(2.0, 3.0, "ad"), Segment(3.0, 6.0, "content")]
+    with caplog.at_level(logging.WARNING, logger="adcut.media.cut"):
+        result = cut_episode(path, segments, tmp_path / "out.mp4")
+    assert result.method == "reencode" and abs(result.kept_seconds - 5.0) <= 0.03
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "mp3" in warnings[0] and "AAC-LC only" in warnings[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mp3inside.mp4", "out.mp4"]

@@ -244,7 +244,8 @@ def write_m4a_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Pat
         ctx = audio_in.codec_context
         rate = ctx.sample_rate
         if ctx.name != "aac" or (ctx.profile or "LC") != "LC" or (ctx.frame_size or PACKET) != PACKET:
-            raise _unsupported(f"{path.name}: {ctx.name} {ctx.profile or ''} audio is not copied (AAC-LC only)")
+            what = f"{ctx.name} {ctx.profile}" if ctx.profile else ctx.name
+            raise _unsupported(f"{path.name}: {what} audio is not copied (AAC-LC only)")
         if audio_in.time_base != Fraction(1, rate):
             raise _unsupported(f"{path.name}: audio time base {audio_in.time_base} is not 1/{rate}")
         end = audio_in.duration if audio_in.duration else int(round((duration or 0) * rate))
