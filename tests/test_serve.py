@@ -292,6 +292,16 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
         listed = json.loads(capsys.readouterr().out)
         assert listed[0]["processed"] == 2 and listed[0]["failed"] == 2 and listed[0]["queued"] == 0
 
+        # Upstream down, or a web page instead of the feed: the last good copy is still served, the page says why.
+        for mode in ("down", "html"):
+            upstream.mode = mode
+            assert main(["feed", "refresh", "show", "--data", str(data)]) == 1
+            capsys.readouterr()
+            status, _, body = request(server.url("/feed/show.xml"))
+            assert status == 200 and [e.id for e in feedparser.parse(body).entries] == ["ep-1", "ep-2"]
+            assert "Last refresh failed" in request(server.url("/"))[2].decode()
+        upstream.mode = "ok"
+
         # No request path reaches the filesystem.
         for path in ("/audio/..%2fadcut-serve.sqlite3", "/audio/../adcut-serve.sqlite3", "/feed/..%2f..%2fx.xml",
                      "/chapters/%2e%2e.json"):

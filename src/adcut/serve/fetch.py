@@ -27,6 +27,7 @@ FEED_MAX_BYTES = 20 * 1024 * 1024
 AUDIO_MAX_BYTES = 1024 * 1024 * 1024
 TIMEOUT_SECONDS = 30.0
 CHUNK = 256 * 1024
+DOWNLOAD_MAX_SECONDS = 30 * 60.0
 
 
 class FetchError(AdcutError):
@@ -96,7 +97,7 @@ def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = No
 
 
 def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_bytes: int = AUDIO_MAX_BYTES,
-             attempts: int = 4, backoff: float = 1.0) -> str:
+             attempts: int = 4, backoff: float = 1.0, max_seconds: float = DOWNLOAD_MAX_SECONDS) -> str:
     """Stream ``url`` to ``target`` (through ``target.part``, resumed after a broken transfer); its Content-Type.
 
     An HTTP error from 400 to 499 (the file is gone) is not retried; a broken connection, a timeout or
@@ -105,6 +106,7 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
     target = Path(target)
     part = target.with_name(target.name + ".part")
     last_error = ""
+    deadline = time.monotonic() + max_seconds  # a server that trickles forever never hits the socket timeout
     for attempt in range(attempts):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
@@ -125,6 +127,8 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
                     raise FetchError(f"{url}: larger than the {max_bytes // (1024 * 1024)} MB cap")
                 with open(part, "ab" if have else "wb") as out:
                     while chunk := response.read1(CHUNK):
+                        if time.monotonic() > deadline:
+                            raise FetchError(f"{url}: the download took longer than {max_seconds / 60:.0f} minutes")
                         have += len(chunk)
                         if have > max_bytes:
                             raise FetchError(f"{url}: larger than the {max_bytes // (1024 * 1024)} MB cap")
@@ -138,8 +142,9 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
                 raise FetchError(f"{url}: not audio (the server sent a web page or a document)")
             os.replace(part, target)
             return content_type
-        except FetchError:
-            part.unlink(missing_ok=True)
+        except FetchError as error:
+            if "took longer" not in str(error):  # a slow transfer may resume next time
+                part.unlink(missing_ok=True)
             raise
         except urllib.error.HTTPError as error:
             if error.code == 416 and have:  # our partial file is whole already, or stale: start over

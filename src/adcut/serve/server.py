@@ -150,6 +150,7 @@ class Reviews:
 class Handler(BaseHTTPRequestHandler):
     server_version = "adcut-serve"
     protocol_version = "HTTP/1.1"
+    timeout = 120  # an idle keep-alive connection is closed after this many seconds
     # Set on the subclass made per server.
     data: DataDir
     store_path: Path
