@@ -298,11 +298,11 @@ def render_hard(spec: EpisodeSpec, sample_rate: int, seed: int = 0) -> np.ndarra
         length = b - a
         voice = voice_audio(length, sample_rate, rng, parts.voices[piece.voice]) if piece.voice >= 0 else None
         music = music_audio(length, sample_rate, rng, parts.musics[piece.music]) if piece.music >= 0 else None
-        if voice is not None and music is not None:
-            x = voice + _MUSIC_UNDER.get(piece.kind, 0.5) * music
-        else:
-            x = voice if voice is not None else music
-        assert x is not None
+        x = np.zeros(length, np.float32)
+        if voice is not None:
+            x += voice
+        if music is not None:
+            x += (_MUSIC_UNDER.get(piece.kind, 0.5) if voice is not None else 1.0) * music
         audio[a:b] = x / (np.sqrt(np.mean(x**2)) + 1e-9) * level
         if piece.pause_before > 0:
             gap = int(piece.pause_before * sample_rate)
@@ -352,7 +352,8 @@ def _long_enough(path, seconds: float) -> bool:
     from adcut.media.decode import probe
 
     try:
-        return probe(path).duration >= seconds
+        duration = probe(path).duration
+        return duration is not None and duration >= seconds
     except Exception:  # noqa: BLE001 - an unreadable file is simply not used
         return False
 
