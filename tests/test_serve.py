@@ -401,34 +401,6 @@ def _put(url: str, body: bytes):
         return error.code, error.headers, error.read()
 
 
-def test_killed_server_resumes_its_queue_after_a_restart(upstream, model, tmp_path, capsys):
-    data = tmp_path / "data"
-    add_feed(upstream, model, data, capsys)
-    upstream.slow = True
-    server = Server(data)
-    store = Store(DataDir(data).db)
-    wait_for(lambda: any(e.state == "downloading" for e in store.episodes()), every=0.1)
-    part = DataDir(data).downloads / "1" / "episode.mp3.part"
-    wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)  # part of the file is down
-    server.kill()  # kill -9 of the server and its worker processes
-    assert part.stat().st_size > 20000
-    upstream.slow = False
-    server = Server(data)
-    try:
-        wait_for(lambda: settled(data))
-        # The download was resumed where it broke off, not started over.
-        ranges = [h.get("Range") for method, path, h in upstream.requests if path == "/audio/e1.mp3" and method == "GET"]
-        assert ranges[0] is None and ranges[-1] and ranges[-1].startswith("bytes=")
-        items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
-        assert sorted(i.findtext("guid") for i in items) == ["ep-1", "ep-2"]  # no duplicate
-        for item in items:
-            url = item.find("enclosure").get("url")
-            assert len(request(url)[2]) == int(item.find("enclosure").get("length"))
-        assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*/*.part"))
-    finally:
-        server.stop()
-
-
 def test_leases_of_dead_workers_are_taken_again(tmp_path):
     from adcut.serve.store import MAX_ATTEMPTS
     from adcut.serve.worker import reclaim_dead_owners
@@ -557,5 +529,70 @@ def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, mod
         assert not list(DataDir(data).downloads.glob("*/*.part"))  # no partial download left taking the space
         assert original_audio(DataDir(data), by_guid["ep-1"].id) is None
         assert not [p for p in DataDir(data).audio.iterdir() if p.name.startswith(".")]
+    finally:
+        assert server.stop() == 0
+
+
+def test_feed_commands_add_list_set_model_refresh_remove(upstream, model, random_checkpoint, tmp_path, capsys):
+    data = tmp_path / "data"
+    out = add_feed(upstream, model, data, capsys)
+    assert "the newest 3 queued" in out
+    assert main(["feed", "list", "--data", str(data)]) == 0
+    listed = capsys.readouterr().out
+    assert "show: 0 processed, 3 queued, 0 failed" in listed and upstream.url in listed
+    # The model is kept by content hash: retraining the file in ./models changes nothing until set-model.
+    stored = json.loads(_run_json(data, capsys))[0]["model"]
+    assert Path(stored).parent == DataDir(data).models and Path(stored).read_bytes() == model.read_bytes()
+    other = random_checkpoint("other.safetensors", hidden_size=8, num_layers=1)
+    assert main(["feed", "set-model", "show", str(other), "--recut", "--data", str(data)]) == 0
+    assert "0 episodes queued to be re-cut" in capsys.readouterr().out
+    changed = json.loads(_run_json(data, capsys))[0]["model"]
+    assert changed != stored and Path(changed).read_bytes() == other.read_bytes()
+    # Older episodes on request.
+    assert main(["feed", "refresh", "show", "--episodes", "4", "--data", str(data)]) == 0
+    assert "1 newly queued" in capsys.readouterr().out
+    assert main(["feed", "remove", "show", "--data", str(data)]) == 0
+    capsys.readouterr()
+    assert json.loads(_run_json(data, capsys)) == []
+    assert not list(DataDir(data).feeds.iterdir())
+    assert main(["feed", "remove", "show", "--data", str(data)]) == 1
+    assert "no feed named 'show'" in capsys.readouterr().err
+
+
+def _run_json(data: Path, capsys) -> str:
+    assert main(["feed", "list", "--json", "--data", str(data)]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_stopped_server_leaves_nothing_half_written_and_resumes(how, upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    upstream.slow = {"e1.mp3"}
+    server = Server(data)
+    store = Store(DataDir(data).db)
+    part = DataDir(data).downloads / "1" / "episode.mp3.part"
+    wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)
+    if how == "ctrl-c":
+        assert server.stop() == 0
+        # The job was given back, not left leased: the next start takes it at once.
+        assert store.job_state(1) == "queued" and store.episode(1).state == "queued"
+    else:
+        server.kill()
+    assert not [p for p in DataDir(data).audio.iterdir()]  # nothing under a final name
+    upstream.slow = False
+    server = Server(data)
+    try:
+        wait_for(lambda: settled(data))
+        assert store.episode(1).state == "done" and store.episode(1).revision == 1
+        # The download was resumed where it broke off, not started over.
+        ranges = [h.get("Range") for h in upstream.requests_for("/audio/e1.mp3")]
+        assert ranges[0] is None and ranges[-1].startswith("bytes=")
+        items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
+        assert sorted(i.findtext("guid") for i in items) == ["ep-1", "ep-2"]  # no duplicate
+        for item in items:
+            assert len(request(item.find("enclosure").get("url"))[2]) == int(item.find("enclosure").get("length"))
+        assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*/*.part"))
+        assert not list(DataDir(data).downloads.glob("*/.*.tmp"))
     finally:
         assert server.stop() == 0
