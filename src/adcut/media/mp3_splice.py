@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from array import array
 import mmap
 import struct
 from collections.abc import Sequence
@@ -142,8 +143,8 @@ class Mp3File:
     id3v2: bytes  # the tags in front, as they were
     trailer: bytes  # ID3v1 / APE tags at the end, as they were
     xing: Xing | None
-    offsets: list[int]  # audio frames (the Xing frame excluded)
-    sizes: list[int]
+    offsets: array  # of int: where each audio frame starts (the Xing frame excluded); compact for long files
+    sizes: array  # of int: each frame's bytes
     first: Header  # the first audio frame's header: version, sample rate, channels of the stream
     damaged: list[tuple[int, int]]  # (offset, bytes) skipped because they were not frames
     gaps: set[int]  # frames that do not follow the one before in the file (damaged bytes between)
@@ -216,8 +217,8 @@ def read_mp3(path: Path, data) -> Mp3File:
         pos += size
     id3_end = pos
     end = _trailer_start(data, n)
-    offsets: list[int] = []
-    sizes: list[int] = []
+    offsets = array("q")
+    sizes = array("q")
     damaged: list[tuple[int, int]] = []
     gaps: set[int] = set()  # frames that do not follow the one before (damaged bytes skipped between)
     cache: dict[int, Header | None] = {}
@@ -699,30 +700,34 @@ def _crc_table() -> list[int]:
     return _CRC_TABLE
 
 
-_CRC_BLOCK = 16 << 20  # bytes gathered before the lanes run over them
-_CRC_LANES = 16384
-
-
 class Crc16:
-    """CRC-16/ARC over a long stream fed in chunks (the LAME tag's music CRC): numpy runs thousands of lanes side
-    by side, two bytes a step through a 65536-entry table, and the lanes' CRCs are then combined."""
+    """CRC-16/ARC over a long stream fed in chunks (the LAME tag's music CRC). numpy runs thousands of lanes side
+    by side, two bytes a step through a 65536-entry table, straight from each chunk's memory; only the few bytes
+    left over between chunks are copied."""
 
     def __init__(self, crc: int = 0):
         self.crc = crc
-        self.buffer = bytearray()
+        self.pending = bytearray()
 
     def update(self, chunk) -> None:
-        self.buffer += chunk
-        if len(self.buffer) >= _CRC_BLOCK:
-            whole = 2 * _CRC_LANES
-            cut = len(self.buffer) // whole * whole
-            with memoryview(self.buffer) as view:
-                self.crc = _crc_block(self.crc, view[:cut])
-            del self.buffer[:cut]
+        whole = 2 * _CRC_LANES
+        with memoryview(chunk) as view:
+            if self.pending:
+                take = whole - len(self.pending)
+                self.pending += view[:take]
+                view = view[take:]
+                if len(self.pending) < whole:
+                    return
+                self.crc = _crc_lanes(self.crc, self.pending)
+                self.pending.clear()
+            cut = len(view) // whole * whole
+            if cut:
+                self.crc = _crc_lanes(self.crc, view[:cut])
+            self.pending += view[cut:]
 
     def value(self) -> int:
-        self.crc = _crc_block(self.crc, self.buffer)
-        self.buffer.clear()
+        self.crc = crc16(bytes(self.pending), self.crc)
+        self.pending.clear()
         return self.crc
 
 
@@ -734,38 +739,47 @@ def crc16_fast(chunks, crc: int = 0) -> int:
     return state.value()
 
 
-_CRC_TABLES16: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_CRC_LANES = 16384  # a power of two (the lanes are folded pairwise)
+_CRC_TABLES: dict[str, np.ndarray] = {}
 
 
-def _crc_block(crc: int, data: bytearray | memoryview) -> int:
-    """The CRC of ``data`` continued from ``crc``. Lane j takes the 16-bit words j, j + K, j + 2K, ...: a step
-    reads K contiguous words (one per lane) through a table that takes in a word and then skips the K - 1 words
-    the other lanes hold, and the lanes are folded at the end. CRC-16 is linear, so this is exact."""
+def _advance_table(words: int) -> np.ndarray:
+    """A 65536-entry table: a CRC state advanced over ``words`` zero 16-bit words."""
+    key = f"advance{words}"
+    if key not in _CRC_TABLES:
+        low, high = (np.array(t, np.uint16) for t in _shift_tables(2 * words))
+        x = np.arange(65536, dtype=np.uint32)
+        _CRC_TABLES[key] = low[x & 0xFF] ^ high[x >> 8]
+    return _CRC_TABLES[key]
+
+
+def _crc_lanes(crc: int, data) -> int:
+    """The CRC of ``data`` (a whole number of 2 x lanes bytes) continued from ``crc``. Lane j takes the 16-bit
+    words j, j + K, j + 2K, ...: a step reads K contiguous words (one per lane) through a table that takes in a
+    word and then skips the K - 1 words the other lanes hold; the lanes are then folded pairwise. CRC-16 is
+    linear over GF(2), so this is exact."""
     lanes = _CRC_LANES
-    steps = len(data) // (2 * lanes)
-    if steps < 4:
-        return crc16(bytes(data), crc)
-    if lanes not in _CRC_TABLES16:
+    if "two" not in _CRC_TABLES:
         table = np.array(_crc_table(), np.uint16)
         x = np.arange(65536, dtype=np.uint32)
         first = table[x & 0xFF]
         # two bytes at once: the state after both depends only on (state ^ the two bytes, little-endian)
-        two = (table[(first ^ (x >> 8)) & 0xFF] ^ (first >> 8)).astype(np.uint16)
-        low, high = (np.array(t, np.uint16) for t in _shift_tables(2 * (lanes - 1)))
-        _CRC_TABLES16[lanes] = (two, low[two & 0xFF] ^ high[two >> 8])
-    two, step = _CRC_TABLES16[lanes]
-    words = np.frombuffer(data, "<u2", count=lanes * steps).reshape(steps, lanes)
-    state = words[0] ^ np.uint16(crc)  # the running CRC enters with the first word
-    state[1:] = words[0, 1:]
+        _CRC_TABLES["two"] = (table[(first ^ (x >> 8)) & 0xFF] ^ (first >> 8)).astype(np.uint16)
+        _CRC_TABLES["step"] = _advance_table(lanes - 1)[_CRC_TABLES["two"]]
+    two, step = _CRC_TABLES["two"], _CRC_TABLES["step"]
+    words = np.frombuffer(data, "<u2").reshape(-1, lanes)
+    state = words[0].copy()
+    state[0] ^= np.uint16(crc)  # the running CRC enters with the first word
     for row in words[1:]:
         np.take(step, state, out=state)
         state ^= row
     np.take(two, state, out=state)
-    low1, high1 = _shift_tables(2)
-    total = 0
-    for value in state.tolist():  # lane j's state still has K - 1 - j words after it: fold them in order
-        total = low1[total & 0xFF] ^ high1[total >> 8] ^ value
-    return crc16(bytes(data[2 * lanes * steps :]), total)
+    # Lane j's state still has K - 1 - j words after it: fold neighbours, the earlier advanced past the later.
+    span = 1
+    while len(state) > 1:
+        state = _advance_table(span)[state[0::2]] ^ state[1::2]
+        span *= 2
+    return int(state[0])
 
 
 _SHIFT_CACHE: dict[int, tuple[list[int], list[int]]] = {}
@@ -802,7 +816,12 @@ def _shift_tables(length: int) -> tuple[list[int], list[int]]:
 
 
 def build_xing(
-    mp3: Mp3File, frame_sizes: list[int], bitrates_vary: bool, delay: int, padding: int, music_crc: int | None
+    mp3: Mp3File,
+    frame_sizes: Sequence[int],
+    bitrates_vary: bool,
+    delay: int,
+    padding: int,
+    music_crc: int | None,
 ) -> bytes:
     """The Xing/Info frame for the output's audio frames (sizes given), with a LAME tag when the input had one."""
     audio_bytes = sum(frame_sizes)
@@ -1035,7 +1054,7 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
         output.append(_rebuild(mp3, run, before, after, fade_samples, bit_rate, reservoir))
         i = j
 
-    sizes: list[int] = []
+    sizes = array("q")
     for item in output:
         if isinstance(item, tuple):
             sizes.extend(mp3.sizes[item[0] : item[1]])
@@ -1096,18 +1115,18 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
 
 
 def _audio_chunks(mp3: Mp3File, output: list[tuple[int, int] | list[bytes]]):
-    """The output's audio frames as byte chunks: copied runs straight from the input (in pieces of at most 4 MB)."""
+    """The output's audio frames as byte chunks: copied runs straight from the input (in pieces of about 1 MB)."""
     for item in output:
         if isinstance(item, tuple):
             lo, hi = item
             # Contiguous input frames are one byte range, unless damaged bytes were skipped between them;
-            # long ranges go in pieces of about 4 MB.
+            # long ranges go in pieces of about 1 MB.
             cuts = sorted({lo, hi} | {g for g in mp3.gaps if lo < g < hi})
             for a, b in zip(cuts, cuts[1:]):
                 start = a
                 while start < b:
                     end = min(
-                        b, bisect.bisect_right(mp3.offsets, mp3.offsets[start] + (4 << 20), start + 1, b)
+                        b, bisect.bisect_right(mp3.offsets, mp3.offsets[start] + (1 << 20), start + 1, b)
                     )
                     first, last = mp3.offsets[start], mp3.offsets[end - 1] + mp3.sizes[end - 1]
                     yield mp3.data[first:last]
