@@ -152,3 +152,18 @@ def test_cut_m4a_copies_packets_and_reencode_forces_the_whole_file(make_episode,
     assert abs(probe(path.with_name("show.adcut.m4a")).duration - 18.0) < 0.03
     code, out, err = run_cli(capsys, "cut", str(path), "--labels", str(labels), "--reencode", "--force", "-q")
     assert code == 0 and "(reencode)" in out
+
+
+def test_process_json_whose_decoded_duration_exceeds_the_declared_one(episode, tmp_path, capsys):
+    """A process JSON measured the duration by decoding; a little past the container's figure is not an error."""
+    path, _ = episode
+    label = tmp_path / "decoded.json"
+    label.write_text(json.dumps({"duration": 24.4, "classes": ["ad", "content"], "segments": [
+        {"label": "content", "start": 0.0, "end": 8.0}, {"label": "ad", "start": 8.0, "end": 14.0},
+        {"label": "content", "start": 14.0, "end": 24.4}]}))
+    code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(label), "-q")
+    assert code == 0, err
+    assert abs(probe(path.with_name("show.adcut.wav")).duration - 18.0) < 0.01
+    label.write_text(json.dumps({"duration": 30.0, "segments": [{"label": "ad", "start": 8.0, "end": 30.0}]}))
+    code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(label), "--force")
+    assert code == 1 and "beyond the audio's end" in err

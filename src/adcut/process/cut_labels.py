@@ -83,6 +83,12 @@ def read_label_file(path: Path, duration: Seconds) -> LabelledEpisode:
             raw = None  # read_labels gives the precise message
         if isinstance(raw, dict) and isinstance(raw.get("classes"), list) and len(raw["classes"]) >= 2:
             classes = tuple(str(c) for c in raw["classes"])
+        # A ``process`` JSON measured the duration by decoding; a container's declared duration (e.g. an
+        # MP3 without a Xing header) can differ a little: its own last segment is not "beyond the end".
+        declared = raw.get("duration") if isinstance(raw, dict) else None
+        if isinstance(declared, (int, float)) and not isinstance(declared, bool):
+            if declared > duration and declared - duration <= max(1.0, 0.01 * duration):
+                duration = float(declared)
         items = raw.get("segments") if isinstance(raw, dict) else raw
         for item in items if isinstance(items, list) else []:
             conf = item.get("confidence") if isinstance(item, dict) else None
@@ -140,6 +146,7 @@ def cut_from_labels(episode: Path, label_path: Path, options: CutOptions = CutOp
         raise AdcutError(f"{episode}: the file does not say how long it is; cannot check the labels against it")
     duration = info.duration
     labels = read_label_file(label_path, duration)
+    duration = max(duration, labels.segments[-1].end)  # a process JSON's decoded duration may be a little longer
     remove = options.remove or (labels.classes[0],)
     unknown = [name for name in remove if name not in labels.classes]
     if unknown:
