@@ -596,3 +596,24 @@ def test_stopped_server_leaves_nothing_half_written_and_resumes(how, upstream, m
         assert not list(DataDir(data).downloads.glob("*/.*.tmp"))
     finally:
         assert server.stop() == 0
+
+
+def test_a_killed_worker_process_does_not_lose_its_episode(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    upstream.slow = {"e1.mp3"}
+    server = Server(data)
+    try:
+        part = DataDir(data).downloads / "1" / "episode.mp3.part"
+        wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)
+        children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+        workers = [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGKILL)  # the out-of-memory killer, say
+        upstream.slow = False
+        wait_for(lambda: settled(data))
+        store = Store(DataDir(data).db)
+        assert [e.state for e in store.episodes()][:2] == ["done", "done"]
+        assert store.query("SELECT attempts FROM jobs WHERE episode_id = 1")[0]["attempts"] == 2
+    finally:
+        assert server.stop() == 0

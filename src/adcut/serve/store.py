@@ -330,6 +330,12 @@ class Store:
             db.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'leased'",
                        (time.time() + seconds, job.id, owner))
 
+    def requeue(self, job: Job, owner: str) -> None:
+        """Put a leased job back in the queue at once (its attempt counts)."""
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET state = 'queued', lease_until = NULL, owner = NULL WHERE id = ? AND owner = ?",
+                       (job.id, owner))
+
     def release(self, owner: str) -> None:
         """Give back ``owner``'s leased jobs (a clean shutdown): queued again, the attempt not counted."""
         with self.transaction() as db:

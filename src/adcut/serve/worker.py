@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from adcut.core.files import atomic_write_text
 from adcut.errors import AdcutError, AudioError, OutputError
 from adcut.serve.paths import DataDir
-from adcut.serve.store import DOWNLOADING, LEASE_SECONDS, PROCESSING, Job, Store
+from adcut.serve.store import DOWNLOADING, LEASE_SECONDS, MAX_ATTEMPTS, PROCESSING, Job, Store
 
 log = logging.getLogger(__name__)
 
@@ -283,10 +283,17 @@ class Workers:
                     return  # stop() gives the lease back
                 store.renew(job, self.owner)
             except BrokenProcessPool:
+                # A worker process died (killed, out of memory, a crash in a codec). Every episode that
+                # pool was working on sees this, so each is queued again; the one that keeps killing its
+                # process fails after MAX_ATTEMPTS tries, the others finish.
                 self._reset_pool(pool)
                 if self.stopping.is_set():
                     return
-                store.fail_episode(job.episode_id, "the worker process died while processing this episode")
+                if job.attempts >= MAX_ATTEMPTS:
+                    store.fail_episode(job.episode_id, f"the worker process died while processing this episode "
+                                                       f"({job.attempts} times)")
+                else:
+                    store.requeue(job, self.owner)
                 return
             except AdcutError as error:
                 store.fail_episode(job.episode_id, _first_line(error))
