@@ -113,6 +113,7 @@ def run(args) -> int:
         print("\n".join(f"would write: {out}" for out in run_.outputs))
         return 0
     cut = run_.cut
+    assert cut is not None  # processed: the cut was written
     method = cut.method
     print(f"wrote {cut.path} ({method}): kept {format_time(cut.kept_seconds, 1)}, "
           f"removed {format_time(cut.removed_seconds, 1)} in {run_.wall_seconds:.2f} s")

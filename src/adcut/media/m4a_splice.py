@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
+from typing import Any, cast
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -146,7 +147,8 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
         if c1 - c0 >= MIN_COPY_PACKETS * PACKET or (c1 == end and c1 - c0 >= PACKET):
             if a < c0 and c0 > pts0:
                 pending.append([max(a, 0), c0, a, b, fi, fo])
-            c0 = flush(c0)
+            moved = flush(c0)
+            c0 = c0 if moved is None else moved
             ops.append(("copy", c0, c1))
             if c1 < b:
                 pending.append([c1, b, a, b, fi, fo])
@@ -174,7 +176,7 @@ class _Collector:
     def __init__(self, stream, lo: int, hi: int):
         self.lo, self.hi = lo, hi
         self.stream = stream
-        self.decoder = None  # made when the first packet comes, dropped when done (each holds ~1 MB)
+        self.decoder: Any = None  # made when the first packet comes, dropped when done (each holds ~1 MB)
         self.parts: list[np.ndarray] = []
         self.done = False
 
@@ -275,7 +277,7 @@ def write_m4a_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Pat
             spans_s = [(a / rate, b / rate) for a, b, _, _ in kept]
             chapters = retime_chapters(source.chapters(), spans_s, end / rate)
             if chapters:
-                target.set_chapters(chapters)
+                target.set_chapters(cast(Any, chapters))  # PyAV types them as its Chapter dict
             writer = _Writer(path, source, audio_in, stream, target, picture_streams, rate, ctx.bit_rate or audio_in.bit_rate)
             writer.run(kept, end)
         finally:

@@ -169,7 +169,7 @@ def write_wav_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Pat
     kept_frames = sum(b - a for a, b, _, _ in kept)
     data_bytes = kept_frames * align
     with open(path, "rb") as source, open(out, "wb") as target:
-        parts = []
+        parts: list[tuple[bytes, bytes | None, int]] = []
         for chunk_id, offset, size in layout.chunks:
             if chunk_id == b"data":
                 parts.append((chunk_id, None, data_bytes))
@@ -185,12 +185,12 @@ def write_wav_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Pat
         if riff_size > 0xFFFFFFFF:
             raise _unsupported(f"{Path(path).name}: the cut WAV would be over 4 GiB")
         target.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE")
-        for chunk_id, body, n in parts:
+        for chunk_id, content, n in parts:
             target.write(chunk_id + struct.pack("<I", n))
-            if body is None:
+            if content is None:
                 _copy_data(source, target, layout, kept)
             else:
-                target.write(body)
+                target.write(content)
             if n & 1:
                 target.write(b"\0")
     return kept_frames, frames, rate

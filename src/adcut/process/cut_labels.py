@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from adcut.core.segments import DEFAULT_CLASSES, Segment, default_background
 from adcut.core.units import Seconds
 from adcut.errors import AdcutError, LabelError
 from adcut.process.episode import DRY_RUN, PROCESSED, SKIPPED, is_up_to_date
+
+if TYPE_CHECKING:
+    from adcut.media.cut import CutResult
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ class CutRun:
     episode: Path
     status: str
     outputs: list[Path]
-    cut: object | None = None  # media.cut.CutResult when processed
+    cut: CutResult | None = None  # when processed
     detection: object | None = None  # the labels as a detect.pipeline.Detection
     wall_seconds: Seconds = 0.0
 
