@@ -493,10 +493,10 @@ def test_chapters_move_to_the_cut_timeline():
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 1 MiB filesystem (tmpfs) for the data folder; skipped where mounting is not allowed."""
+    """A 2 MiB filesystem (tmpfs) for the data folder; skipped where mounting is not allowed."""
     folder = tmp_path / "small"
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield folder
@@ -510,7 +510,7 @@ def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, mod
 
     # The first episode is bigger than the disk's free space.
     big = upstream.folder / "e1.mp3"
-    write_episode(big, EpisodeSpec(150.0, ()), seed=3, bit_rate=64000)
+    write_episode(big, EpisodeSpec(300.0, ()), seed=3, bit_rate=64000)
     upstream.sizes["e1.mp3"] = big.stat().st_size
     data = small_disk / "data"
     add_feed(upstream, model, data, capsys)
