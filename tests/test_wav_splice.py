@@ -136,3 +136,24 @@ def test_streamed_wav_with_unknown_data_size(tmp_path):
     result = cut_episode(path, SEGMENTS, tmp_path / "out.wav")
     assert result.method == "copy-wav"
     assert read_layout(tmp_path / "out.wav").frames == 47200
+
+
+def test_real_recording_wav(shared_data, tmp_path):
+    """A real 16 kHz recording from ../shared/data: the kept samples are the input's, the cut is clean."""
+    source = shared_data / "speech" / "diarizationExample.wav"
+    path = tmp_path / "real.wav"
+    shutil.copyfile(source, path)
+    segments = [Segment(0.0, 10.0, "content"), Segment(10.0, 21.5, "ad"), Segment(21.5, 40.0, "content")]
+    result = cut_episode(path, segments, tmp_path / "real.adcut.wav")
+    assert result.method == "copy-wav" and result.kept_seconds == pytest.approx(28.5, abs=1e-3)
+    _, original = decode_original(path)
+    _, cut = decode_original(result.path)
+    rate = probe(path).sample_rate
+    fade = int(0.03 * rate)
+    a, b = int(10.0 * rate), int(21.5 * rate)
+    assert np.array_equal(cut[:, : a - fade], original[:, : a - fade])
+    end = int(40.0 * rate) - fade  # the labels stop at 40 s: a cut (and a fade) there too
+    assert np.array_equal(cut[:, a + fade : a + end - b], original[:, b + fade : end])
+    if shutil.which("ffmpeg"):
+        run = subprocess.run(["ffmpeg", "-v", "error", "-i", str(result.path), "-f", "null", "-"], capture_output=True, text=True)
+        assert run.returncode == 0 and run.stderr == ""
