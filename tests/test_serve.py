@@ -617,3 +617,49 @@ def test_a_killed_worker_process_does_not_lose_its_episode(upstream, model, tmp_
         assert store.query("SELECT attempts FROM jobs WHERE episode_id = 1")[0]["attempts"] == 2
     finally:
         assert server.stop() == 0
+
+
+def test_downloads_retry_with_backoff_and_resume_a_broken_transfer(upstream, tmp_path):
+    from adcut.serve.fetch import FetchError, download
+
+    url = f"{upstream.base}/audio/e1.mp3"
+    whole = (upstream.folder / "e1.mp3").read_bytes()
+    # Two 503s, then the file: retried with growing pauses.
+    upstream.fail_next["e1.mp3"] = 2
+    started = time.monotonic()
+    assert download(url, tmp_path / "a.mp3", backoff=0.2) == "audio/mpeg"
+    assert time.monotonic() - started >= 0.2 + 0.4
+    assert (tmp_path / "a.mp3").read_bytes() == whole
+    # The connection drops halfway: the next attempt asks for the rest only.
+    upstream.requests.clear()
+    upstream.cut_short_next.add("e1.mp3")
+    download(url, tmp_path / "b.mp3", backoff=0.01)
+    assert (tmp_path / "b.mp3").read_bytes() == whole
+    ranges = [h.get("Range") for h in upstream.requests_for("/audio/e1.mp3")]
+    assert ranges == [None, f"bytes={len(whole) // 2}-"]
+    assert not list(tmp_path.glob("*.part"))
+    # Gone (404) is not retried; a web page is not audio; too big is refused; all leave nothing behind.
+    upstream.requests.clear()
+    with pytest.raises(FetchError, match="404"):
+        download(f"{upstream.base}/missing.mp3", tmp_path / "c.mp3", backoff=0.01)
+    assert len(upstream.requests) == 1
+    with pytest.raises(FetchError, match="not audio"):
+        download(f"{upstream.base}/page.mp3", tmp_path / "d.mp3", backoff=0.01)
+    with pytest.raises(FetchError, match="cap"):
+        download(url, tmp_path / "e.mp3", max_bytes=1000, backoff=0.01)
+    assert not list(tmp_path.glob("[cde].mp3*"))
+
+
+def test_refresh_asks_upstream_conditionally(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    dirs = DataDir(data)
+    store = Store(dirs.db)
+    result = refresh_feed(store, dirs, store.feed("show"))
+    assert not result.changed and result.error is None  # 304: nothing to do
+    assert upstream.requests_for("/feed.xml")[-1]["If-None-Match"] == store.feed("show").etag
+    upstream.episodes[0] = UpstreamEpisode("ep-1", "Episode 1 (corrected title)", "e1.mp3", GOOD["ep-1"],
+                                           "Mon, 30 Nov 2026 10:00:00 GMT")
+    assert refresh_feed(store, dirs, store.feed("show")).changed
+    assert store.episodes()[0].title == "Episode 1 (corrected title)" and store.episodes()[0].guid == "ep-1"
+    assert len(store.episodes()) == 4  # the same GUID is the same episode

@@ -104,6 +104,8 @@ class UpstreamHost:
         self.mode = "ok"
         # True, or a set of file names: that audio trickles out (4 KiB every 50 ms), so a download takes seconds
         self.slow: bool | set[str] = False
+        self.fail_next: dict[str, int] = {}  # file name -> how many requests for it answer 503 first
+        self.cut_short_next: set[str] = set()  # these send half their bytes, then drop the connection, once
         self.requests: list[tuple[str, str, dict]] = []
         self.sizes: dict[str, int] = {}
         for number, episode in enumerate(self.episodes):
@@ -166,6 +168,21 @@ class UpstreamHost:
                 if match:
                     return self._send(200, json.dumps(CHAPTERS).encode(), "application/json+chapters", head=head)
                 match = re.fullmatch(r"/audio/([\w.-]+)", self.path)
+                if match and host.fail_next.get(match.group(1), 0) > 0:
+                    host.fail_next[match.group(1)] -= 1
+                    return self._send(503, b"busy", "text/plain", head=head)
+                if match and match.group(1) in host.cut_short_next and not head:
+                    host.cut_short_next.discard(match.group(1))
+                    data = (host.folder / match.group(1)).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "audio/mpeg")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 if match and (host.folder / match.group(1)).is_file():
                     data = (host.folder / match.group(1)).read_bytes()
                     wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
