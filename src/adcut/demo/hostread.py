@@ -4,7 +4,7 @@ Content is the host (an ``espeak-ng`` voice) talking; a host-read ad is the same
 level, reading ad copy, sometimes after a lead-in ("a word from our sponsor"); a produced spot is
 another voice reading copy over a music bed, louder (as ``synth`` ads are). Two draws with
 different voices, brands and ad wording, ``train`` and ``test``, so that a phrase learner is tested
-on copy it has not seen. ``espeak-ng`` is a Debian package (``.ci/run`` installs it).
+on copy it has not seen (the announcers of produced spots are shared: such spots recur). ``espeak-ng`` is a Debian package (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from adcut.core.units import Seconds
 from adcut.demo.synth import music_bed
 from adcut.errors import AdcutError
 
-# Hosts and announcers never share a voice (a host's voice is the show's, not an ad's), nor do the draws.
+# Hosts and announcers never share a voice (a host's voice is the show's, not an ad's). The draws' hosts
+# differ (the spotter is tested on voices it was not tuned on); produced spots recur, so their announcers
+# are shared, as a show's produced ads are from one episode to the next.
 VOICES = {"train": ("en-us+m3", "en-us+f2", "en-us+m1"), "test": ("en-us+m7", "en-us+f4", "en-us+m2")}
-ANNOUNCERS = {"train": ("en-us+m4", "en-us+f1"), "test": ("en-us+m6", "en-us+f5")}
+ANNOUNCERS = {"train": ("en-us+m4", "en-us+f1", "en-us+m6"), "test": ("en-us+m4", "en-us+f1", "en-us+m6")}
 BRANDS = {
     "train": ("Fernwood Coffee", "Lumen Bank", "Brightline Shoes", "Harbor Mattress", "Pixel Print", "Green Basket"),
     "test": ("Northstar Socks", "Cobalt Phone", "Maple Meals", "Atlas Travel", "River Books", "Summit Tea"),

@@ -39,12 +39,13 @@ class WordsConfig:
     model_dir: Path | None = None  # --speech-model: another pocketsphinx model folder (another language)
     per_phone: float = 5.0  # keyword threshold exponent per phone (recognise.py)
     min_score: float = 2.0  # summed weight of the distinct phrases that makes a cluster an ad
-    max_gap: float = 30.0  # seconds between hits of one ad
+    max_gap: float = 20.0  # seconds between hits of one ad
     max_ad_seconds: float = 180.0  # phrases heard over a longer stretch are not one read ad (a phrase that fires in talk)
     sentence_back: float = 12.0  # how far before the first phrase its sentence break is looked for
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
     workers: int | None = None  # recognition processes (None: the cores)
+    learned: bool = True  # also the phrases the checkpoint learned from its labels (False: built-in and --ad-phrases)
 
     def __post_init__(self) -> None:
         if self.mode not in WORDS_MODES:
@@ -65,7 +66,7 @@ def resolve_phrases(checkpoint, config: WordsConfig) -> tuple[Phrase, ...]:
     """Built-in English (only with the built-in English model), then the checkpoint's learned, then the user's."""
     builtin = BUILTIN_ENGLISH if config.model_dir is None else ()
     user = read_phrases(config.phrases_file) if config.phrases_file else ()
-    return merge_phrases(builtin, checkpoint_phrases(checkpoint), user)
+    return merge_phrases(builtin, checkpoint_phrases(checkpoint) if config.learned else (), user)
 
 
 def words_enabled(checkpoint, config: WordsConfig | None) -> bool:
@@ -109,7 +110,7 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
             continue
         first = cluster[0].start
         last = max(h.end for h in cluster)
-        closing = [h for h in returns if last - 1.0 <= h.start <= last + config.max_gap / 2]
+        closing = [h for h in returns if last - 1.0 <= h.start <= last + config.max_gap]
         if closing:
             last = max(last, closing[0].end)
         if last - first > config.max_ad_seconds:

@@ -28,6 +28,11 @@ STOP_WORDS = frozenset("a an the and or but of to in on for at by with from is a
                        "my me so as if then now there their they he she his her its".split())
 
 
+# A learned phrase weighs at most this: it was checked on the training voices' talk only, so several
+# must agree (or join a built-in phrase) before they make an ad.
+MAX_LEARNED_WEIGHT = 0.5
+
+
 def ngrams(words: Sequence[str], sizes=(2, 3)) -> set[str]:
     out = set()
     for n in sizes:
@@ -131,7 +136,7 @@ def learn_from_episodes(episodes, ad_class: str, background: str, model_dir=None
         heard, false = in_ads.get(phrase.text, 0), in_content.get(phrase.text, 0)
         rate_ratio = (heard + 0.5) / ad_seconds / ((false + 0.5) / content_seconds)
         if heard >= min(2, len(ad_audio)) and false <= max(1, heard // 4) and rate_ratio >= 10:
-            kept.append(Phrase(phrase.text, round(min(phrase.weight, 0.8 * heard / len(ad_audio) + 0.2), 3), CUE))
+            kept.append(Phrase(phrase.text, round(min(phrase.weight, MAX_LEARNED_WEIGHT, heard / len(ad_audio) + 0.1), 3), CUE))
     log.info("learned %d phrases from %d ads and %d content pieces (%d candidates checked by spotting %.0f s of "
              "content): %s", len(kept), len(ad_docs), len(content_docs), len(candidates), content_seconds,
              ", ".join(p.text for p in kept[:10]))
