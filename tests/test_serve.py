@@ -663,3 +663,28 @@ def test_refresh_asks_upstream_conditionally(upstream, model, tmp_path, capsys):
     assert refresh_feed(store, dirs, store.feed("show")).changed
     assert store.episodes()[0].title == "Episode 1 (corrected title)" and store.episodes()[0].guid == "ep-1"
     assert len(store.episodes()) == 4  # the same GUID is the same episode
+
+
+def test_only_the_newest_episodes_are_kept_with_keep(upstream, model, tmp_path, capsys):
+    from adcut.serve.refresh import prune
+    from adcut.serve.worker import process_episode
+
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    dirs = DataDir(data)
+    store = Store(dirs.db)
+    feed = store.feed("show")
+    first, second = store.episodes(feed.id)[:2]
+    for episode in (first, second):  # what a worker process does, here in this one
+        store.finish_episode(episode.id, **process_episode(str(data), episode.id, feed.model, "test"))
+    second = store.episode(second.id)
+    assert (dirs.audio / second.audio_name).exists() and original_audio(dirs, second.id)
+    assert prune(store, dirs, feed, keep=0) == 0
+    assert prune(store, dirs, feed, keep=1) == 1  # episodes 3 and 4 have jobs waiting: left alone
+    assert not (dirs.audio / second.audio_name).exists() and original_audio(dirs, second.id) is None
+    assert store.episode(second.id).state == "new" and store.job_state(second.id) is None
+    assert (dirs.audio / store.episode(first.id).audio_name).exists()
+    ready = {e.guid for e in store.episodes(feed.id) if e.audio_name}
+    assert ready == {"ep-1"}
+    assert main(["serve", "--keep", "2", "--episodes", "3", "--data", str(data)]) == 1
+    assert "--keep 2 is less than --episodes 3" in capsys.readouterr().err

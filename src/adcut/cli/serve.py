@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                         help="how often upstream feeds are fetched (default 30)")
     parser.add_argument("--episodes", type=int, default=3, metavar="K",
                         help="process the K newest episodes of each feed (default 3)")
+    parser.add_argument("--keep", type=int, default=0, metavar="N",
+                        help="keep the files of each feed's N newest episodes only; older ones are deleted at each "
+                             "refresh and leave the ad-free feed (default 0: keep all)")
     parser.add_argument("--list-pending", action="store_true",
                         help="list episodes not processed yet with their original (ad-carrying) audio, instead of "
                              "leaving them out until they are ready")
@@ -55,11 +58,13 @@ def run(args) -> int:
               "the token) can fetch these feeds", file=sys.stderr)
     if args.public_url and not args.public_url.startswith(("http://", "https://")):
         raise AdcutError(f"--public-url {args.public_url}: must start with http:// or https://")
-    if args.workers < 1 or args.episodes < 0 or args.refresh_minutes <= 0:
-        raise AdcutError("--workers must be at least 1, --episodes at least 0 and --refresh-minutes above 0")
+    if args.workers < 1 or args.episodes < 0 or args.refresh_minutes <= 0 or args.keep < 0:
+        raise AdcutError("--workers must be at least 1, --episodes and --keep at least 0, --refresh-minutes above 0")
+    if args.keep and args.keep < args.episodes:
+        raise AdcutError(f"--keep {args.keep} is less than --episodes {args.episodes}: episodes would be cut and deleted")
     service = Service(DataDir(args.data), host=args.host, port=args.port, workers=args.workers,
                       refresh_minutes=args.refresh_minutes, episodes=args.episodes, public_url=args.public_url,
-                      options=Options(mark=args.mark, list_pending=args.list_pending))
+                      options=Options(mark=args.mark, list_pending=args.list_pending), keep=args.keep)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     service.start()
     print(f"adcut serve: status page {service.status_url}", flush=True)

@@ -67,3 +67,28 @@ def queue_newest(store: Store, feed: Feed, count: int) -> int:
         if episode.state == NEW and store.enqueue(episode.id):
             queued += 1
     return queued
+
+
+def prune(store: Store, data: DataDir, feed: Feed, keep: int) -> int:
+    """Delete the files of the episodes older than the ``keep`` newest (0: keep all); how many were deleted.
+
+    Their ad-free audio, chapters and kept original go; they leave the ad-free feed (apps keep what
+    they downloaded). An episode with a job under way is left alone.
+    """
+    import shutil
+
+    from adcut.serve.worker import episode_folder
+
+    if keep <= 0:
+        return 0
+    pruned = 0
+    for episode in store.episodes(feed.id)[keep:]:
+        if episode.state == NEW or store.job_state(episode.id) in ("queued", "leased"):
+            continue
+        if episode.audio_name:
+            for path in (data.audio / episode.audio_name, data.audio / f"{episode.audio_name}.chapters.json"):
+                path.unlink(missing_ok=True)
+        shutil.rmtree(episode_folder(data, episode.id), ignore_errors=True)
+        store.forget_episode(episode.id)
+        pruned += 1
+    return pruned

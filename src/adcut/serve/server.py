@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from adcut.errors import AdcutError
 from adcut.serve.feed import DEFAULT_MARK, Ready, rewrite
 from adcut.serve.paths import DataDir
-from adcut.serve.refresh import DEFAULT_EPISODES, refresh_feed, upstream_copy
+from adcut.serve.refresh import DEFAULT_EPISODES, prune, refresh_feed, upstream_copy
 from adcut.serve.store import DONE, Store
 from adcut.serve.worker import episode_folder, original_audio
 
@@ -436,13 +436,14 @@ class Service:
 
     def __init__(self, data: DataDir, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
                  refresh_minutes: float = 30.0, episodes: int = DEFAULT_EPISODES, public_url: str | None = None,
-                 options: Options | None = None):
+                 options: Options | None = None, keep: int = 0):
         from adcut.serve.worker import Workers
 
         self.data = data.create()
         self.store = Store(data.db)
         self.token = self.store.token()
         self.episodes = episodes
+        self.keep = keep
         self.refresh_seconds = max(1.0, refresh_minutes * 60)
         self._cleanup_temporary_files()
         self.reviews = Reviews(self.data)
@@ -491,6 +492,7 @@ class Service:
             if self.stopping.is_set():
                 return
             refresh_feed(self.store, self.data, feed, self.episodes)
+            prune(self.store, self.data, feed, self.keep)
         self.workers.wake.set()
 
     def _refresh_loop(self) -> None:

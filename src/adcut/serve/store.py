@@ -282,6 +282,13 @@ class Store:
                        (audio_name, audio_size, audio_type, duration, removed, revision, time.time(), episode_id))
             db.execute("UPDATE jobs SET state = 'done', lease_until = NULL WHERE episode_id = ?", (episode_id,))
 
+    def forget_episode(self, episode_id: int) -> None:
+        """The episode's ad-free file is gone (retention): back to 'new', out of the feed, no job."""
+        with self.transaction() as db:
+            db.execute("UPDATE episodes SET state = 'new', reason = NULL, audio_name = NULL, audio_size = NULL, "
+                       "duration = NULL, removed = NULL, updated = ? WHERE id = ?", (time.time(), episode_id))
+            db.execute("DELETE FROM jobs WHERE episode_id = ? AND state IN ('done', 'failed')", (episode_id,))
+
     def fail_episode(self, episode_id: int, reason: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
