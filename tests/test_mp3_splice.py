@@ -138,7 +138,7 @@ def frame_ranges_kept(inp_mp3, out_mp3) -> list[tuple[int, int, int]]:
     return runs
 
 
-def check_splice(inp: Path, out: Path, segments, result, *, min_snr=12.0):
+def check_splice(inp: Path, out: Path, segments, result, *, min_snr=15.0):
     """The acceptance checks of the MP3 copy path; returns the SNR (dB) of the output against the input near the joins."""
     assert result.method == "copy-mp3"
     assert validators(out) == []
@@ -256,7 +256,8 @@ def test_cut_copies_the_kept_frames_and_rebuilds_the_joins(case, rate, channels,
     inp = make_mp3(tmp_path, case, rate=rate, channels=channels, ffmpeg_args=args, pause=0.0)
     segments = episode_segments(SPEC)
     result = cut_episode(inp, segments, tmp_path / "out.mp3")
-    snrs = check_splice(inp, tmp_path / "out.mp3", segments, result)
+    # (at 24 kbps LAME's own loss is larger: a lower bar there)
+    snrs = check_splice(inp, tmp_path / "out.mp3", segments, result, min_snr=12.0 if "24k" in args else 15.0)
     assert len(snrs) >= 3
     # The bit reservoir was in play: copied frames right after a rebuilt join read bytes from before their
     # header (which the new frames now carry), and they decoded right (check_splice above).

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 METHOD = "copy-mp3"
 DECODER_DELAY = 529  # samples the MP3 synthesis filterbank delays its output (FFmpeg's 528 + 1)
 LAME_DELAY = 576  # the encoder delay LAME adds in front of its input
-WARMUP_FRAMES = 2  # frames fed to the encoder before a re-encoded stretch, then thrown away
+WARMUP_SAMPLES = 1152  # audio the encoder has seen before a re-encoded stretch starts (the frames it makes
+# of it, and of the codec delay before it, are thrown away)
 TRAIL_FRAMES = 2  # frames fed after it, so its last frames are coded with the audio that follows
 
 _BITRATES = {  # kbit/s by bit-rate index, for MPEG-1 and MPEG-2/2.5 layer III
@@ -443,20 +444,17 @@ def plan_pieces(ranges: list[tuple[int, int]], total: int, edge_frames: int) -> 
 # ---------------------------------------------------------------- decoding and re-encoding a stretch
 
 
-def _quiet_av():
+def _av():
+    """PyAV, imported when a join is rebuilt (its FFmpeg log stays as adcut leaves it: off by default)."""
     import av
 
-    try:
-        av.logging.set_level(av.logging.PANIC)
-    except Exception:  # noqa: BLE001 - older PyAV: logging is already off
-        pass
     return av
 
 
 def decode_frames(mp3: Mp3File, lo: int, hi: int) -> np.ndarray:
     """The decoded-stream samples of frames ``lo..hi`` as float32 ``(channels, n)``, decoded from early enough
     that their bit reservoir and the decoder's overlap are those of the whole file."""
-    av = _quiet_av()
+    av = _av()
     start = lo
     back = 0
     # The frame before lo must decode right (its overlap feeds lo): go back past its reservoir too.
@@ -490,7 +488,7 @@ def _ramp(x: np.ndarray) -> np.ndarray:
 def encode_stretch(mp3: Mp3File, pcm: np.ndarray, bit_rate: int) -> list[bytes]:
     """LAME frames, without bit reservoir, for float ``pcm``; output frame j decodes to ``pcm`` frame j's samples
     when ``pcm`` starts LAME_DELAY + DECODER_DELAY samples late (the caller shifts it)."""
-    av = _quiet_av()
+    av = _av()
     n = mp3.samples_per_frame
     channels = mp3.first.channels
     layout = "mono" if channels == 1 else "stereo"
@@ -624,32 +622,55 @@ def stretch_bit_rate(mp3: Mp3File) -> int:
     return _BITRATES[mp3.first.mpeg1][-1] * 1000
 
 
-def encode_run(
+def warmup_frames(mp3: Mp3File) -> int:
+    """Frames fed before a stretch: the codec delay (LAME's and the decoder's) plus WARMUP_SAMPLES of audio."""
+    n = mp3.samples_per_frame
+    return -(-(LAME_DELAY + DECODER_DELAY + WARMUP_SAMPLES) // n)
+
+
+def stretch_pcm(
     mp3: Mp3File,
     run: list[Piece],
     before: tuple[int, int] | None,
     after: tuple[int, int] | None,
     fade_samples: int,
-    bit_rate: int,
-) -> list[bytes]:
-    """New frames for a run of re-encoded pieces: one per input frame of the pieces, in order.
+) -> np.ndarray:
+    """What the encoder is fed for a run of re-encoded pieces: warm-up audio, the pieces (faded at cut edges), and
+    audio to look ahead into, shifted by the codec's delay so that new frame j decodes to fed frame j.
 
     ``before``/``after``: input frames of copied audio that sit right before/after the run in the output
-    (fed to the encoder to warm it up / let it look ahead, then thrown away); None where the output
-    starts or ends, or a cut is (silence is fed there).
+    (fed to warm the encoder up / let it look ahead, then thrown away); None where the output starts or
+    ends, or a cut is (silence is fed there). Input frames that follow one another are decoded in one go.
     """
     n = mp3.samples_per_frame
     channels = mp3.first.channels
-    parts = []
+    wanted: list[tuple[int, int, Piece | None]] = []
     if before is not None:
-        lo, hi = before
-        lead = decode_frames(mp3, max(lo, hi - WARMUP_FRAMES), hi)
-    else:
-        lead = np.zeros((channels, 0), np.float32)
-    lead = np.concatenate([np.zeros((channels, WARMUP_FRAMES * n - lead.shape[1]), np.float32), lead], axis=1)
-    parts.append(lead)
-    for piece in run:
-        pcm = decode_frames(mp3, piece.lo, piece.hi)
+        wanted.append((max(before[0], before[1] - warmup_frames(mp3)), before[1], None))
+    wanted += [(piece.lo, piece.hi, piece) for piece in run]
+    if after is not None:
+        wanted.append((after[0], min(after[1], after[0] + TRAIL_FRAMES), None))
+    decoded: list[np.ndarray] = []
+    i = 0
+    while i < len(wanted):
+        j = i + 1
+        while j < len(wanted) and wanted[j][0] == wanted[j - 1][1]:
+            j += 1
+        pcm = decode_frames(mp3, wanted[i][0], wanted[j - 1][1])
+        for lo, hi, _ in wanted[i:j]:
+            decoded.append(pcm[:, (lo - wanted[i][0]) * n : (hi - wanted[i][0]) * n])
+        i = j
+    parts = []
+    if before is None:
+        parts.append(np.zeros((channels, warmup_frames(mp3) * n), np.float32))
+    for index, ((_, _, piece), pcm) in enumerate(zip(wanted, decoded)):
+        if piece is None:
+            if index == 0 and before is not None:  # the warm-up: silence in front where it is short
+                pcm = np.concatenate(
+                    [np.zeros((channels, warmup_frames(mp3) * n - pcm.shape[1]), np.float32), pcm], axis=1
+                )
+            parts.append(pcm)
+            continue
         length = pcm.shape[1]
         gain = np.ones(length, np.float32)
         fade = max(1, min(fade_samples, length // 2)) if fade_samples > 0 else 0
@@ -659,21 +680,19 @@ def encode_run(
         if piece.fade_out and fade:
             gain = np.minimum(gain, _ramp((length - times - 0.5) / fade))
         parts.append(pcm * gain)
-    if after is not None:
-        lo, hi = after
-        trail = decode_frames(mp3, lo, min(hi, lo + TRAIL_FRAMES))
-    else:
-        trail = np.zeros((channels, 0), np.float32)
-    trail = np.concatenate(
-        [trail, np.zeros((channels, TRAIL_FRAMES * n - trail.shape[1]), np.float32)], axis=1
-    )
-    parts.append(trail)
-    pcm = np.concatenate(parts, axis=1)[:, LAME_DELAY + DECODER_DELAY :]
+    trail = wanted[-1][1] - wanted[-1][0] if after is not None else 0
+    parts.append(np.zeros((channels, (TRAIL_FRAMES - trail) * n), np.float32))
+    return np.concatenate(parts, axis=1)[:, LAME_DELAY + DECODER_DELAY :]
+
+
+def encode_run(mp3: Mp3File, run: list[Piece], pcm: np.ndarray, bit_rate: int) -> list[bytes]:
+    """New frames for a run (``pcm`` from stretch_pcm): one per input frame of its pieces, in order."""
     encoded = encode_stretch(mp3, pcm, bit_rate)
     wanted = sum(p.hi - p.lo for p in run)
-    if len(encoded) < WARMUP_FRAMES + wanted:
+    warmup = warmup_frames(mp3)
+    if len(encoded) < warmup + wanted:
         raise CopyUnsupported("the MP3 encoder returned fewer frames than fed")
-    return encoded[WARMUP_FRAMES : WARMUP_FRAMES + wanted]
+    return encoded[warmup : warmup + wanted]
 
 
 # ---------------------------------------------------------------- headers: Xing/Info + LAME tag, ID3v2 chapters
@@ -1009,8 +1028,9 @@ def _rebuild(
     """The new frames of a run. Where LAME filled them so full (a high bit rate) that even enlarged they cannot
     also carry the next frame's reservoir bytes, the few frames are encoded again at a lower rate."""
     rates = [r * 1000 for r in _BITRATES[mp3.first.mpeg1][1:] if r * 1000 <= bit_rate][::-1][:4]
+    pcm = stretch_pcm(mp3, run, before, after, fade_samples)
     for attempt, rate in enumerate(rates or [bit_rate]):
-        frames = [_split_new(f) for f in encode_run(mp3, run, before, after, fade_samples, rate)]
+        frames = [_split_new(f) for f in encode_run(mp3, run, pcm, rate)]
         try:
             return pack_frames(frames, reservoir)
         except CopyUnsupported:
