@@ -466,3 +466,54 @@ def test_real_recordings_reencoded_to_mp3(tmp_path, shared_data):
         )
         result = cut_episode(inp, segments, tmp_path / f"real{rate}.out.mp3")
         check_splice(inp, tmp_path / f"real{rate}.out.mp3", segments, result, min_snr=10.0)
+
+
+@needs_tools
+@pytest.mark.parametrize(
+    "case,segments,fade",
+    [
+        ("no ads", [Segment(0, 36, "content")], 0.03),
+        ("ads at both ends", [Segment(0, 3, "ad"), Segment(3, 33, "content"), Segment(33, 36, "ad")], 0.03),
+        (
+            "a 60 ms content span between ads",
+            [
+                Segment(0, 10, "content"),
+                Segment(10, 12, "ad"),
+                Segment(12, 12.06, "content"),
+                Segment(12.06, 14, "ad"),
+                Segment(14, 36, "content"),
+            ],
+            0.03,
+        ),
+        (
+            "a 200 ms content span between ads, no fade",
+            [
+                Segment(0, 10, "content"),
+                Segment(10, 12, "ad"),
+                Segment(12, 12.2, "content"),
+                Segment(12.2, 14, "ad"),
+                Segment(14, 36, "content"),
+            ],
+            0.0,
+        ),
+    ],
+)
+def test_edge_cases_of_the_plan(case, segments, fade, tmp_path):
+    inp = make_mp3(tmp_path, "edges", ffmpeg_args=("-b:a", "96k"), pause=0.0)
+    result = cut_episode(inp, segments, tmp_path / "out.mp3", fade_seconds=fade)
+    assert result.method == "copy-mp3"
+    assert validators(tmp_path / "out.mp3") == []
+    decoded = decode_original(tmp_path / "out.mp3")[1]
+    assert decoded.shape[1] / 44100 == pytest.approx(result.kept_seconds, abs=0.002)
+    kept = sum(s.duration for s in segments if s.label == "content")
+    edges = sum(1 for a, b in zip(segments, segments[1:]) if (a.label == "ad") != (b.label == "ad"))
+    assert kept - edges * 1152 / 44100 - 0.001 <= result.kept_seconds <= kept + 0.001
+    if case == "no ads":  # every audio frame copied as it was
+        inp_mp3, out_mp3 = (
+            read_mp3(inp, inp.read_bytes()),
+            read_mp3(tmp_path / "out.mp3", (tmp_path / "out.mp3").read_bytes()),
+        )
+        assert [out_mp3.frame(j) for j in range(len(out_mp3.offsets))] == [
+            inp_mp3.frame(k) for k in range(len(inp_mp3.offsets))
+        ]
+        assert result.kept_seconds == pytest.approx(decode_original(inp)[1].shape[1] / 44100, abs=1e-6)
