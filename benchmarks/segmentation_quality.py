@@ -106,6 +106,7 @@ def method_rows():
         if method != default.refine.method:
             rows.append((f"--refine {method}", replace(default, refine=replace(default.refine, method=method))))
     rows.append(("default, --prefer remove-ads", replace(default, refine=replace(default.refine, prefer="remove-ads"))))
+    rows.append(("default without the measured edge offsets", replace(default, edge_offsets=False)))
     for method in ("none", "reference"):  # the other smoothers, without refinement (issue 4's comparison)
         rows.append((f"--smoothing {method} --no-refine",
                      replace(default, refine=None, smoothing=replace(default.smoothing, method=method))))
