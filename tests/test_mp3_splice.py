@@ -368,15 +368,20 @@ def test_tags_cover_art_id3v1_and_chapters_are_carried_over(tmp_path, id3v2_vers
 
 
 @needs_tools
-def test_damaged_bytes_mid_file_are_skipped_with_a_warning(tmp_path, caplog):
-    inp = make_mp3(tmp_path, "clean", ffmpeg_args=("-b:a", "64k"), rate=22050, channels=1)
-    data = bytearray(inp.read_bytes())
-    mp3 = read_mp3(inp, bytes(data))
-    k = len(mp3.offsets) // 2 + 3  # in the content after the second ad
-    at = mp3.offsets[k] + 40
-    # a frame loses its tail, and junk (with false sync words) sits where it was
+@pytest.mark.parametrize("rate,channels,bit_rate", [(22050, 1, "64k"), (44100, 2, "128k")])
+def test_damaged_bytes_mid_file_are_skipped_with_a_warning(tmp_path, caplog, rate, channels, bit_rate):
+    inp = make_mp3(tmp_path, "clean", ffmpeg_args=("-b:a", bit_rate), rate=rate, channels=channels, pause=0.0)
+    data = inp.read_bytes()
+    mp3 = read_mp3(inp, data)
+    n = mp3.samples_per_frame
+    # Two frames lose their tails, and junk (with false sync words) sits where they were: one in content that
+    # is kept, one in content after the second ad.
     junk = bytes(np.random.default_rng(3).integers(0, 256, 300, dtype=np.uint8)) + b"\xff\xfb" * 5
-    damaged = bytes(data[:at]) + junk + bytes(data[mp3.offsets[k + 1] :])
+    hits = [int(3.0 * rate / n), int(31.0 * rate / n)]
+    damaged = (
+        data[: mp3.offsets[hits[0]] + 40] + junk + data[mp3.offsets[hits[0] + 1] : mp3.offsets[hits[1]] + 40]
+    )
+    damaged += junk + data[mp3.offsets[hits[1] + 1] :]
     bad = tmp_path / "damaged.mp3"
     bad.write_bytes(damaged)
     segments = episode_segments(SPEC)
@@ -387,6 +392,14 @@ def test_damaged_bytes_mid_file_are_skipped_with_a_warning(tmp_path, caplog):
     assert validators(tmp_path / "out.mp3") == []
     out = read_mp3(tmp_path / "out.mp3", (tmp_path / "out.mp3").read_bytes())
     assert out.damaged == [] and len(out.offsets) < len(mp3.offsets)
+    # No burst where the lost bytes were: the frames that needed them are dropped and the gap faded like a cut.
+    decoded = decode_original(tmp_path / "out.mp3")[1]
+    for t in (3.0, 31.0 - (14.3 - 6.0) - (27.05 - 22.71)):
+        at = int(t * rate)
+        near = np.abs(decoded[:, at - rate // 10 : at + rate // 10]).max()
+        around = np.abs(decoded[:, at - rate : at + rate]).max()
+        assert near <= around * 0.999 or near < 0.7, (t, near, around)
+        assert near < 1.0
 
 
 @needs_tools

@@ -423,6 +423,20 @@ def kept_frames(mp3: Mp3File, spans: Sequence[tuple[Seconds, Seconds]]) -> list[
     return ranges
 
 
+def _without(ranges: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """Frame ranges less frames ``lo..hi``."""
+    out = []
+    for a, b in ranges:
+        if b <= lo or a >= hi:
+            out.append((a, b))
+            continue
+        if a < lo:
+            out.append((a, lo))
+        if b > hi:
+            out.append((hi, b))
+    return out
+
+
 def plan_pieces(ranges: list[tuple[int, int]], total: int, edge_frames: int) -> list[Piece]:
     pieces: list[Piece] = []
     for lo, hi in ranges:
@@ -1048,6 +1062,10 @@ def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_secon
 
     duration = max([s.end for s in segments] + [info.duration or 0.0, duration_in])
     ranges = kept_frames(mp3, kept_spans(segments, remove, duration))
+    for gap in sorted(mp3.gaps):
+        # After damaged bytes, the first frame's reservoir bytes are lost (it would decode to noise) and the next
+        # one overlaps with it: both go, and the gap is joined like a cut, faded on both sides.
+        ranges = _without(ranges, gap, gap + 2)
     if not ranges:
         raise NothingKept(f"{path}: every segment is {'/'.join(remove)}; no cut file written")
     fade_samples = int(round(fade_seconds * rate))
