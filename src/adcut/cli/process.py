@@ -24,7 +24,8 @@ outputs, for an episode show.mp3 (next to it, or in OUTDIR):
   show.adcut.mp3      (unless --no-cut) the episode without the removed class, in the input's own
                       format, rate, channels and about its bitrate; tags, cover art and re-timed
                       chapters copied; short fades on the kept side of each cut. {copied}
-                      The JSON's settings.cut_method says which path wrote it.
+                      The JSON's settings.cut_method says which path wrote it. MP3 is cut on
+                      frame boundaries (26 ms at 44.1 kHz), each ad's edges rounded outward.
 
 An episode whose outputs are all newer than both the episode and the model is skipped (--force
 redoes it). Files named *.adcut.* are never taken as episodes.
