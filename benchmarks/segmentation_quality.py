@@ -18,8 +18,9 @@ as MP3) with each boundary method:
 reporting event F0.5, median / p90 boundary error, content cut and ad kept (s per hour), and the
 detection time as a ratio to the bare decode of the same files. It writes one plot per hard test
 episode (truth, prediction, probability, boundaries) to ``--plots`` (default
-``benchmarks/out/segmentation``). ``--anchor-scan`` also scores every window anchor 0..1 as the
-issue-4 version did.
+``benchmarks/out/segmentation``). Before the models, it scores the refinement alone: every true
+boundary moved 2-4 s off and refined by each method. ``--anchor-scan`` also scores every window
+anchor 0..1 as the issue-4 version did.
 
 Acceptance (issue 13, default settings, both seeds): hard set event F0.5 >= 0.98, median <= 0.5 s,
 p90 <= 2 s, content cut <= 5 s/h, ad kept <= 10 s/h; easy set median <= 0.06 s and content cut
@@ -153,6 +154,41 @@ def anchor_scan(checkpoint, test, args) -> None:
         print(f"{anchor:6.2f} " + " ".join(f"{c:9.2f}" for c in cells))
 
 
+def perturbed_refinement(test) -> None:
+    """Refinement alone, no model: every true boundary of the test episodes moved off the truth (ad ends
+    2.5 s late and starts 2.5 s early; then 2 s the other way; then uniformly -3..+4 s), refined by
+    each method; pooled absolute errors and the content cut / ad kept they leave (s)."""
+    from adcut.core.segments import Segment
+    from adcut.detect.refine import REFINE_METHODS, RefineConfig, refine_boundaries
+    from adcut.features.episode import episode_features
+    from adcut.features.mfcc import FeatureConfig
+
+    fcfg = FeatureConfig()
+    episodes = [(episode_features(path, fcfg)[0], truth) for path, truth in test]
+    print("refinement alone (no model; every true boundary moved 2-4 s off, as described in perturbed_refinement):")
+    print("method                        median    p90   >1 s   content cut   ad kept")
+    for method, prefer in [(m, "keep-content") for m in REFINE_METHODS] + [("change+pause", "remove-ads")]:
+        errors, signed = [], []
+        for index, (features, truth) in enumerate(episodes):
+            rng = np.random.default_rng(index)
+            for kind in ("late", "early", "uniform"):
+                edges = [0.0]
+                for a, b in zip(truth, truth[1:]):
+                    offset = {"late": 2.5, "early": -2.0, "uniform": rng.uniform(-3.0, 4.0)}[kind]
+                    edges.append(b.start + (offset if a.label == "ad" else -offset))
+                edges.append(truth[-1].end)
+                found = [Segment(x, y, seg.label) for seg, x, y in zip(truth, edges, edges[1:])]
+                out = refine_boundaries(found, features, fcfg, 3.0, RefineConfig(method=method, prefer=prefer),
+                                        min_seconds={"ad": 5.0, "content": 10.0}, shrink_label="ad")
+                for got, want in zip(out[1:], truth[1:]):
+                    error = got.start - want.start
+                    errors.append(abs(error))
+                    signed.append(error if want.label == "content" else -error)  # > 0: content cut
+        e, d = np.array(errors), np.array(signed)
+        print(f"{method + ('' if prefer == 'keep-content' else ', ' + prefer):28s} {np.median(e):6.2f} "
+              f"{np.percentile(e, 90):6.2f} {np.mean(e > 1):6.0%} {d[d > 0].sum():11.0f} s {-d[d < 0].sum():7.0f} s")
+
+
 def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     import torch
 
@@ -176,6 +212,7 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     print(f"\n=== {kind} set: {args.train} x {args.train_seconds:.0f} s training episodes, {args.test} x "
           f"{args.test_seconds:.0f} s unseen test episodes ({hours:.2f} h, MP3), generated in "
           f"{time.perf_counter() - began:.0f} s; bare decode of the test files {decode_s:.2f} s")
+    perturbed_refinement(test)
     results = {}
     for seed in args.seeds:
         began = time.perf_counter()
