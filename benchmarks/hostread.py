@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-learn", action="store_true", help="build the dataset without --learn-phrases")
     parser.add_argument("--work", type=Path, default=None, help="keep the generated files here")
+    parser.add_argument("--reuse", action="store_true", help="with --work: reuse its episodes, dataset and model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -72,29 +73,44 @@ def main() -> None:
     torch.set_num_threads(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="adcut-hostread-"))
     began = time.perf_counter()
-    training = make(work / "train", args.train, args.seed + 1, "train", ads=3)
-    test = make(work / "test", args.test, args.seed + 2, "test", ads=args.ads)
+    if args.reuse and (work / "test").is_dir():
+        from adcut.demo.hostread import hostread_episode
+
+        training = []
+        test = [(work / "test" / f"test{i:02d}.wav", hostread_episode((args.seed + 2) * 1000 + i, draw="test", ads=args.ads,
+                 host_share=0.5)) for i in range(args.test)]
+    else:
+        training = make(work / "train", args.train, args.seed + 1, "train", ads=3)
+        test = make(work / "test", args.test, args.seed + 2, "test", ads=args.ads)
     audio_s = sum(e.duration for _, e in test)
     host_ads = sum(k == "host" for _, e in test for k in e.kinds)
     print(f"generated {args.train} training episodes ({sum(e.duration for _, e in training) / 60:.1f} min) and "
           f"{args.test} unseen test episodes ({audio_s / 60:.1f} min, {host_ads} of "
           f"{sum(len(e.kinds) for _, e in test)} spots host-read) in {time.perf_counter() - began:.0f} s")
 
-    began = time.perf_counter()
-    dataset = build_dataset(find_episodes([work / "train"]), work / "dataset",
-                            config=DatasetConfig(validation_fraction=0.2, seed=args.seed, learn_phrases=not args.no_learn),
-                            progress=False)
-    learned = dataset.manifest.get("phrases") or []
-    print(f"dataset built in {time.perf_counter() - began:.0f} s; learned {len(learned)} phrases: "
-          + ", ".join(f"{p['text']} ({p['weight']})" for p in learned[:25]))
-    began = time.perf_counter()
-    checkpoint = train(dataset, TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
-                                            early_stopping_patience=None, seed=args.seed, device="cpu", threads=2),
-                       work / "model.safetensors", progress=False)
-    m = checkpoint.metrics
-    print(f"trained in {time.perf_counter() - began:.0f} s: epoch {m.get('epoch')} kept, val accuracy "
-          f"{m.get('val_accuracy')}, balanced {m.get('val_balanced_accuracy')}, recall {m.get('val_recall')}")
+    reuse = args.work is not None and (work / "model.safetensors").exists() and args.reuse
+    if reuse:  # --reuse: the dataset and model of an earlier run in --work (to measure detection settings again)
+        from adcut.learn.dataset import load_dataset
+        from adcut.models.checkpoint import load_checkpoint
 
+        dataset, checkpoint = load_dataset(work / "dataset"), load_checkpoint(work / "model.safetensors")
+        learned = dataset.manifest.get("phrases") or []
+        print(f"reusing {work / 'model.safetensors'}; {len(learned)} learned phrases")
+    else:
+        began = time.perf_counter()
+        dataset = build_dataset(find_episodes([work / "train"]), work / "dataset",
+                                config=DatasetConfig(validation_fraction=0.2, seed=args.seed, learn_phrases=not args.no_learn),
+                                progress=False)
+        learned = dataset.manifest.get("phrases") or []
+        print(f"dataset built in {time.perf_counter() - began:.0f} s; learned {len(learned)} phrases: "
+              + ", ".join(f"{p['text']} ({p['weight']})" for p in learned[:25]))
+        began = time.perf_counter()
+        checkpoint = train(dataset, TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
+                                                early_stopping_patience=None, seed=args.seed, device="cpu", threads=2),
+                           work / "model.safetensors", progress=False)
+        m = checkpoint.metrics
+        print(f"trained in {time.perf_counter() - began:.0f} s: epoch {m.get('epoch')} kept, val accuracy "
+              f"{m.get('val_accuracy')}, balanced {m.get('val_balanced_accuracy')}, recall {m.get('val_recall')}")
     model = checkpoint.build_model("cpu")
     classes = tuple(checkpoint.class_names)
     decode_s = sum(min(bare_decode_seconds(p) for _ in range(2)) for p, _ in test)

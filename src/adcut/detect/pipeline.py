@@ -144,7 +144,9 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
             curve, words_record = hear_words(path, curve, config.step_seconds, duration, segments, classes, checkpoint,
                                              config.words, background=getattr(checkpoint, "background", None))
             if words_record["word_ads"]:
-                segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
+                from adcut.detect.words import overlay
+
+                segments = overlay(segments, words_record["word_ads"], classes[0], duration)
     segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
     confidences = segment_confidences(segments, curve, config.step_seconds, classes)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from adcut.errors import AdcutError
-from adcut.words.phrases import BUILTIN_ENGLISH, RETURN, Phrase, merge_phrases, read_phrases
+from adcut.words.phrases import BUILTIN_ENGLISH, LEAD, RETURN, Phrase, merge_phrases, read_phrases
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +91,30 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough."""
     by_text = {p.text: p for p in phrases}
     hits = sorted((h for h in hits if h.phrase in by_text), key=lambda h: h.start)
-    returns = [h for h in hits if by_text[h.phrase].role == RETURN]
-    clusters: list[list] = []  # sponsor phrases only: a return cue closes an ad, it never joins two
-    for hit in (h for h in hits if by_text[h.phrase].role != RETURN):
-        if clusters and hit.start - clusters[-1][-1].end <= config.max_gap:
-            clusters[-1].append(hit)
+    # Clusters of sponsor phrases at most max_gap apart; a return cue ("back to the show") closes the
+    # cluster it follows and never joins two, and a lead ("brought to you by") opens a new one.
+    clusters: list[tuple[list, list]] = []  # (sponsor hits, closing return hits)
+    for hit in hits:
+        role = by_text[hit.phrase].role
+        current = clusters[-1] if clusters else None
+        near = current is not None and current[0] and hit.start - max(h.end for h in current[0] + current[1]) <= config.max_gap
+        if role == RETURN:
+            if near and not current[1]:
+                current[1].append(hit)
+            continue
+        lead_starts_new = role == LEAD and current is not None and any(by_text[h.phrase].role == LEAD for h in current[0]) \
+            and hit.start - current[0][-1].end > 3.0
+        if near and not current[1] and not lead_starts_new:
+            current[0].append(hit)
         else:
-            clusters.append([hit])
+            clusters.append(([hit], []))
     pause_ends = np.array([b for _, b in pauses]) if pauses else np.zeros(0)
     pause_starts = np.array([a for a, _ in pauses]) if pauses else np.zeros(0)
     ads = []
-    for cluster in clusters:
+    for cluster, closing in clusters:
+        leads = [h for h in cluster if by_text[h.phrase].role == LEAD]
+        if leads and leads[0].start - cluster[0].start > 3.0:  # cues heard before the lead are the talk before the ad
+            cluster = [h for h in cluster if h.start >= leads[0].start - 3.0]
         weights: dict[str, float] = {}
         for hit in cluster:
             weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), by_text[hit.phrase].weight)
@@ -109,10 +122,7 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
         if score < config.min_score:
             continue
         first = cluster[0].start
-        last = max(h.end for h in cluster)
-        closing = [h for h in returns if last - 1.0 <= h.start <= last + config.max_gap]
-        if closing:
-            last = max(last, closing[0].end)
+        last = max(h.end for h in cluster + closing)
         if last - first > config.max_ad_seconds:
             log.info("words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken", last - first, first)
             continue
@@ -121,7 +131,7 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
         start = float(before.max()) if len(before) else max(0.0, first - 1.0)
         end = float(after.min()) if len(after) else min(duration, last + 1.0)
         ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
-                    "phrases": sorted({h.phrase for h in cluster} | {h.phrase for h in closing[:1]})})
+                    "phrases": sorted({h.phrase for h in cluster + closing})})
     return ads
 
 
@@ -150,6 +160,32 @@ def fuse(curve: np.ndarray, step_seconds: float, ads: list[dict], ad_index: int,
         rows[:, others] = share * (1.0 - raised)[:, None]
         rows[:, ad_index] = raised
     return out
+
+
+def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: float = 2.0):
+    """``segments`` (a tiling) with every word ad made ``ad_label``: the sound model's segments stay as they
+    were outside the word ads, so the words can add a read ad but never move or invent anything else.
+    Content left shorter than ``min_gap`` between two ads joins them."""
+    from adcut.core.segments import Segment, make_tiling
+
+    spans = sorted([(float(s.start), float(s.end)) for s in segments if s.label == ad_label] +
+                   [(float(a["start"]), float(a["end"])) for a in ads])
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1] + min_gap:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out = []
+    for seg in segments:  # the other labels, cut around the ads
+        if seg.label == ad_label:
+            continue
+        pieces = [(float(seg.start), float(seg.end))]
+        for a, b in merged:
+            pieces = [p for lo, hi in pieces for p in ((lo, min(hi, a)), (max(lo, b), hi)) if p[1] - p[0] > 1e-6]
+        out += [Segment(lo, hi, seg.label) for lo, hi in pieces]
+    out += [Segment(max(0.0, a), min(duration, b), ad_label) for a, b in merged]
+    return make_tiling(sorted(out, key=lambda s: s.start), duration)
 
 
 def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, segments, classes, checkpoint,
