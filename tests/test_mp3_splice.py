@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -530,3 +531,40 @@ def test_edge_cases_of_the_plan(case, segments, fade, tmp_path):
             inp_mp3.frame(k) for k in range(len(inp_mp3.offsets))
         ]
         assert result.kept_seconds == pytest.approx(decode_original(inp)[1].shape[1] / 44100, abs=1e-6)
+
+
+@needs_tools
+def test_tags_at_the_end_are_kept_as_they_are(tmp_path, caplog):
+    """An ID3v2.4 tag appended with its footer, an APEv2 tag and an ID3v1 tag after the audio: not damage."""
+    inp = make_mp3(
+        tmp_path,
+        "plain",
+        ffmpeg_args=("-b:a", "64k"),
+        rate=22050,
+        channels=1,
+        spec=EpisodeSpec(12.0, ((4.0, 6.0),)),
+    )
+    title = b"\x03Appended"
+    frame = b"TIT2" + bytes([0, 0, 0, len(title)]) + b"\x00\x00" + title
+    size = bytes([0, 0, 0, len(frame)])
+    appended = b"ID3\x04\x00\x10" + size + frame + b"3DI\x04\x00\x10" + size
+    item = b"Title\x00Ape"
+    ape_items = struct.pack("<II", 3, 0) + item
+    ape = ape_items + b"APETAGEX" + struct.pack("<IIII", 2000, len(ape_items) + 32, 1, 0) + bytes(8)
+    id3v1 = b"TAG" + b"Old title".ljust(30, b"\x00") + bytes(95)
+    tagged = tmp_path / "tagged.mp3"
+    tail = appended + ape + id3v1
+    tagged.write_bytes(inp.read_bytes() + tail)
+    with caplog.at_level(logging.WARNING):
+        result = cut_episode(
+            tagged,
+            [Segment(0, 4, "content"), Segment(4, 6, "ad"), Segment(6, 12, "content")],
+            tmp_path / "out.mp3",
+        )
+    assert result.method == "copy-mp3"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    out = (tmp_path / "out.mp3").read_bytes()
+    assert out.endswith(tail)
+    # (FFmpeg itself stumbles on tags after the audio, in the input too: the audio part is what is checked)
+    (tmp_path / "audio.mp3").write_bytes(out[: -len(tail)])
+    assert validators(tmp_path / "audio.mp3") == []

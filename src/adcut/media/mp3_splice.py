@@ -196,11 +196,16 @@ def _to_syncsafe(n: int) -> bytes:
 
 
 def _trailer_start(data, end: int) -> int:
-    """Where ID3v1 and APE tags at the end begin (``end`` when there are none)."""
+    """Where ID3v1, APE and appended ID3v2 tags at the end begin (``end`` when there are none)."""
     while True:
         if end >= 128 and data[end - 128 : end - 125] == b"TAG":
             end -= 128
             continue
+        if end >= 20 and data[end - 10 : end - 7] == b"3DI":  # an ID3v2.4 tag appended, with its footer
+            total = _syncsafe(data[end - 4 : end]) + 20
+            if total <= end and data[end - total : end - total + 3] == b"ID3":
+                end -= total
+                continue
         if end >= 32 and data[end - 32 : end - 24] == b"APETAGEX":
             size, flags = struct.unpack("<II", data[end - 20 : end - 12])
             total = size + (32 if flags & 0x80000000 else 0)
