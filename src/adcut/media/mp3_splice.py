@@ -15,16 +15,20 @@ The **bit reservoir** is what makes this more than a byte copy: a frame's audio 
   (the encoder is fed the copied audio before the stretch, whose frames are then thrown away, so
   the first new frame overlaps the last copied one as the original did);
 * the first copied frame after the stretch still points back ``main_data_begin`` bytes: those bytes
-  (the input's own) are placed at the end of the last new frame, which is made larger (a higher
-  bit-rate index) when it has no room, or into earlier new frames whose data is moved back into
-  the reservoir of the frames before them.
+  (the input's own) are placed at the end of the new frames' bytes; the last new frames are made
+  larger (a higher bit-rate index) when they have no room, their data moving back into the
+  reservoir of the new frames before them, and when even that is not enough (a 320 kbps file)
+  the stretch is encoded again a bit-rate step lower.
 
 The Xing/Info frame is rewritten (frame count, byte count, seek table) with the LAME tag's encoder
-delay and padding and its checksums; ID3v2 tags (cover art included) are copied, with chapter
-(``CHAP``) times re-timed to the cut audio; ID3v1 and APE tags at the end are copied as they are.
-Bytes that are not frames (a damaged stretch) are skipped with a warning. Anything this module cannot
-handle (free-format bit rates, layer I/II, a stream that changes sample rate) raises CopyUnsupported
-and the cut falls back to the re-encode path.
+delay and padding and its checksums (the audio CRC computed while writing); ID3v2 tags (cover art
+included) are copied, with chapter (``CHAP``) times re-timed to the cut audio; tags after the audio
+(ID3v1, APE, an appended ID3v2) are copied as they are. Bytes that are not frames (a damaged stretch)
+are skipped with a warning; the frame after them lost the reservoir bytes it needed, so it and the
+next are dropped and the gap is joined like a cut. Anything this module cannot handle (free-format
+bit rates, layer I/II, chapters in an unsynchronised ID3v2 tag) raises CopyUnsupported and the cut
+falls back to the re-encode path. The file is mapped, not read: pages already parsed or copied are
+released, so a long episode never sits in memory whole.
 """
 
 from __future__ import annotations
