@@ -568,3 +568,26 @@ def test_tags_at_the_end_are_kept_as_they_are(tmp_path, caplog):
     # (FFmpeg itself stumbles on tags after the audio, in the input too: the audio part is what is checked)
     (tmp_path / "audio.mp3").write_bytes(out[: -len(tail)])
     assert validators(tmp_path / "audio.mp3") == []
+
+
+@needs_tools
+def test_the_copy_path_refuses_a_stream_that_changes_sample_rate(tmp_path):
+    """Half the file would be 'damaged bytes': the copy path gives the file to the re-encode path instead."""
+    from adcut.media.mp3_splice import cut_mp3
+
+    first = make_mp3(
+        tmp_path, "a", ffmpeg_args=("-b:a", "64k"), rate=44100, channels=1, spec=EpisodeSpec(12.0, ())
+    )
+    second = make_mp3(
+        tmp_path,
+        "b",
+        ffmpeg_args=("-b:a", "32k", "-write_xing", "0"),
+        rate=22050,
+        channels=1,
+        spec=EpisodeSpec(12.0, ()),
+    )
+    joined = tmp_path / "joined.mp3"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    segments = [Segment(0, 4, "content"), Segment(4, 6, "ad"), Segment(6, 24, "content")]
+    with pytest.raises(CopyUnsupported, match="not frames like the first ones"):
+        cut_mp3(joined, probe(joined), segments, tmp_path / "tmp.mp3", tmp_path / "out.mp3")

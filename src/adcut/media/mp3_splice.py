@@ -26,7 +26,8 @@ included) are copied, with chapter (``CHAP``) times re-timed to the cut audio; t
 (ID3v1, APE, an appended ID3v2) are copied as they are. Bytes that are not frames (a damaged stretch)
 are skipped with a warning; the frame after them lost the reservoir bytes it needed, so it and the
 next are dropped and the gap is joined like a cut. Anything this module cannot handle (free-format
-bit rates, layer I/II, chapters in an unsynchronised ID3v2 tag) raises CopyUnsupported and the cut
+bit rates, layer I/II, a stream that changes sample rate, chapters in an unsynchronised ID3v2 tag)
+raises CopyUnsupported and the cut
 falls back to the re-encode path. The file is mapped, not read: pages already parsed or copied are
 released, so a long episode never sits in memory whole.
 """
@@ -1029,6 +1030,9 @@ def cut_mp3(
             mp3 = read_mp3(path, data)
             if mp3.damaged:
                 skipped = sum(size for _, size in mp3.damaged)
+                if skipped > len(data) // 20 or max(size for _, size in mp3.damaged) > 1 << 14:
+                    # Not a damaged stretch: a stream that changes sample rate or version, or not MP3 at all.
+                    raise CopyUnsupported(f"{skipped} bytes are not frames like the first ones")
                 where = ", ".join(f"byte {offset}" for offset, _ in mp3.damaged[:3])
                 log.warning(
                     "%s: skipped %d damaged byte(s) that are not MP3 frames (at %s%s)",
