@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
 
 from adcut.demo.synth import EpisodeSpec, write_long_mp3  # noqa: E402
-from adcut.serve.server import parse_range  # noqa: E402
+from adcut.serve.server import Unsatisfiable, parse_range  # noqa: E402
 
 KINDS = ("feed", "feed-304", "head", "probe", "mid", "tail", "full")
 WEIGHTS = (10, 15, 15, 20, 25, 10, 5)
@@ -97,7 +97,7 @@ class Static(BaseHTTPRequestHandler):
             return
         size = self.audio.stat().st_size
         span = parse_range(self.headers.get("Range"), size) if self.headers.get("Range") else None
-        if span == "unsatisfiable":
+        if isinstance(span, Unsatisfiable):
             self.send_response(416)
             self.send_header("Content-Length", "0")
             self.end_headers()

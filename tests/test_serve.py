@@ -25,7 +25,7 @@ from adcut.demo.synth import EpisodeSpec
 from adcut.serve.feed import FeedError, parse_feed, rewrite
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import refresh_feed, upstream_copy
-from adcut.serve.server import parse_range
+from adcut.serve.server import UNSATISFIABLE, parse_range
 from adcut.serve.store import Store
 from adcut.serve.worker import original_audio
 
@@ -464,7 +464,8 @@ def test_conditional_get_and_hostile_documents():
     assert parse_range("bytes=0-1", 10) == (0, 1)
     assert parse_range("bytes=-3", 10) == (7, 9)
     assert parse_range("bytes=5-", 10) == (5, 9)
-    assert parse_range("bytes=10-", 10) == "unsatisfiable"
+    assert parse_range("bytes=10-", 10) is UNSATISFIABLE
+    assert parse_range("bytes=-0", 10) is UNSATISFIABLE
     assert parse_range("bytes=0-1,4-5", 10) is None
 
 

@@ -99,7 +99,7 @@ def items(root: etree._Element) -> list[Item]:
                           enclosure.get("type"), _published(element),
                           chapters_url if chapters_url.startswith(("http://", "https://")) else None))
     if found and all(item.published is not None for item in found):
-        found.sort(key=lambda item: -item.published)  # stable: equal dates keep the feed's order
+        found.sort(key=lambda item: -(item.published or 0.0))  # stable: equal dates keep the feed's order
     return found
 
 

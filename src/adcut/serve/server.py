@@ -21,10 +21,12 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from adcut.errors import AdcutError
@@ -33,6 +35,11 @@ from adcut.serve.paths import DataDir
 from adcut.serve.refresh import DEFAULT_EPISODES, prune, refresh_feed, upstream_copy
 from adcut.serve.store import DONE, Store
 from adcut.serve.worker import episode_folder, original_audio
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from adcut.serve.store import Feed
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +71,15 @@ class Options:
         self.list_pending = list_pending
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
-    """``(first, last)`` of a single ``bytes=`` range; None to send the whole file; "unsatisfiable" for 416."""
+class Unsatisfiable:
+    """A ``Range`` that asks for nothing inside the file (416)."""
+
+
+UNSATISFIABLE = Unsatisfiable()
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | Unsatisfiable:
+    """``(first, last)`` of a single ``bytes=`` range; None to send the whole file; UNSATISFIABLE for 416."""
     match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header or "")
     if not match or (not match.group(1) and not match.group(2)):
         return None  # several ranges, or not bytes: the whole file is a valid answer
@@ -73,12 +87,12 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     if not first:  # the last N bytes
         count = int(last)
         if count == 0 or size == 0:
-            return "unsatisfiable"
+            return UNSATISFIABLE
         return max(0, size - count), size - 1
     start = int(first)
     end = min(int(last), size - 1) if last else size - 1
     if start >= size or (last and int(last) < start):
-        return "unsatisfiable"
+        return UNSATISFIABLE
     return start, end
 
 
@@ -89,7 +103,7 @@ class _FeedCache:
         self._lock = threading.Lock()
         self._entries: dict[int, tuple[tuple, bytes, str]] = {}
 
-    def get(self, feed_id: int, key: tuple, make) -> tuple[bytes, str]:
+    def get(self, feed_id: int, key: tuple, make: Callable[[], bytes]) -> tuple[bytes, str]:
         with self._lock:
             entry = self._entries.get(feed_id)
         if entry and entry[0] == key:
@@ -111,7 +125,7 @@ class Reviews:
     def __init__(self, data: DataDir):
         self.data = data
         self._lock = threading.Lock()
-        self._open: dict[int, tuple[object, threading.Thread, str]] = {}
+        self._open: dict[int, tuple[uvicorn.Server, threading.Thread, str]] = {}
 
     def open(self, episode_id: int) -> str:
         from adcut.labeller.server import bind, make_server, page_url
@@ -158,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     base_url: str
     options: Options
     feed_cache: _FeedCache
-    wake: staticmethod  # tells the workers a job is waiting
+    wake: Callable[[], None]  # tells the workers a job is waiting (a staticmethod on the subclass)
     reviews: Reviews
     _local = threading.local()
 
@@ -251,8 +265,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"the upstream feed is not available yet ({reason})\n",
                               head, {"Retry-After": "60"})
         stat = copy.stat()
-        key = (stat.st_mtime_ns, stat.st_size, self.store.feed_version(feed.id))
-        body, etag = self.feed_cache.get(feed.id, key, lambda: self._rewrite(feed, copy))
+        version = (stat.st_mtime_ns, stat.st_size, self.store.feed_version(feed.id))
+        body, etag = self.feed_cache.get(feed.id, version, lambda: self._rewrite(feed, copy))
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in [tag.strip() for tag in self.headers.get("If-None-Match", "").split(",")]:
             self.send_response(HTTPStatus.NOT_MODIFIED)
@@ -263,7 +277,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(HTTPStatus.OK, body, "application/rss+xml; charset=utf-8", head, headers)
 
-    def _rewrite(self, feed, copy: Path) -> bytes:
+    def _rewrite(self, feed: Feed, copy: Path) -> bytes:
         ready = {}
         for episode in self.store.episodes(feed.id):
             if episode.audio_name and episode.audio_size:
@@ -276,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _audio(self, name: str, head: bool) -> None:
         episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
-        path = self.data.audio / name if episode else None
+        path = self.data.audio / name
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such episode (it may have been re-cut: refresh the feed)\n", head)
         stat = path.stat()
@@ -294,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
         wanted = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
         span = parse_range(wanted, size) if wanted and (not if_range or if_range.strip() == etag) else None
-        if span == "unsatisfiable":
+        if isinstance(span, Unsatisfiable):
             return self._send(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, b"", "text/plain", head,
                               {**common, "Content-Range": f"bytes */{size}"})
         first, last = span if span else (0, size - 1)
@@ -315,7 +329,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _chapters(self, name: str, head: bool) -> None:
         episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
-        path = self.data.audio / f"{name}.chapters.json" if episode else None
+        path = self.data.audio / f"{name}.chapters.json"
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such chapters\n", head)
         self._send(HTTPStatus.OK, path.read_bytes(), "application/json+chapters", head,
@@ -406,8 +420,7 @@ def status_html(store: Store, base: str, token: str, data: DataDir | None = None
             if episode.state == DONE and episode.audio_name:
                 title = f"<a href='/audio/{esc(episode.audio_name)}?token={esc(token)}'>{title}</a>"
             action = ""
-            reviewable = data is not None and original_audio(data, episode.id) is not None
-            if reviewable:
+            if data is not None and original_audio(data, episode.id) is not None:
                 action += (f"<form method='post' action='/review/{episode.id}?token={esc(token)}' target='_blank'>"
                            "<button title='check the ads found in the labeller; save, then re-cut'>review</button></form>")
                 if (episode_folder(data, episode.id) / "episode.txt").exists():
@@ -447,8 +460,9 @@ class Service:
         self.refresh_seconds = max(1.0, refresh_minutes * 60)
         self._cleanup_temporary_files()
         self.reviews = Reviews(self.data)
+        self.handler = self._handler_class(public_url, options or Options())
         try:
-            self.httpd = _Server((host, port), self._handler_class(public_url, options or Options()))
+            self.httpd = _Server((host, port), self.handler)
         except OSError as error:
             if error.errno == 98:
                 raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
@@ -457,13 +471,13 @@ class Service:
         self.port = self.httpd.server_address[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
         self.base_url = (public_url or f"http://{shown}:{self.port}").rstrip("/")
-        self.httpd.RequestHandlerClass.base_url = self.base_url
+        self.handler.base_url = self.base_url
         self.store.set_setting("public_url", self.base_url)
         self.workers = Workers(data, workers)
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def _handler_class(self, public_url, options):
+    def _handler_class(self, public_url: str | None, options: Options) -> type[Handler]:
         return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
                                                  "base_url": public_url or "", "options": options,
                                                  "feed_cache": _FeedCache(), "_local": threading.local(),

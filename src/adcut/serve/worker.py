@@ -19,12 +19,16 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from adcut.core.files import atomic_write_text
 from adcut.errors import AdcutError, AudioError, OutputError
 from adcut.serve.paths import DataDir
 from adcut.serve.store import DOWNLOADING, LEASE_SECONDS, MAX_ATTEMPTS, PROCESSING, Job, Store
+
+if TYPE_CHECKING:
+    from adcut.detect.pipeline import Segment
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,8 @@ def chapters_of_cut(segments, remove: tuple[str, ...], duration: float, upstream
 
     spans = kept_spans(segments, remove, duration)
     kept_total = sum(end - start for start, end in spans)
-    original = [c for c in (upstream or {}).get("chapters", []) if isinstance(c, dict)
+    upstream = upstream or {}
+    original = [c for c in upstream.get("chapters", []) if isinstance(c, dict)
                 and isinstance(c.get("startTime"), (int, float))]
     if original:
         original.sort(key=lambda c: c["startTime"])
@@ -157,25 +162,33 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
             "duration": duration, "removed": removed, "revision": revision}
 
 
-def _detect_and_cut(source: Path, model: Path, folder: Path):
+CutOutcome = tuple["list[Segment]", tuple[str, ...], float, float]  # segments, labels removed, duration, removed
+
+
+def _detect_and_cut(source: Path, model: Path, folder: Path) -> CutOutcome:
+    from adcut.media.cut import NothingKept, cut_path
     from adcut.models.checkpoint import load_checkpoint
     from adcut.process.episode import ProcessOptions, process_file
 
     options = ProcessOptions(formats=("json",), outdir=folder, force=True)
     result = process_file(source, load_checkpoint(model), options, threads=1)
-    from adcut.media.cut import NothingKept, cut_path
-
+    if result.detection is None:
+        raise AdcutError(result.error or f"{source}: not processed ({result.status})")
     if cut_path(source, folder) not in result.outputs:  # not written: every segment is an ad
         raise NothingKept(f"{source}: every segment is ad")
-    return result.detection.segments, options.remove, result.audio_seconds, result.removed_seconds
+    return list(result.detection.segments), tuple(options.remove), result.audio_seconds, result.removed_seconds
 
 
-def _cut_from_labels(source: Path, labels: Path, folder: Path):
+def _cut_from_labels(source: Path, labels: Path, folder: Path) -> CutOutcome:
+    from adcut.detect.pipeline import Detection
     from adcut.process.cut_labels import CutOptions, cut_from_labels
 
     run = cut_from_labels(source, labels, CutOptions(outdir=folder, force=True))
-    remove = tuple(run.detection.settings.get("remove") or ("ad",))
-    return run.detection.segments, remove, run.detection.duration, run.cut.removed_seconds
+    detection = run.detection
+    if not isinstance(detection, Detection) or run.cut is None:
+        raise AdcutError(f"{labels}: the reviewed labels were not cut ({run.status})")
+    remove = tuple(detection.settings.get("remove") or ("ad",))
+    return list(detection.segments), remove, detection.duration, run.cut.removed_seconds
 
 
 def _first_line(error: BaseException) -> str:
