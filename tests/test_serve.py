@@ -689,3 +689,61 @@ def test_only_the_newest_episodes_are_kept_with_keep(upstream, model, tmp_path, 
     assert ready == {"ep-1"}
     assert main(["serve", "--keep", "2", "--episodes", "3", "--data", str(data)]) == 1
     assert "--keep 2 is less than --episodes 3" in capsys.readouterr().err
+
+
+def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_path, capsys):
+    """``--list-pending`` (original): the original enclosure; ``--list-pending=wait``: the ad-free URL,
+    503 + Retry-After (GET and HEAD, no body) until the cut is ready, then the audio."""
+    import feedparser
+
+    data = tmp_path / "data"
+    add_feed(upstream, model, data, capsys)
+    upstream.slow = {"e1.mp3"}  # ep-1 downloads for seconds; ep-2 waits in the queue behind it
+    store = Store(DataDir(data).db)
+
+    def items(server):
+        body = request(server.url("/feed/show.xml"))[2]
+        assert not feedparser.parse(body).bozo
+        return {i.findtext("guid"): i for i in etree.fromstring(body).iterfind("channel/item")}
+
+    server = Server(data, "--list-pending")
+    try:
+        listed = items(server)
+        assert sorted(listed) == ["ep-1", "ep-2", "ep-3", "ep-4"]  # none is ready: all with the original audio
+        assert listed["ep-1"].find("enclosure").get("url") == f"{upstream.base}/audio/e1.mp3"
+    finally:
+        assert server.stop() == 0
+
+    server = Server(data, "--list-pending=wait")
+    try:
+        listed = items(server)
+        assert store.episode(2).state == "queued"  # behind ep-1's slow download
+        coming = listed["ep-2"]
+        url = coming.find("enclosure").get("url")
+        assert url == server.url("/audio/1-2.mp3")
+        assert coming.find("enclosure").get("length") == "0" and coming.find("enclosure").get("type") == "audio/mpeg"
+        for tag in ("itunes:duration", "podcast:transcript", "podcast:chapters", "podcast:soundbite"):
+            assert coming.find(tag, NS) is None, tag  # upstream's describe the audio with the ads
+        assert coming.find("podcast:person", NS) is not None  # the rest is kept
+        for method in ("GET", "HEAD"):
+            status, headers, body = request(url, method)
+            assert status == 503 and int(headers["Retry-After"]) > 0, method
+            assert body == b"" and headers["Content-Length"] == "0" and "Content-Type" not in headers
+        assert store.episode(2).state == "queued"  # HEAD and GET started nothing new
+        assert request(server.url("/audio/1-99.mp3"))[0] == 404 and request(server.url("/audio/2-2.mp3"))[0] == 404
+        upstream.slow = False
+        wait_for(lambda: settled(data))
+
+        listed = items(server)
+        assert sorted(listed) == ["ep-1", "ep-2"]  # ep-3 (404) and ep-4 (not audio) failed: left out
+        status, headers, audio = request(url)  # the URL an app took while it was pending: now the cut
+        ready_url = listed["ep-2"].find("enclosure").get("url")
+        assert ready_url != url and "-r1-" in ready_url
+        assert status == 200 and headers["Content-Type"] == "audio/mpeg" and audio == request(ready_url)[2]
+        assert int(headers["Content-Length"]) == len(audio) == int(listed["ep-2"].find("enclosure").get("length"))
+        status, headers, probe = request(url, headers={"Range": "bytes=0-1"})
+        assert status == 206 and probe == audio[:2]
+        failed = store.episodes()[2]
+        assert failed.state == "failed" and request(server.url(f"/audio/1-{failed.id}.mp3"))[0] == 404
+    finally:
+        assert server.stop() == 0

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from adcut.serve.feed import DEFAULT_MARK
+    from adcut.serve.feed import DEFAULT_MARK, PENDING_MODES, PENDING_ORIGINAL
     from adcut.serve.server import DEFAULT_HOST, DEFAULT_PORT
 
     parser = subparsers.add_parser(
@@ -37,9 +37,12 @@ def register(subparsers) -> None:
     parser.add_argument("--keep", type=int, default=0, metavar="N",
                         help="keep the files of each feed's N newest episodes only; older ones are deleted at each "
                              "refresh and leave the ad-free feed (default 0: keep all)")
-    parser.add_argument("--list-pending", action="store_true",
-                        help="list episodes not processed yet with their original (ad-carrying) audio, instead of "
-                             "leaving them out until they are ready")
+    parser.add_argument("--list-pending", nargs="?", const=PENDING_ORIGINAL, default=None, choices=PENDING_MODES,
+                        metavar="original|wait",
+                        help="list episodes not processed yet instead of leaving them out until they are ready: "
+                             "'original' (the default of the bare flag) with their original, ad-carrying audio; "
+                             "'wait' (episodes in the queue) with their ad-free URL, which answers 503 with "
+                             "Retry-After until the cut is ready, then serves it")
     parser.add_argument("--mark", default=DEFAULT_MARK,
                         help=f"added to each show's title so apps keep it apart from the original (default {DEFAULT_MARK!r})")
     add_data_argument(parser)

@@ -27,6 +27,11 @@ PODCAST = "https://podcastindex.org/namespace/1.0"
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA = "http://search.yahoo.com/mrss/"
 DEFAULT_MARK = " (ad-free)"
+# What the ad-free feed does with episodes not processed yet: leave them out (None, the default),
+# list them with their original audio, or list them with their ad-free URL, which answers
+# 503 + Retry-After until the cut is ready.
+PENDING_ORIGINAL, PENDING_WAIT = "original", "wait"
+PENDING_MODES = (PENDING_ORIGINAL, PENDING_WAIT)
 
 # Per-item tags whose times or files belong to the original audio.
 OLD_TIMELINE = ("transcript", "soundbite", "alternateEnclosure", "chapters")
@@ -123,13 +128,40 @@ class Ready:
     duration: float
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """An episode being processed, listed with the URL its ad-free audio will have (``--list-pending=wait``)."""
+
+    audio_url: str
+    type: str
+
+
+def _old_timeline_removed(item: etree._Element, upstream_url: str) -> None:
+    for name in OLD_TIMELINE:
+        for element in item.findall(f"{{{PODCAST}}}{name}"):
+            item.remove(element)
+    for element in item.findall(f"{{{MEDIA}}}content"):
+        if (element.get("url") or "").strip() == upstream_url:
+            item.remove(element)
+
+
+def _pin_guid(item: etree._Element, guid: str) -> None:
+    if item.find("guid") is None:
+        # The item had no GUID: apps keyed it on the enclosure URL, which now changes; pin it.
+        guid_element = etree.SubElement(item, "guid", isPermaLink="false")
+        guid_element.text = guid
+
+
 def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = DEFAULT_MARK,
-            list_pending: bool = False) -> bytes:
+            list_pending: bool = False, waiting: dict[str, Waiting] | None = None) -> bytes:
     """The ad-free feed from the upstream XML ``body``.
 
-    ``ready`` maps upstream GUIDs to their processed episode. Items with an enclosure that are not
-    ready are left out, or with ``list_pending`` kept as upstream has them (the original audio).
+    ``ready`` maps upstream GUIDs to their processed episode, ``waiting`` those being processed to
+    the URL their ad-free audio will have (listed with ``length="0"``, no duration and none of the
+    tags tied to the original timeline). Other items with an enclosure are left out, or with
+    ``list_pending`` kept as upstream has them (the original audio).
     """
+    waiting = waiting or {}
     root = parse_feed(body)
     channel = root.find("channel")
     title = channel.find("title")
@@ -151,26 +183,27 @@ def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = 
         guid = (item.findtext("guid") or "").strip() or upstream_url
         episode = ready.get(guid)
         if episode is None:
-            if not list_pending:
+            coming = waiting.get(guid)
+            if coming is not None:
+                enclosure.set("url", coming.audio_url)
+                enclosure.set("length", "0")  # not known until it is cut ("0": unknown, as RSS feeds write it)
+                enclosure.set("type", coming.type)
+                _pin_guid(item, guid)
+                for element in item.findall(f"{{{ITUNES}}}duration"):  # upstream's counts the ads
+                    item.remove(element)
+                _old_timeline_removed(item, upstream_url)
+            elif not list_pending:
                 channel.remove(item)
             continue
         enclosure.set("url", episode.audio_url)
         enclosure.set("length", str(episode.length))
         enclosure.set("type", episode.type)
-        if item.find("guid") is None:
-            # The item had no GUID: apps keyed it on the enclosure URL, which now changes; pin it.
-            guid_element = etree.SubElement(item, "guid", isPermaLink="false")
-            guid_element.text = guid
+        _pin_guid(item, guid)
         duration = item.find(f"{{{ITUNES}}}duration")
         if duration is None:
             duration = etree.SubElement(item, f"{{{ITUNES}}}duration")
         duration.text = format_duration(episode.duration)
-        for name in OLD_TIMELINE:
-            for element in item.findall(f"{{{PODCAST}}}{name}"):
-                item.remove(element)
-        for element in item.findall(f"{{{MEDIA}}}content"):
-            if (element.get("url") or "").strip() == upstream_url:
-                item.remove(element)
+        _old_timeline_removed(item, upstream_url)
         chapters = etree.SubElement(item, f"{{{PODCAST}}}chapters")
         chapters.set("url", episode.chapters_url)
         chapters.set("type", "application/json+chapters")

@@ -4,11 +4,14 @@ Every URL carries the secret token as ``?token=`` (podcast apps cannot send head
 the answer is 403. No part of a request path is used as a file name: audio and chapter names are
 looked up in the database, and only names adcut made itself are ever opened.
 
-Episodes not processed yet are left out of the feed (``--list-pending`` lists them with their
-original enclosure): an app then simply sees a new episode appear when it is ready, never an
-audio URL that times out or answers with an error page while the cut is made, and never a second
-copy of an episode when the ad-free one replaces the original (the GUID would be the same, but
-some apps keep the downloaded original).
+Episodes not processed yet are left out of the feed by default: an app then simply sees a new
+episode appear when it is ready, never an audio URL that times out or answers with an error page
+while the cut is made, and never a second copy of an episode when the ad-free one replaces the
+original (the GUID would be the same, but some apps keep the downloaded original).
+``--list-pending=original`` lists them with their original enclosure; ``--list-pending=wait`` lists
+the episodes in the queue with their ad-free URL (``/audio/FEED-EPISODE.mp3``, without a revision),
+which answers GET and HEAD with ``503`` and ``Retry-After`` and an empty body (never a page or JSON
+an app could take for audio) until the cut is ready, then serves the newest cut.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 from adcut.errors import AdcutError
-from adcut.serve.feed import DEFAULT_MARK, Ready, rewrite
+from adcut.serve.feed import DEFAULT_MARK, PENDING_ORIGINAL, PENDING_WAIT, Ready, Waiting, rewrite
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import DEFAULT_EPISODES, prune, refresh_feed, upstream_copy
-from adcut.serve.store import DONE, Store
-from adcut.serve.worker import episode_folder, original_audio
+from adcut.serve.store import DONE, DOWNLOADING, PROCESSING, QUEUED, Episode, Store
+from adcut.serve.worker import AUDIO_SUFFIXES, audio_suffix, episode_folder, original_audio
 
 if TYPE_CHECKING:
     import uvicorn
@@ -47,6 +50,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8766
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_WAITING_NAME = re.compile(r"(\d{1,12})-(\d{1,12})(\.[a-z0-9]{1,5})")  # FEED-EPISODE.mp3: the newest cut, or 503
+RETRY_AFTER_SECONDS = 60
 
 
 def is_loopback(host: str) -> bool:
@@ -66,9 +71,16 @@ def public_base(store: Store) -> str:
 
 
 class Options:
-    def __init__(self, *, mark: str = DEFAULT_MARK, list_pending: bool = False):
+    """``mark``: added to the show's title; ``list_pending``: None, "original" or "wait" (see the module's text)."""
+
+    def __init__(self, *, mark: str = DEFAULT_MARK, list_pending: str | None = None):
         self.mark = mark
         self.list_pending = list_pending
+
+
+def waiting_name(episode: Episode) -> str:
+    """The revision-less audio name of an episode (``--list-pending=wait``): 503 until cut, then the newest cut."""
+    return f"{episode.feed_id}-{episode.id}{audio_suffix(episode.upstream_url, episode.upstream_type)}"
 
 
 class Unsatisfiable:
@@ -278,19 +290,49 @@ class Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, body, "application/rss+xml; charset=utf-8", head, headers)
 
     def _rewrite(self, feed: Feed, copy: Path) -> bytes:
-        ready = {}
+        ready, waiting = {}, {}
+        mode = self.options.list_pending
         for episode in self.store.episodes(feed.id):
             if episode.audio_name and episode.audio_size:
                 ready[episode.guid] = Ready(
                     f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
                     f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
                     episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0)
+            elif mode == PENDING_WAIT and self._in_queue(episode):
+                name = waiting_name(episode)
+                waiting[episode.guid] = Waiting(f"{self.base_url}/audio/{name}?token={self.token}",
+                                                AUDIO_SUFFIXES[Path(name).suffix])
         return rewrite(copy.read_bytes(), feed_url=feed_url(self.base_url, feed.name, self.token), ready=ready,
-                       mark=self.options.mark, list_pending=self.options.list_pending)
+                       mark=self.options.mark, list_pending=mode == PENDING_ORIGINAL, waiting=waiting)
+
+    def _in_queue(self, episode: Episode) -> bool:
+        """Queued or being processed: its ad-free audio is coming (a failed or never-queued one is not)."""
+        return episode.state in (QUEUED, DOWNLOADING, PROCESSING) or self.store.job_state(episode.id) in ("queued", "leased")
+
+    def _waiting_audio(self, name: str, head: bool) -> None:
+        """``FEED-EPISODE.mp3``: the newest cut once there is one; 503 + Retry-After while it is being made."""
+        match = _WAITING_NAME.fullmatch(name)
+        episode = self.store.episode(int(match.group(2))) if match else None
+        if match is None or episode is None or episode.feed_id != int(match.group(1)) or waiting_name(episode) != name:
+            return self._text(HTTPStatus.NOT_FOUND, "no such episode\n", head)
+        if episode.audio_name and (self.data.audio / episode.audio_name).is_file():
+            return self._audio(episode.audio_name, head)
+        if not self._in_queue(episode):
+            reason = f": {episode.reason}" if episode.reason else ""
+            return self._text(HTTPStatus.NOT_FOUND, f"this episode is not being made ad-free ({episode.state}{reason})\n",
+                              head)
+        # No body: an app must never store an error text (or a page, or JSON) as the episode's audio.
+        self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
+        self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _audio(self, name: str, head: bool) -> None:
         episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
         path = self.data.audio / name
+        if episode is None and _WAITING_NAME.fullmatch(name):
+            return self._waiting_audio(name, head)
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such episode (it may have been re-cut: refresh the feed)\n", head)
         stat = path.stat()

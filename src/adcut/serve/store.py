@@ -306,7 +306,7 @@ class Store:
                        "ON CONFLICT(episode_id) DO UPDATE SET state = 'queued', attempts = 0, lease_until = NULL, owner = NULL",
                        (episode_id, time.time()))
             db.execute("UPDATE episodes SET state = CASE WHEN state = 'done' THEN state ELSE 'queued' END, "
-                       "reason = NULL WHERE id = ?", (episode_id,))
+                       "reason = NULL, updated = ? WHERE id = ?", (time.time(), episode_id))
             return True
 
     def lease(self, owner: str, seconds: float = LEASE_SECONDS) -> Job | None:
@@ -325,8 +325,9 @@ class Store:
                     return None
                 if row["attempts"] >= MAX_ATTEMPTS:
                     db.execute("UPDATE jobs SET state = 'failed', lease_until = NULL WHERE id = ?", (row["id"],))
-                    db.execute("UPDATE episodes SET state = 'failed', reason = ? WHERE id = ?",
-                               (f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped each time)", row["episode_id"]))
+                    db.execute("UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
+                               (f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped each time)", now,
+                                row["episode_id"]))
                     continue
                 db.execute("UPDATE jobs SET state = 'leased', lease_until = ?, owner = ?, attempts = attempts + 1 WHERE id = ?",
                            (now + seconds, owner, row["id"]))
