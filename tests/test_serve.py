@@ -747,3 +747,48 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
         assert failed.state == "failed" and request(server.url(f"/audio/1-{failed.id}.mp3"))[0] == 404
     finally:
         assert server.stop() == 0
+
+
+def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(upstream, model, tmp_path, capsys):
+    data = tmp_path / "data"
+    dirs = DataDir(data)
+    base = upstream.base
+    upstream.feed_paths |= {"/b.xml", "/new.xml"}
+    upstream.redirects.update({"/old.xml": (301, "/feed.xml"), "/perm.xml": (308, f"{base}/b.xml"),
+                               "/temp.xml": (302, "/feed.xml"), "/temp7.xml": (307, "/feed.xml"),
+                               "/chain.xml": (308, "/hop.xml"), "/hop.xml": (302, "/feed.xml"),
+                               "/gone.xml": (301, "/missing.mp3")})
+    assert main(["feed", "add", f"{base}/old.xml", "--model", str(model), "--data", str(data), "--name", "show"]) == 0
+    assert f"moved permanently: following {base}/feed.xml" in capsys.readouterr().out
+    store = Store(dirs.db)
+    assert store.feed("show").url == f"{base}/feed.xml"
+    for start, stored in (("/perm.xml", "/b.xml"), ("/temp.xml", "/temp.xml"), ("/temp7.xml", "/temp7.xml"),
+                          ("/chain.xml", "/hop.xml")):  # the permanent hops up to the first temporary one
+        store.set_feed_url(store.feed("show").id, base + start)
+        result = refresh_feed(store, dirs, store.feed("show"))
+        assert result.error is None and store.feed("show").url == base + stored, start
+        assert result.moved == (None if start == stored else base + stored)
+    # A permanent redirect to something that is not a feed is not followed: the last good copy stays.
+    store.set_feed_url(store.feed("show").id, f"{base}/gone.xml")
+    assert "404" in refresh_feed(store, dirs, store.feed("show")).error
+    assert store.feed("show").url == f"{base}/gone.xml" and upstream_copy(dirs, store.feed("show")).exists()
+
+    # itunes:new-feed-url: followed once the new address answers with a feed.
+    store.set_feed_url(store.feed("show").id, f"{base}/feed.xml")
+    upstream.new_feed_url["/feed.xml"] = f"{base}/nowhere.xml"  # a 404: stay
+    result = refresh_feed(store, dirs, store.feed("show"))
+    assert result.error is None and result.moved is None and store.feed("show").url == f"{base}/feed.xml"
+    upstream.new_feed_url["/feed.xml"] = "file:///etc/passwd"  # not http(s): stay
+    assert refresh_feed(store, dirs, store.feed("show")).moved is None
+    upstream.new_feed_url = {"/feed.xml": f"{base}/new.xml", "/new.xml": f"{base}/new.xml"}
+    upstream.requests.clear()
+    result = refresh_feed(store, dirs, store.feed("show"))
+    assert result.moved == f"{base}/new.xml" and store.feed("show").url == f"{base}/new.xml"
+    assert refresh_feed(store, dirs, store.feed("show")).moved is None  # it names itself: settled
+    assert len(upstream.requests_for("/new.xml")) == 2 and len(upstream.requests_for("/feed.xml")) == 1
+    assert [e.guid for e in store.episodes()] == ["ep-1", "ep-2", "ep-3", "ep-4"]  # the same episodes
+    assert main(["feed", "list", "--data", str(data)]) == 0
+    assert f"upstream: {base}/new.xml" in capsys.readouterr().out
+    upstream.new_feed_url = {"/feed.xml": f"{base}/new.xml", "/new.xml": f"{base}/feed.xml"}
+    for _ in range(2):  # two addresses naming each other: no going back and forth
+        assert refresh_feed(store, dirs, store.feed("show")).moved is None and store.feed("show").url == f"{base}/new.xml"

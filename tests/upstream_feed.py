@@ -4,6 +4,9 @@ The feed has the tags real podcast feeds carry (``itunes:``, ``podcast:``, ``con
 rel=self``, ``itunes:new-feed-url``, a transcript, chapters). ``host.mode`` switches what ``/feed.xml``
 answers: ``ok``, ``down`` (503), ``html``, ``malformed``, ``bomb`` (entity expansion). ``/audio/NAME``
 serves the episodes with Range support; ``/missing.mp3`` is a 404 and ``/page.mp3`` an HTML page.
+``host.redirects`` maps paths to ``(status, location)`` redirects; ``host.feed_paths`` are the paths
+that serve the feed; ``host.new_feed_url`` maps them to the ``itunes:new-feed-url`` their feed names
+(default ``/feed.xml``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ BOMB = b"""<?xml version="1.0"?>
 """
 
 
-def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int]) -> bytes:
+def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int], new_feed_url: str | None = None) -> bytes:
     items = []
     for episode in episodes:
         url = episode.file if episode.file.startswith("http") else (
@@ -79,7 +82,7 @@ def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int]) 
     <description>A generated show</description>
     <language>en</language>
     <atom:link href="{base}/feed.xml" rel="self" type="application/rss+xml"/>
-    <itunes:new-feed-url>{base}/feed.xml</itunes:new-feed-url>
+    <itunes:new-feed-url>{new_feed_url or f"{base}/feed.xml"}</itunes:new-feed-url>
     <itunes:author>Ann Example</itunes:author>
     <itunes:owner><itunes:name>Ann Example</itunes:name><itunes:email>ann@example.org</itunes:email></itunes:owner>
     <itunes:image href="{base}/art.jpg"/>
@@ -107,6 +110,9 @@ class UpstreamHost:
         self.fail_next: dict[str, int] = {}  # file name -> how many requests for it answer 503 first
         self.cut_short_next: set[str] = set()  # these send half their bytes, then drop the connection, once
         self.requests: list[tuple[str, str, dict]] = []
+        self.redirects: dict[str, tuple[int, str]] = {}  # path -> (301/302/307/308, location)
+        self.feed_paths: set[str] = {"/feed.xml"}
+        self.new_feed_url: dict[str, str] = {}  # feed path -> the itunes:new-feed-url it names
         self.sizes: dict[str, int] = {}
         for number, episode in enumerate(self.episodes):
             if episode.spec is not None and not episode.file.startswith(("/", "http")):
@@ -123,8 +129,8 @@ class UpstreamHost:
         """The headers of each request for ``path``."""
         return [headers for m, p, headers in self.requests if p == path and m == method]
 
-    def feed_bytes(self) -> bytes:
-        return feed_xml(self.base, self.episodes, self.sizes)
+    def feed_bytes(self, path: str = "/feed.xml") -> bytes:
+        return feed_xml(self.base, self.episodes, self.sizes, self.new_feed_url.get(path))
 
     def start(self) -> UpstreamHost:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -158,8 +164,11 @@ class UpstreamHost:
 
             def do_GET(self, head=False):  # noqa: N802
                 host.requests.append((self.command, self.path, dict(self.headers)))
-                if self.path == "/feed.xml":
-                    return self._feed(head)
+                if self.path in host.redirects:
+                    code, location = host.redirects[self.path]
+                    return self._send(code, b"moved", "text/plain", {"Location": location}, head)
+                if self.path in host.feed_paths:
+                    return self._feed(head, self.path)
                 if self.path == "/missing.mp3":
                     return self._send(404, b"not found", "text/plain", head=head)
                 if self.path == "/page.mp3":
@@ -208,7 +217,7 @@ class UpstreamHost:
                     return
                 self._send(404, b"not found", "text/plain", head=head)
 
-            def _feed(self, head):
+            def _feed(self, head, path):
                 mode = host.mode
                 if mode == "down":
                     return self._send(503, b"down for maintenance", "text/plain", head=head)
@@ -219,7 +228,7 @@ class UpstreamHost:
                     return self._send(200, host.feed_bytes()[:-40], "application/rss+xml", head=head)
                 if mode == "bomb":
                     return self._send(200, BOMB, "application/rss+xml", head=head)
-                body = host.feed_bytes()
+                body = host.feed_bytes(path)
                 etag = '"' + hashlib.sha1(body).hexdigest() + '"'
                 if self.headers.get("If-None-Match") == etag:
                     self.send_response(304)

@@ -114,6 +114,8 @@ def run_add(args) -> int:
     feed = store.add_feed(name, url, model)
     result = refresh_feed(store, data, feed)
     print(f"added {feed.name}: {result.episodes} episodes, the newest {result.queued} queued")
+    if result.moved:
+        print(f"the feed moved permanently: following {result.moved}")
     print(f"ad-free feed (paste into your podcast app while 'adcut serve' runs):\n  "
           f"{feed_url(public_base(store), feed.name, store.token())}")
     return 0
@@ -169,6 +171,8 @@ def run_refresh(args) -> int:
     for feed in feeds:
         result = refresh_feed(store, data, feed, args.episodes if args.episodes is not None else DEFAULT_EPISODES)
         line = f"{feed.name}: {result.episodes} episodes, {result.queued} newly queued"
+        if result.moved:
+            line += f"; the feed moved permanently to {result.moved}"
         if result.error:
             failed += 1
             line += f"; refresh failed: {result.error} (the last good copy is kept)"

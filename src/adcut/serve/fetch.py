@@ -41,18 +41,37 @@ def check_url(url: str) -> str:
     return url
 
 
+PERMANENT_REDIRECTS = (301, 308)
+
+
 class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) URLs only, and notes each hop (``chain``: status and target)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chain: list[tuple[int, str]] = []
+
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         check_url(newurl)
+        self.chain.append((code, newurl))
         return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    def permanent_url(self) -> str | None:
+        """Where the URL moved for good: the end of the leading run of 301/308 hops (a 302/307 ends it)."""
+        moved = None
+        for code, url in self.chain:
+            if code not in PERMANENT_REDIRECTS:
+                break
+            moved = url
+        return moved
 
 
 _opener = urllib.request.build_opener(_Redirects())
 
 
-def _open(url: str, headers: dict[str, str], timeout: float):
+def _open(url: str, headers: dict[str, str], timeout: float, opener: urllib.request.OpenerDirector | None = None):
     request = urllib.request.Request(check_url(url), headers={"User-Agent": USER_AGENT, **headers})
-    return _opener.open(request, timeout=timeout)
+    return (opener or _opener).open(request, timeout=timeout)
 
 
 def _reason(url: str, error: Exception) -> str:
@@ -71,6 +90,7 @@ class FeedResponse:
     etag: str | None
     last_modified: str | None
     content_type: str
+    moved_to: str | None = None  # upstream answered 301/308: the feed's new address
 
 
 def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = None,
@@ -81,16 +101,18 @@ def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = No
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
+    redirects = _Redirects()  # one per request: its hops tell a permanent move from a temporary one
+    opener = urllib.request.build_opener(redirects)
     try:
-        with _open(url, headers, timeout) as response:
+        with _open(url, headers, timeout, opener) as response:
             body = response.read(max_bytes + 1)
             if len(body) > max_bytes:
                 raise FetchError(f"{url}: the feed is larger than {max_bytes // (1024 * 1024)} MB")
             return FeedResponse(body, response.headers.get("ETag"), response.headers.get("Last-Modified"),
-                                response.headers.get("Content-Type", ""))
+                                response.headers.get("Content-Type", ""), redirects.permanent_url())
     except urllib.error.HTTPError as error:
         if error.code == 304:
-            return FeedResponse(None, etag, last_modified, "")
+            return FeedResponse(None, etag, last_modified, "", redirects.permanent_url())
         raise FetchError(_reason(url, error)) from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise FetchError(_reason(url, error)) from None

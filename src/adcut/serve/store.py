@@ -218,6 +218,11 @@ class Store:
             db.execute("DELETE FROM feeds WHERE id = ?", (feed.id,))
         return feed
 
+    def set_feed_url(self, feed_id: int, url: str) -> None:
+        """The upstream feed moved for good (301/308, or ``itunes:new-feed-url``): follow it from now on."""
+        with self.transaction() as db:
+            db.execute("UPDATE feeds SET url = ? WHERE id = ?", (url, feed_id))
+
     def set_model(self, name: str, model: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE feeds SET model = ? WHERE name = ?", (model, name))
