@@ -251,6 +251,31 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
                 assert chapters["chapters"][1]["url"] == CHAPTERS["chapters"][2]["url"]
             else:  # 24 s long: only the intro lies inside it
                 assert titles == ["Intro"]
+            # Its transcripts with times, moved to the cut's timeline like the chapters (HTML has none: not served).
+            transcripts = {t.get("type"): t for t in item.findall("podcast:transcript", NS)}
+            assert sorted(transcripts) == ["application/json", "application/x-subrip", "text/vtt"]
+            assert transcripts["text/vtt"].get("language") == "en"  # upstream's attributes kept
+            assert transcripts["application/json"].get("rel") == "captions"
+            texts = {}
+            for kind, element in transcripts.items():
+                assert element.get("url").startswith(f"{server.base}/transcripts/")
+                assert request(element.get("url").split("?")[0])[0] == 403
+                status, headers, body = request(element.get("url"))
+                assert status == 200 and headers["Content-Type"].startswith(kind)
+                assert headers["Access-Control-Allow-Origin"] == "*"
+                texts[kind] = body.decode()
+            cues = json.loads(texts["application/json"])["segments"]
+            assert "Acme" not in texts["text/vtt"] + texts["application/x-subrip"] + texts["application/json"]
+            assert texts["text/vtt"].startswith("WEBVTT") and "cue-0\n00:00:05.000 --> 00:00:08.000\n" in texts["text/vtt"]
+            assert "1\n00:00:05,000 --> 00:00:08,000\nWelcome to the show." in texts["application/x-subrip"]
+            if item.findtext("guid") == "ep-1":  # the cue inside the ad is gone; the one after it moved up
+                assert [c["body"] for c in cues] == ["Welcome to the show.", "Back to the main part."]
+                assert cues[1]["startTime"] == pytest.approx(30.0, abs=0.5)
+                assert cues[1]["endTime"] - cues[1]["startTime"] == pytest.approx(3.5, abs=0.01)
+                assert "cue-2\n00:00:3" in texts["text/vtt"] and "<v Ann>Back to the main part." in texts["text/vtt"]
+                assert "\n\n2\n00:00:3" in texts["application/x-subrip"]  # renumbered
+            else:  # 24 s long: only the first cue lies inside it
+                assert [c["body"] for c in cues] == ["Welcome to the show."]
 
         # Range requests as apps make them.
         url = new.find("channel/item/enclosure").get("url")
@@ -350,6 +375,12 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
         assert sorted(second) == sorted(first) == ["ep-1", "ep-2"]
         assert second["ep-1"] != first["ep-1"] and second["ep-2"] == first["ep-2"]
         assert request(first["ep-1"])[0] == 404 and request(second["ep-1"])[0] == 200
+        # The old cut's transcripts went with it; the new one has its own.
+        old_transcripts = [t.get("url") for t in before.iterfind("channel/item/podcast:transcript", NS)
+                           if "-r1-" in t.get("url") and t.get("url").split("/transcripts/")[1].startswith(
+                               first["ep-1"].split("/audio/")[1].split("?")[0])]
+        assert len(old_transcripts) == 3 and all(request(url)[0] == 404 for url in old_transcripts)
+        assert all(request(t.get("url"))[0] == 200 for t in after.iterfind("channel/item/podcast:transcript", NS))
     finally:
         server.stop()
 
@@ -792,3 +823,34 @@ def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(upst
     upstream.new_feed_url = {"/feed.xml": f"{base}/new.xml", "/new.xml": f"{base}/feed.xml"}
     for _ in range(2):  # two addresses naming each other: no going back and forth
         assert refresh_feed(store, dirs, store.feed("show")).moved is None and store.feed("show").url == f"{base}/new.xml"
+
+
+def test_transcripts_move_to_the_cut_timeline():
+    from adcut.serve.transcripts import TranscriptError, retime, retime_json, retime_srt, retime_vtt, transcript_format
+
+    spans = [(0.0, 25.0), (45.0, 70.0)]  # an ad at 25-45 s was cut
+    vtt = ("\ufeffWEBVTT\nKind: captions\n\nNOTE made by hand\n\nintro\n00:00:05.000 --> 00:00:08.000 align:start\n"
+           "Welcome.\n\n00:30.000 --> 00:35.500\nBrought to you by <00:00:31.000>Acme.\n\n"
+           "00:00:24.000 --> 00:00:30.000\nmostly ad\n\n00:00:23.000 --> 00:00:26.000\nmostly content\n\n"
+           "01:00:55.000 --> 01:00:58.250\nlate\n\n00:00:55.000 --> 00:00:58.250\n<v Ann>Back to <00:00:56.500>it.\n")
+    assert retime_vtt(vtt, spans) == (
+        "WEBVTT\nKind: captions\n\nNOTE made by hand\n\nintro\n00:00:05.000 --> 00:00:08.000 align:start\nWelcome.\n\n"
+        "00:00:23.000 --> 00:00:25.000\nmostly content\n\n"
+        "00:00:35.000 --> 00:00:38.250\n<v Ann>Back to <00:00:36.500>it.\n")  # past the end: dropped
+    srt = "1\r\n00:00:05,000 --> 00:00:08,000\r\nWelcome\r\n\r\n2\r\n00:00:30,000 --> 00:00:35,000\r\nAcme\r\n\r\n" \
+          "3\r\n00:00:55,000 --> 00:00:58,000\r\nBack\r\nline two\r\n"
+    assert retime_srt(srt, spans) == ("1\n00:00:05,000 --> 00:00:08,000\nWelcome\n\n"
+                                      "2\n00:00:35,000 --> 00:00:38,000\nBack\nline two\n")
+    moved = json.loads(retime_json(json.dumps({"version": "1.0.0", "x": 1, "segments": [
+        {"speaker": "Ann", "startTime": 5, "endTime": 8, "body": "Welcome"},
+        {"startTime": 30, "endTime": 35, "body": "Acme"}, {"startTime": 55, "body": "Back"}]}), spans))
+    assert moved == {"version": "1.0.0", "x": 1, "segments": [
+        {"speaker": "Ann", "startTime": 5.0, "endTime": 8.0, "body": "Welcome"}, {"startTime": 35.0, "body": "Back"}]}
+    assert "Welcome" in retime("srt", srt.encode("latin-1"), spans)
+    for fmt, body in (("vtt", b"1\n00:00:01,000 --> 00:00:02,000\nno header"), ("srt", b"<html>hi</html>"),
+                      ("json", b"{\"chapters\": []}"), ("json", b"not json")):
+        with pytest.raises(TranscriptError):
+            retime(fmt, body, spans)
+    assert transcript_format("text/vtt; charset=utf-8", "x") == "vtt"
+    assert transcript_format("application/srt", "x") == transcript_format(None, "http://h/a.SRT") == "srt"
+    assert transcript_format("text/html", "http://h/a.vtt") is None and transcript_format(None, "http://h/a.txt") is None

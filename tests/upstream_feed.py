@@ -1,7 +1,7 @@
 """A real upstream podcast host for the serve tests: a generated RSS feed and MP3 episodes on 127.0.0.1.
 
 The feed has the tags real podcast feeds carry (``itunes:``, ``podcast:``, ``content:``, ``atom:link
-rel=self``, ``itunes:new-feed-url``, a transcript, chapters). ``host.mode`` switches what ``/feed.xml``
+rel=self``, ``itunes:new-feed-url``, transcripts in WebVTT, SRT, JSON and HTML, chapters). ``host.mode`` switches what ``/feed.xml``
 answers: ``ok``, ``down`` (503), ``html``, ``malformed``, ``bomb`` (entity expansion). ``/audio/NAME``
 serves the episodes with Range support; ``/missing.mp3`` is a 404 and ``/page.mp3`` an HTML page.
 ``host.redirects`` maps paths to ``(status, location)`` redirects; ``host.feed_paths`` are the paths
@@ -39,6 +39,25 @@ CHAPTERS = {"version": "1.2.0", "author": "Ann Example", "chapters": [
     {"startTime": 45, "title": "Main part", "url": "https://example.org/notes", "img": "https://example.org/a.jpg"},
 ]}
 
+# Every episode's transcript (of its original audio), cues before, inside and after the ad at 25-45 s.
+CUES = [(5.0, 8.0, "Welcome to the show."), (30.0, 35.0, "Brought to you by Acme."),
+        (50.0, 53.5, "Back to the main part.")]
+
+
+def _stamp(t: float, separator: str) -> str:
+    return f"00:{int(t) // 60:02d}:{int(t) % 60:02d}{separator}{int(round(t % 1 * 1000)):03d}"
+
+
+TRANSCRIPTS = {
+    "vtt": ("text/vtt", "WEBVTT\n\n" + "\n\n".join(
+        f"cue-{n}\n{_stamp(a, '.')} --> {_stamp(b, '.')}\n<v Ann>{text}" for n, (a, b, text) in enumerate(CUES)) + "\n"),
+    "srt": ("application/x-subrip", "\n\n".join(
+        f"{n + 1}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{text}" for n, (a, b, text) in enumerate(CUES)) + "\n"),
+    "json": ("application/json", json.dumps({"version": "1.0.0", "segments": [
+        {"speaker": "Ann", "startTime": a, "endTime": b, "body": text} for a, b, text in CUES]})),
+    "html": ("text/html", "<p>" + " ".join(text for _, _, text in CUES) + "</p>"),
+}
+
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [
  <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
@@ -67,7 +86,10 @@ def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int], 
       <itunes:episode>{episode.guid[-1]}</itunes:episode>
       <itunes:explicit>false</itunes:explicit>
       <itunes:image href="{base}/art/{episode.guid}.jpg"/>
-      <podcast:transcript url="{base}/transcripts/{episode.guid}.vtt" type="text/vtt"/>
+      <podcast:transcript url="{base}/transcripts/{episode.guid}.vtt" type="text/vtt" language="en"/>
+      <podcast:transcript url="{base}/transcripts/{episode.guid}.srt" type="application/x-subrip"/>
+      <podcast:transcript url="{base}/transcripts/{episode.guid}.json" type="application/json" rel="captions"/>
+      <podcast:transcript url="{base}/transcripts/{episode.guid}.html" type="text/html"/>
       <podcast:chapters url="{base}/chapters/{episode.guid}.json" type="application/json+chapters"/>
       <podcast:soundbite startTime="12.5" duration="20">A moment</podcast:soundbite>
       <podcast:person role="host">Ann Example</podcast:person>
@@ -173,6 +195,10 @@ class UpstreamHost:
                     return self._send(404, b"not found", "text/plain", head=head)
                 if self.path == "/page.mp3":
                     return self._send(200, b"<!doctype html><html><body>Please log in</body></html>", "text/html", head=head)
+                match = re.fullmatch(r"/transcripts/([\w-]+)\.(\w+)", self.path)
+                if match and match.group(2) in TRANSCRIPTS:
+                    content_type, text = TRANSCRIPTS[match.group(2)]
+                    return self._send(200, text.encode(), content_type, head=head)
                 match = re.fullmatch(r"/chapters/([\w-]+)\.json", self.path)
                 if match:
                     return self._send(200, json.dumps(CHAPTERS).encode(), "application/json+chapters", head=head)

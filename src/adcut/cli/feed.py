@@ -147,7 +147,7 @@ def run_remove(args) -> int:
     feed = store.feed(args.name)
     import shutil
 
-    from adcut.serve.worker import episode_folder
+    from adcut.serve.worker import episode_folder, served_files
 
     episodes = store.episodes(feed.id)
     names = [e.audio_name for e in episodes if e.audio_name]
@@ -155,7 +155,7 @@ def run_remove(args) -> int:
     for episode in episodes:
         shutil.rmtree(episode_folder(data, episode.id), ignore_errors=True)
     for name in names:
-        for path in (data.audio / name, data.audio / f"{name}.chapters.json"):
+        for path in served_files(data, name):
             path.unlink(missing_ok=True)
     upstream_copy(data, feed).unlink(missing_ok=True)
     print(f"removed {feed.name} ({len(names)} ad-free episodes deleted)")

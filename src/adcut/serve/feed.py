@@ -4,7 +4,8 @@ The upstream XML is edited, not rebuilt, so every element and namespace it has (
 ``podcast:``, ``content:``, ...) reaches the app. Per processed item: the enclosure points to the
 ad-free file with its real length and type, ``itunes:duration`` is the new duration, tags tied to
 the old timeline are dropped and a ``podcast:chapters`` link to chapters of the ad-free audio is
-added; the GUID is never touched. Anything that would lead an app from the proxy back to the
+added, with a ``podcast:transcript`` for each of its transcripts re-timed to the cut
+(``adcut.serve.transcripts``); the GUID is never touched. Anything that would lead an app from the proxy back to the
 original feed (``atom:link rel="self"``, ``itunes:new-feed-url``, the show's ``podcast:guid``) is
 pointed at the proxy or dropped, and the title gets a mark so apps do not merge the two shows.
 
@@ -21,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from lxml import etree
 
 from adcut.errors import AdcutError
+from adcut.serve.transcripts import CONTENT_TYPES, transcript_format
 
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST = "https://podcastindex.org/namespace/1.0"
@@ -49,6 +51,7 @@ class Item:
     type: str | None
     published: float | None
     chapters: str | None = None  # the item's podcast:chapters JSON (of the original audio)
+    transcripts: tuple[tuple[str, str], ...] = ()  # its timed podcast:transcript files: (url, "vtt"|"srt"|"json")
 
 
 def _parser() -> etree.XMLParser:
@@ -100,9 +103,16 @@ def items(root: etree._Element) -> list[Item]:
         guid = (element.findtext("guid") or "").strip() or url
         chapters = element.find(f"{{{PODCAST}}}chapters")
         chapters_url = (chapters.get("url") or "").strip() if chapters is not None else ""
+        transcripts: list[tuple[str, str]] = []
+        for transcript in element.iterfind(f"{{{PODCAST}}}transcript"):
+            link = (transcript.get("url") or "").strip()
+            fmt = transcript_format(transcript.get("type"), link)
+            if fmt and link.startswith(("http://", "https://")) and fmt not in [f for _, f in transcripts]:
+                transcripts.append((link, fmt))
         found.append(Item(guid, (element.findtext("title") or "").strip() or None, url,
                           enclosure.get("type"), _published(element),
-                          chapters_url if chapters_url.startswith(("http://", "https://")) else None))
+                          chapters_url if chapters_url.startswith(("http://", "https://")) else None,
+                          tuple(transcripts)))
     if found and all(item.published is not None for item in found):
         found.sort(key=lambda item: -(item.published or 0.0))  # stable: equal dates keep the feed's order
     return found
@@ -126,6 +136,7 @@ class Ready:
     length: int
     type: str
     duration: float
+    transcripts: tuple[tuple[str, str], ...] = ()  # (url, format) of its re-timed transcripts
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,13 @@ def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = 
         if duration is None:
             duration = etree.SubElement(item, f"{{{ITUNES}}}duration")
         duration.text = format_duration(episode.duration)
+        upstream_transcripts = {transcript_format(t.get("type"), (t.get("url") or "").strip()): dict(t.attrib)
+                                for t in reversed(item.findall(f"{{{PODCAST}}}transcript"))}
         _old_timeline_removed(item, upstream_url)
+        for url, fmt in episode.transcripts:  # re-timed: upstream's attributes (language, rel) kept
+            transcript = etree.SubElement(item, f"{{{PODCAST}}}transcript")
+            for key, value in {**upstream_transcripts.get(fmt, {}), "url": url, "type": CONTENT_TYPES[fmt]}.items():
+                transcript.set(key, value)
         chapters = etree.SubElement(item, f"{{{PODCAST}}}chapters")
         chapters.set("url", episode.chapters_url)
         chapters.set("type", "application/json+chapters")

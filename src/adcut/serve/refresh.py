@@ -66,7 +66,7 @@ def refresh_feed(store: Store, data: DataDir, feed: Feed, episodes: int = DEFAUL
             found = items(parse_feed(response.body, url))
             atomic_write_bytes(copy, response.body, "feed copy")
             store.upsert_episodes(feed.id, [{"guid": i.guid, "title": i.title, "url": i.url, "type": i.type,
-                                              "chapters": i.chapters} for i in found])
+                                              "chapters": i.chapters, "transcripts": i.transcripts} for i in found])
             result.changed = True
         store.record_fetch(feed.id, etag=response.etag, last_modified=response.last_modified)
     except AdcutError as error:
@@ -110,7 +110,7 @@ def prune(store: Store, data: DataDir, feed: Feed, keep: int) -> int:
     """
     import shutil
 
-    from adcut.serve.worker import episode_folder
+    from adcut.serve.worker import episode_folder, served_files
 
     if keep <= 0:
         return 0
@@ -119,7 +119,7 @@ def prune(store: Store, data: DataDir, feed: Feed, keep: int) -> int:
         if episode.state == NEW or store.job_state(episode.id) in ("queued", "leased"):
             continue
         if episode.audio_name:
-            for path in (data.audio / episode.audio_name, data.audio / f"{episode.audio_name}.chapters.json"):
+            for path in served_files(data, episode.audio_name):
                 path.unlink(missing_ok=True)
         shutil.rmtree(episode_folder(data, episode.id), ignore_errors=True)
         store.forget_episode(episode.id)

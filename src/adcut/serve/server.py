@@ -37,6 +37,9 @@ from adcut.serve.feed import DEFAULT_MARK, PENDING_ORIGINAL, PENDING_WAIT, Ready
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import DEFAULT_EPISODES, prune, refresh_feed, upstream_copy
 from adcut.serve.store import DONE, DOWNLOADING, PROCESSING, QUEUED, Episode, Store
+from adcut.serve.transcripts import CONTENT_TYPES as TRANSCRIPT_TYPES
+from adcut.serve.transcripts import FORMATS as TRANSCRIPT_FORMATS
+from adcut.serve.transcripts import file_name as transcript_file
 from adcut.serve.worker import AUDIO_SUFFIXES, audio_suffix, episode_folder, original_audio
 
 if TYPE_CHECKING:
@@ -243,6 +246,9 @@ class Handler(BaseHTTPRequestHandler):
             match = re.fullmatch(r"/chapters/([^/]+)\.json", path)
             if match:
                 return self._chapters(match.group(1), head)
+            match = re.fullmatch(r"/transcripts/([^/]+)\.(vtt|srt|json)", path)
+            if match:
+                return self._transcript(match.group(1), match.group(2), head)
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", head)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -297,7 +303,10 @@ class Handler(BaseHTTPRequestHandler):
                 ready[episode.guid] = Ready(
                     f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
                     f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
-                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0)
+                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0,
+                    tuple((f"{self.base_url}/transcripts/{episode.audio_name}.{fmt}?token={self.token}", fmt)
+                          for fmt in TRANSCRIPT_FORMATS
+                          if (self.data.audio / transcript_file(episode.audio_name, fmt)).is_file()))
             elif mode == PENDING_WAIT and self._in_queue(episode):
                 name = waiting_name(episode)
                 waiting[episode.guid] = Waiting(f"{self.base_url}/audio/{name}?token={self.token}",
@@ -375,6 +384,15 @@ class Handler(BaseHTTPRequestHandler):
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such chapters\n", head)
         self._send(HTTPStatus.OK, path.read_bytes(), "application/json+chapters", head,
+                   {"Access-Control-Allow-Origin": "*"})
+
+    def _transcript(self, name: str, fmt: str, head: bool) -> None:
+        episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
+        path = self.data.audio / transcript_file(name, fmt)
+        if episode is None or not path.is_file():
+            return self._text(HTTPStatus.NOT_FOUND, "no such transcript\n", head)
+        charset = "; charset=utf-8" if fmt != "json" else ""
+        self._send(HTTPStatus.OK, path.read_bytes(), TRANSCRIPT_TYPES[fmt] + charset, head,
                    {"Access-Control-Allow-Origin": "*"})
 
     def _recut(self, episode_id: int) -> None:

@@ -10,6 +10,7 @@ page and adds no dependency.
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import threading
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     upstream_url TEXT NOT NULL,
     upstream_type TEXT,
     chapters_url TEXT,
+    transcripts TEXT,
     position INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'new',
     reason TEXT,
@@ -104,6 +106,7 @@ class Episode:
     audio_type: str | None
     duration: float | None
     removed: float | None
+    transcripts: tuple[tuple[str, str], ...] = ()  # upstream (url, format) of its timed transcripts
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class Store:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(episodes)")}
             if "chapters_url" not in columns:  # a database made before chapters were followed
                 db.execute("ALTER TABLE episodes ADD COLUMN chapters_url TEXT")
+            if "transcripts" not in columns:  # made before transcripts were re-timed
+                db.execute("ALTER TABLE episodes ADD COLUMN transcripts TEXT")
         except sqlite3.Error as error:
             raise OutputError(f"{self.path}: cannot set up the database ({error})") from None
 
@@ -242,12 +247,13 @@ class Store:
         with self.transaction() as db:
             for position, item in enumerate(items):
                 db.execute(
-                    "INSERT INTO episodes (feed_id, guid, title, upstream_url, upstream_type, chapters_url, position, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_id, guid) DO UPDATE SET title = excluded.title, "
+                    "INSERT INTO episodes (feed_id, guid, title, upstream_url, upstream_type, chapters_url, transcripts, "
+                    "position, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_id, guid) DO UPDATE SET title = excluded.title, "
                     "upstream_url = excluded.upstream_url, upstream_type = excluded.upstream_type, "
-                    "chapters_url = excluded.chapters_url, position = excluded.position",
+                    "chapters_url = excluded.chapters_url, transcripts = excluded.transcripts, position = excluded.position",
                     (feed_id, item["guid"], item.get("title"), item["url"], item.get("type"), item.get("chapters"),
-                     position, time.time()))
+                     json.dumps([list(t) for t in item.get("transcripts", ())]), position, time.time()))
 
     def episodes(self, feed_id: int | None = None) -> list[Episode]:
         if feed_id is None:
@@ -370,4 +376,12 @@ def _feed(row: sqlite3.Row) -> Feed:
 def _episode(row: sqlite3.Row) -> Episode:
     return Episode(row["id"], row["feed_id"], row["guid"], row["title"], row["upstream_url"], row["upstream_type"],
                    row["chapters_url"], row["position"], row["state"], row["reason"], row["revision"], row["audio_name"], row["audio_size"],
-                   row["audio_type"], row["duration"], row["removed"])
+                   row["audio_type"], row["duration"], row["removed"], _transcripts(row["transcripts"]))
+
+
+def _transcripts(text: str | None) -> tuple[tuple[str, str], ...]:
+    try:
+        found = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    return tuple((str(t[0]), str(t[1])) for t in found if isinstance(t, list) and len(t) == 2)

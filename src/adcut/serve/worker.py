@@ -102,6 +102,31 @@ def upstream_chapters(url: str | None) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("chapters"), list) else None
 
 
+def transcripts_of_cut(transcripts: tuple[tuple[str, str], ...], spans: list[tuple[float, float]]) -> dict[str, str]:
+    """The episode's upstream transcripts with times, each moved to the cut's timeline; by format.
+
+    One that cannot be fetched or read is left out (logged): the feed then has no transcript of that format.
+    """
+    from adcut.serve.fetch import fetch_feed
+    from adcut.serve.transcripts import MAX_BYTES, TranscriptError, retime
+
+    moved = {}
+    for url, fmt in transcripts:
+        try:
+            moved[fmt] = retime(fmt, fetch_feed(url, max_bytes=MAX_BYTES).body or b"", spans)
+        except (AdcutError, TranscriptError) as error:
+            log.info("transcript %s not used: %s", url, error)
+    return moved
+
+
+def served_files(data: DataDir, audio_name: str) -> list[Path]:
+    """An ad-free file and what is served beside it: its chapters and re-timed transcripts."""
+    from adcut.serve.transcripts import FORMATS, file_name
+
+    return [data.audio / audio_name, data.audio / f"{audio_name}.chapters.json",
+            *(data.audio / file_name(audio_name, fmt) for fmt in FORMATS)]
+
+
 def episode_folder(data: DataDir, episode_id: int) -> Path:
     """Where an episode's original audio, its detection (``episode.adcut.json``) and reviewed labels (``episode.txt``) stay."""
     return data.downloads / str(int(episode_id))
@@ -157,6 +182,11 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     duration = probe(cut).duration or (total - removed)
     chapters = chapters_of_cut(segments, remove, total, upstream_chapters(episode.chapters_url))
     atomic_write_text(data.audio / f"{name}.chapters.json", json.dumps(chapters, indent=1))
+    from adcut.media.cut import kept_spans
+    from adcut.serve.transcripts import file_name
+
+    for fmt, text in transcripts_of_cut(episode.transcripts, kept_spans(segments, remove, total)).items():
+        atomic_write_text(data.audio / file_name(name, fmt), text)
     os.replace(cut, final)  # same filesystem: the final name appears whole
     return {"audio_name": name, "audio_size": final.stat().st_size, "audio_type": AUDIO_SUFFIXES[source.suffix],
             "duration": duration, "removed": removed, "revision": revision}
@@ -318,7 +348,7 @@ class Workers:
         old = episode.audio_name
         store.finish_episode(job.episode_id, **result)
         if old and old != result["audio_name"]:
-            for path in (self.data.audio / old, self.data.audio / f"{old}.chapters.json"):
+            for path in served_files(self.data, old):
                 path.unlink(missing_ok=True)
         log.info("episode %s processed: %s", job.episode_id, result["audio_name"])
 
