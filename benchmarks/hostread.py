@@ -21,7 +21,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 
 def bare_decode_seconds(path: Path) -> float:
@@ -114,7 +113,7 @@ def main() -> None:
     model = checkpoint.build_model("cpu")
     classes = tuple(checkpoint.class_names)
     decode_s = sum(min(bare_decode_seconds(p) for _ in range(2)) for p, _ in test)
-    rows, timing, recognised = [], {}, 0.0
+    rows, timing = [], {}
     settings = [("--words off", SegmentationConfig(words=WordsConfig(mode="off"))),
                 ("--words on, built-in phrases", SegmentationConfig(words=WordsConfig(mode="on", learned=False)))]
     if learned:
@@ -139,7 +138,6 @@ def main() -> None:
             print(f"{name}: {kind} spots found {p.event_tp} of {p.event_tp + p.event_fn}")
         if name.startswith("--words on"):
             timing[name + " recognised"] = sum(d.settings.get("words_heard", {}).get("recognised_seconds", 0.0) for d in found)
-            recognised = sum(d.settings.get("words_heard", {}).get("recognised_seconds", 0.0) for d in found)
             for d in found:
                 heard = d.settings.get("words_heard", {})
                 print(f"  {d.path.name}: word ads {[(a['start'], a['end'], a['phrases']) for a in heard.get('word_ads', [])]}")

@@ -10,7 +10,7 @@ from adcut.detect.pipeline import smooth_curve
 from adcut.detect.smoothing import SmoothingConfig
 from adcut.detect.words import WordsConfig, fuse, hear_words, overlay, resolve_phrases, word_ads
 from adcut.errors import AdcutError
-from adcut.words.phrases import BUILTIN_ENGLISH, CUE, RETURN, Phrase, read_phrases
+from adcut.words.phrases import BUILTIN_ENGLISH, CUE, Phrase, read_phrases
 from adcut.words.recognise import Hit, Spotter, WordsError, model_files
 
 pocketsphinx = pytest.importorskip("pocketsphinx")
@@ -58,6 +58,23 @@ def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():
     assert word_ads([Hit("back to the show", 46.5, 47.6), Hit("back to the show", 60, 61)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
     # Phrases far apart are two mentions, not one ad.
     assert word_ads([Hit("promo code", 10, 11), Hit("use code", 80, 81)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+
+
+def test_weak_phrases_heard_in_the_talk_beside_an_ad_do_not_stretch_it():
+    pauses = [(9.0, 9.5), (20.0, 20.4), (30.0, 30.3), (40.0, 40.4), (48.0, 48.6), (55.0, 55.4), (70.0, 70.5)]
+    core = [Hit("sponsored by", 21.0, 22.0), Hit("promo code", 27.0, 27.8), Hit("percent off", 38.0, 38.8)]
+    # "use code" misheard 12 s before and 9 s and 20 s after the ad (a chain of weak hits): none joins it.
+    talk = [Hit("use code", 9.6, 10.2), Hit("use code", 48.0, 48.5), Hit("use code", 58.0, 58.5)]
+    ads = word_ads(core + talk, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
+    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 40.0)]
+    # One next to a strong hit is part of the ad's copy and extends it to its sentence's end.
+    ads = word_ads(core + [Hit("use code", 41.0, 41.6)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
+    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 48.0)]
+    # Weak phrases alone never make an ad, however many; the return cue is a hard end.
+    assert word_ads([Hit("use code", t, t + 0.5) for t in (10, 14, 18, 22)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+    ads = word_ads(core + [Hit("back to the show", 39.0, 40.0), Hit("free trial", 50.0, 50.8)], BUILTIN_ENGLISH, pauses,
+                   100.0, CONFIG)
+    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 40.0)]
 
 
 def test_overlay_adds_word_ads_and_keeps_the_sound_models_segments():

@@ -1,12 +1,14 @@
 """Word evidence: sponsor phrases heard in the speech the sound model calls content, fused before the HMM.
 
-A host-read ad has no sound of its own, so its extent comes from its words: a cluster of sponsor
-phrases (hits no more than ``max_gap`` apart) whose distinct phrases weigh at least ``min_score``
-together is an ad, from the sentence break (a pause) before its first phrase to the one after its
-last phrase or return cue ("back to the show"). A return cue alone, or one product name said in
-passing, weighs too little. Inside such a stretch the ad probability of the curve the HMM reads is
-raised to ``ad_probability``; everywhere else the curve is the sound model's, so produced spots
-keep its precision and content that says no sponsor phrase is untouched.
+A host-read ad has no sound of its own, so its extent comes from its words: its core is a cluster
+of at least two distinct STRONG sponsor phrases (hits no more than ``max_gap`` apart); a weak, short
+phrase ("use code", which the spotter also mishears in talk) only joins an ad when it is heard within
+``weak_gap`` seconds of a strong hit, so it can never stretch an ad into the talk beside it. The ad
+runs from the sentence break (a pause) before its first phrase to the one after its last phrase, or
+after the return cue ("back to the show"), which is a hard end. A return cue alone, or one product
+name said in passing, is not an ad. Inside such a stretch the ad probability of the curve the HMM
+reads is raised to ``ad_probability``; everywhere else the curve is the sound model's, so produced
+spots keep its precision and content that says no sponsor phrase is untouched.
 
 Recognition runs only on the stretches that the sound model's first smoothing calls content
 (where a word can change the answer), in ``workers`` processes.
@@ -38,10 +40,13 @@ class WordsConfig:
     phrases_file: Path | None = None  # --ad-phrases: more phrases (one a line, optional TAB weight TAB role)
     model_dir: Path | None = None  # --speech-model: another pocketsphinx model folder (another language)
     per_phone: float = 5.0  # keyword threshold exponent per phone (recognise.py)
-    min_score: float = 2.0  # summed weight of the distinct phrases that makes a cluster an ad
+    min_score: float = 1.6  # summed weight of the distinct phrases (strong and the weak beside them) that makes an ad
     max_gap: float = 20.0  # seconds between hits of one ad
-    max_ad_seconds: float = 180.0  # phrases heard over a longer stretch are not one read ad (a phrase that fires in talk)
-    sentence_back: float = 12.0  # how far before the first phrase its sentence break is looked for
+    max_ad_seconds: float = 120.0  # a core of phrases spread wider is not one read ad (phrases firing in talk)
+    strong_weight: float = 0.8  # phrases at least this heavy make an ad's core; lighter ones only join one
+    min_strong: int = 2  # distinct strong phrases an ad's core needs
+    weak_gap: float = 4.0  # seconds from a strong hit within which a weak phrase joins its ad
+    sentence_back: float = 15.0  # how far before the first phrase its sentence break is looked for
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
     workers: int | None = None  # recognition processes (None: the cores)
@@ -88,41 +93,55 @@ def content_stretches(segments, background: str, min_seconds: float = 3.0) -> li
 
 
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
-    """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough."""
+    """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough.
+
+    The core of a read ad is a cluster of STRONG phrases (weight >= ``strong_weight``, not the return
+    cue) at most ``max_gap`` apart, holding at least ``min_strong`` distinct phrases whose weights
+    with the weak hits next to them sum to ``min_score``. A weak phrase ("use code": short, so
+    sometimes misheard in talk) never makes or chains a cluster: it joins one only when it is within
+    ``weak_gap`` seconds of one of its strong hits. The first return cue ("back to the show") within
+    ``max_gap`` after the last strong hit ends the ad, and the hits after it start a new one. The
+    extent runs from the sentence break (pause) nearest before the first member to the one nearest
+    after the last; a core spread over more than ``max_ad_seconds`` is phrases firing in talk, not one ad.
+    """
     by_text = {p.text: p for p in phrases}
     hits = sorted((h for h in hits if h.phrase in by_text), key=lambda h: h.start)
-    # Clusters of sponsor phrases at most max_gap apart; a return cue ("back to the show") closes the
-    # cluster it follows and never joins two, and a lead ("brought to you by") opens a new one.
-    clusters: list[tuple[list, list]] = []  # (sponsor hits, closing return hits)
-    for hit in hits:
-        role = by_text[hit.phrase].role
+
+    def strong(hit) -> bool:
+        phrase = by_text[hit.phrase]
+        return phrase.role != RETURN and phrase.weight >= config.strong_weight
+
+    returns = [h for h in hits if by_text[h.phrase].role == RETURN]
+    weak = [h for h in hits if by_text[h.phrase].role != RETURN and not strong(h)]
+    clusters: list[list] = []
+    for hit in (h for h in hits if strong(h)):
         current = clusters[-1] if clusters else None
-        near = current is not None and current[0] and hit.start - max(h.end for h in current[0] + current[1]) <= config.max_gap
-        if role == RETURN:
-            if near and not current[1]:
-                current[1].append(hit)
-            continue
-        lead_starts_new = role == LEAD and current is not None and any(by_text[h.phrase].role == LEAD for h in current[0]) \
-            and hit.start - current[0][-1].end > 3.0
-        if near and not current[1] and not lead_starts_new:
-            current[0].append(hit)
+        near = current is not None and hit.start - max(h.end for h in current) <= config.max_gap
+        closed = current is not None and any(current[-1].end - 1.0 <= r.start <= hit.start for r in returns)
+        lead_starts_new = near and by_text[hit.phrase].role == LEAD and current is not None \
+            and any(by_text[h.phrase].role == LEAD for h in current) and hit.start - current[-1].end > 3.0
+        if near and not closed and not lead_starts_new:
+            current.append(hit)  # type: ignore[union-attr]
         else:
-            clusters.append(([hit], []))
+            clusters.append([hit])
     pause_ends = np.array([b for _, b in pauses]) if pauses else np.zeros(0)
     pause_starts = np.array([a for a, _ in pauses]) if pauses else np.zeros(0)
     ads = []
-    for cluster, closing in clusters:
-        leads = [h for h in cluster if by_text[h.phrase].role == LEAD]
-        if leads and leads[0].start - cluster[0].start > 3.0:  # cues heard before the lead are the talk before the ad
-            cluster = [h for h in cluster if h.start >= leads[0].start - 3.0]
+    for core in clusters:
+        first_strong, last_strong = core[0].start, max(h.end for h in core)
+        members = list(core) + [h for h in weak if first_strong - config.weak_gap <= h.start
+                                and h.end <= last_strong + config.weak_gap
+                                and any(abs(h.start - c.start) <= config.weak_gap or abs(h.end - c.end) <= config.weak_gap
+                                        for c in core)]
+        closing = [r for r in returns if last_strong - 1.0 <= r.start <= last_strong + config.max_gap]
         weights: dict[str, float] = {}
-        for hit in cluster:
+        for hit in members:
             weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), by_text[hit.phrase].weight)
         score = sum(weights.values())
-        if score < config.min_score:
+        if len({h.phrase for h in core}) < config.min_strong or score < config.min_score:
             continue
-        first = cluster[0].start
-        last = max(h.end for h in cluster + closing)
+        first = min(h.start for h in members)
+        last = closing[0].end if closing else max(h.end for h in members)
         if last - first > config.max_ad_seconds:
             log.info("words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken", last - first, first)
             continue
@@ -131,7 +150,7 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
         start = float(before.max()) if len(before) else max(0.0, first - 1.0)
         end = float(after.min()) if len(after) else min(duration, last + 1.0)
         ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
-                    "phrases": sorted({h.phrase for h in cluster + closing})})
+                    "phrases": sorted({h.phrase for h in members + closing[:1]})})
     return ads
 
 
