@@ -793,6 +793,8 @@ def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(upst
     assert f"moved permanently: following {base}/feed.xml" in capsys.readouterr().out
     store = Store(dirs.db)
     assert store.feed("show").url == f"{base}/feed.xml"
+    assert main(["feed", "add", f"{base}/old.xml", "--data", str(data), "--model", str(model)]) == 1  # the same feed
+    assert "added already" in capsys.readouterr().err
     for start, stored in (("/perm.xml", "/b.xml"), ("/temp.xml", "/temp.xml"), ("/temp7.xml", "/temp7.xml"),
                           ("/chain.xml", "/hop.xml")):  # the permanent hops up to the first temporary one
         store.set_feed_url(store.feed("show").id, base + start)

@@ -108,6 +108,9 @@ def run_add(args) -> int:
     model = store_model(data, args.model)
     response = fetch_feed(url)
     root = parse_feed(response.body or b"", url)
+    if response.moved_to and response.moved_to != url:  # registered under its new address, so a re-add is caught
+        print(f"the feed moved permanently: following {response.moved_to}")
+        url = response.moved_to
     name = args.name or slug(channel_title(root) or urlsplit(url).hostname or "feed")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
         raise AdcutError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
