@@ -5,8 +5,8 @@ of at least two distinct STRONG sponsor phrases (hits no more than ``max_gap`` a
 phrase ("use code", which the spotter also mishears in talk) only joins an ad when it is heard within
 ``weak_gap`` seconds of a strong hit, so it can never stretch an ad into the talk beside it. The ad
 runs from the sentence break (a pause) before its first phrase to the one after its last phrase, or
-after the return cue ("back to the show"), which is a hard end. A return cue alone, or one product
-name said in passing, is not an ad. Inside such a stretch the ad probability of the curve the HMM
+to the end of a return cue ("back to the show") heard within ``return_gap`` s of it, a hard end.
+A return cue alone, or one product name said in passing, is not an ad. Inside such a stretch the ad probability of the curve the HMM
 reads is raised to ``ad_probability``; everywhere else the curve is the sound model's, so produced
 spots keep its precision and content that says no sponsor phrase is untouched.
 
@@ -46,6 +46,7 @@ class WordsConfig:
     strong_weight: float = 0.8  # phrases at least this heavy make an ad's core; lighter ones only join one
     min_strong: int = 2  # distinct strong phrases an ad's core needs
     weak_gap: float = 4.0  # seconds from a strong hit within which a weak phrase joins its ad
+    return_gap: float = 10.0  # a return cue ends the ad when heard this soon after its last strong phrase
     sentence_back: float = 15.0  # how far before the first phrase its sentence break is looked for
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
@@ -100,8 +101,8 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     with the weak hits next to them sum to ``min_score``. A weak phrase ("use code": short, so
     sometimes misheard in talk) never makes or chains a cluster: it joins one only when it is within
     ``weak_gap`` seconds of one of its strong hits. The first return cue ("back to the show") within
-    ``max_gap`` after the last strong hit ends the ad, and the hits after it start a new one. The
-    extent runs from the sentence break (pause) nearest before the first member to the one nearest
+    ``return_gap`` after the last strong hit ends the ad (at its own sentence's end), and the hits
+    after it start a new one. The extent runs from the sentence break (pause) nearest before the first member to the one nearest
     after the last; a core spread over more than ``max_ad_seconds`` is phrases firing in talk, not one ad.
     """
     by_text = {p.text: p for p in phrases}
@@ -133,7 +134,7 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
                                 and h.end <= last_strong + config.weak_gap
                                 and any(abs(h.start - c.start) <= config.weak_gap or abs(h.end - c.end) <= config.weak_gap
                                         for c in core)]
-        closing = [r for r in returns if last_strong - 1.0 <= r.start <= last_strong + config.max_gap]
+        closing = [r for r in returns if last_strong - 1.0 <= r.start <= last_strong + config.return_gap]
         weights: dict[str, float] = {}
         for hit in members:
             weights[hit.phrase] = max(weights.get(hit.phrase, 0.0), by_text[hit.phrase].weight)
@@ -146,9 +147,10 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
             log.info("words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken", last - first, first)
             continue
         before = pause_ends[(pause_ends <= first + 0.05) & (pause_ends >= first - config.sentence_back)]
-        after = pause_starts[(pause_starts >= last - 0.05) & (pause_starts <= last + config.sentence_forward)]
+        forward = 1.5 if closing else config.sentence_forward  # the return cue ends its own sentence, and the ad
+        after = pause_starts[(pause_starts >= last - 0.05) & (pause_starts <= last + forward)]
         start = float(before.max()) if len(before) else max(0.0, first - 1.0)
-        end = float(after.min()) if len(after) else min(duration, last + 1.0)
+        end = float(after.min()) if len(after) else min(duration, last + (0.3 if closing else 1.0))
         ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
                     "phrases": sorted({h.phrase for h in members + closing[:1]})})
     return ads
