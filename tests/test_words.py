@@ -49,10 +49,13 @@ def test_missing_or_broken_speech_model_is_one_clear_error(tmp_path):
 
 
 def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():
-    pauses = [(9.0, 9.5), (20.0, 20.4), (48.0, 48.6), (70.0, 70.5)]
-    hits = [Hit("brought to you by", 21.5, 22.5), Hit("promo code", 35.0, 35.8), Hit("back to the show", 46.5, 47.6)]
+    pauses = [(9.0, 9.5), (20.0, 20.4), (45.0, 45.5), (48.0, 48.6), (70.0, 70.5)]
+    hits = [Hit("brought to you by", 21.5, 22.5), Hit("promo code", 35.0, 35.8), Hit("back to the show", 43.5, 44.6)]
     ads = word_ads(hits, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
-    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 48.0)]  # the pause before the lead, the pause after the return
+    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 45.0)]  # the pause before the lead, the pause after the return
+    # A return cue heard long after the last sponsor phrase is talk: the ad ends at its last phrase's sentence.
+    late = hits[:2] + [Hit("back to the show", 47.0, 48.0)]
+    assert [(a["start"], a["end"]) for a in word_ads(late, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)] == [(20.4, 36.8)]
     # One phrase said in passing, or a return cue alone, is not an ad.
     assert word_ads([Hit("promo code", 35.0, 35.8)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
     assert word_ads([Hit("back to the show", 46.5, 47.6), Hit("back to the show", 60, 61)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
