@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--no-cut-only", action="store_true", help="skip the (slow: MP3 encoding) cut measurement")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the generated files here (reused when present)")
+    parser.add_argument("--words", action="store_true",
+                        help="also --words auto (given --ad-phrases, so recognition runs) against --words off, in this run")
     args = parser.parse_args()
 
     minutes = int(round(args.hours * 60))
@@ -153,6 +155,21 @@ def main() -> None:
     print(f"  same, --scan-stride 1 (every window):    wall {every:7.2f} s  {seconds / every:6.0f}x realtime  "
           f"cpu {every_cpu:6.2f} s  {every / floor:.2f}x the floor (cpu {every_cpu / floor_cpu:.2f}x)  peak RSS {every_rss:.0f} MB"
           f"  ({every_read})")
+    if args.words:  # issue 15: the word cue's cost on the same file, both settings measured here
+        import json
+
+        phrases = workdir / "phrases.txt"
+        phrases.write_text("promo code\n")  # a user's phrase file: --words auto then listens (built-in list + this)
+        off, off_cpu, _ = best(adcut + ["--no-cut", "--words", "off"])
+        auto, auto_cpu, auto_rss = best(adcut + ["--no-cut", "--words", "auto", "--ad-phrases", str(phrases)])
+        heard = json.loads((workdir / "out" / f"{episode.stem}.adcut.json").read_text())["settings"].get("words_heard", {})
+        read = heard.get("recognised_seconds", 0.0)
+        print(f"adcut process --no-cut --words off:        wall {off:7.2f} s  {seconds / off:6.0f}x realtime  cpu {off_cpu:6.2f} s")
+        print(f"  same, --words auto (+ --ad-phrases):     wall {auto:7.2f} s  {seconds / auto:6.0f}x realtime  "
+              f"cpu {auto_cpu:6.2f} s  {auto / off:.1f}x --words off  peak RSS {auto_rss:.0f} MB  (recognition read "
+              f"{read / 60:.1f} min = {read / seconds:.0%} of the audio in {heard.get('recognition_wall_seconds')} s; "
+              f"{len(heard.get('hits', []))} phrases heard, {len(heard.get('word_ads', []))} word ads)")
+        print("target (issue 15): --words auto within 3x of --words off")
     if not args.no_cut_only:
         cut, cut_cpu, cut_rss = best(adcut)
         print(f"adcut process (with cut):                  wall {cut:7.2f} s  {seconds / cut:6.0f}x realtime  "
