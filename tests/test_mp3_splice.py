@@ -21,7 +21,9 @@ from adcut.media import cut as cutmod
 from adcut.media.cut import cut_episode
 from adcut.media.decode import decode_original, probe
 from adcut.media.encode import write_audio
-from adcut.media.mp3_splice import crc16, crc16_fast, kept_frames, main_data_begin, read_mp3
+from adcut.media.mp3.frames import main_data_begin, read_mp3
+from adcut.media.mp3.plan import kept_frames
+from adcut.media.mp3.xing import crc16, crc16_fast
 
 
 def _refuse(path, info, segments, tmp, out_path, **kwargs):
@@ -573,7 +575,7 @@ def test_tags_at_the_end_are_kept_as_they_are(tmp_path, caplog):
 @needs_tools
 def test_the_copy_path_refuses_a_stream_that_changes_sample_rate(tmp_path):
     """Half the file would be 'damaged bytes': the copy path gives the file to the re-encode path instead."""
-    from adcut.media.mp3_splice import cut_mp3
+    from adcut.media.mp3.cut import cut_mp3
 
     first = make_mp3(
         tmp_path, "a", ffmpeg_args=("-b:a", "64k"), rate=44100, channels=1, spec=EpisodeSpec(12.0, ())

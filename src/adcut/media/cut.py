@@ -53,7 +53,7 @@ class CutResult:
 # ``fn(path, info, segments, tmp, out_path, remove=..., fade_seconds=...)``, writes the cut file to
 # ``tmp`` and returns a CutResult, or raises CopyUnsupported (nothing it wrote is kept).
 COPY_PATHS: dict[str, tuple[str, str]] = {}
-COPY_PATHS[".mp3"] = ("copy-mp3", "adcut.media.mp3_splice:cut_mp3")  # frames copied, joins rebuilt
+COPY_PATHS[".mp3"] = ("copy-mp3", "adcut.media.mp3.cut:cut_mp3")  # frames copied, joins rebuilt
 COPY_PATHS[".wav"] = ("copy-wav", "adcut.media.wav_splice:cut_wav")  # PCM sample frames, no codec
 COPY_PATHS.update(dict.fromkeys((".m4a", ".m4b", ".mp4"), ("copy-aac", "adcut.media.m4a_splice:cut_m4a")))
 REENCODE = "reencode"
