@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
 
 from adcut.demo.synth import EpisodeSpec, write_long_mp3  # noqa: E402
-from adcut.serve.server import Unsatisfiable, parse_range  # noqa: E402
+from adcut.serve.handler import Unsatisfiable, parse_range  # noqa: E402
 
 KINDS = ("feed", "feed-304", "head", "probe", "mid", "tail", "full")
 WEIGHTS = (10, 15, 15, 20, 25, 10, 5)

@@ -25,7 +25,7 @@ from adcut.demo.synth import EpisodeSpec
 from adcut.serve.feed import FeedError, parse_feed, rewrite
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import refresh_feed, upstream_copy
-from adcut.serve.server import UNSATISFIABLE, parse_range
+from adcut.serve.handler import UNSATISFIABLE, parse_range
 from adcut.serve.store import Store
 from adcut.serve.worker import original_audio
 

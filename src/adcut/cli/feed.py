@@ -101,7 +101,7 @@ def run_add(args) -> int:
     from adcut.serve.feed import channel_title, parse_feed
     from adcut.serve.fetch import check_url, fetch_feed
     from adcut.serve.refresh import refresh_feed
-    from adcut.serve.server import feed_url, public_base
+    from adcut.serve.urls import feed_url, public_base
 
     data, store = _open(args)
     url = check_url(args.url)
@@ -125,7 +125,8 @@ def run_add(args) -> int:
 
 
 def run_list(args) -> int:
-    from adcut.serve.server import json_status, public_base
+    from adcut.serve.status import json_status
+    from adcut.serve.urls import public_base
 
     _, store = _open(args)
     rows = json_status(store, public_base(store), store.token())

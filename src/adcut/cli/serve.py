@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def register(subparsers) -> None:
     from adcut.serve.feed import DEFAULT_MARK, PENDING_MODES, PENDING_ORIGINAL
-    from adcut.serve.server import DEFAULT_HOST, DEFAULT_PORT
+    from adcut.serve.urls import DEFAULT_HOST, DEFAULT_PORT
 
     parser = subparsers.add_parser(
         "serve",
@@ -51,7 +51,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from adcut.serve.paths import DataDir
-    from adcut.serve.server import Options, Service, is_loopback
+    from adcut.serve.handler import Options
+    from adcut.serve.service import Service
+    from adcut.serve.urls import is_loopback
 
     if not is_loopback(args.host):
         if not args.public_url:
@@ -72,7 +74,7 @@ def run(args) -> int:
     service.start()
     print(f"adcut serve: status page {service.status_url}", flush=True)
     for feed in service.store.feeds():
-        from adcut.serve.server import feed_url
+        from adcut.serve.urls import feed_url
 
         print(f"  {feed.name}: {feed_url(service.base_url, feed.name, service.token)}", flush=True)
     try:

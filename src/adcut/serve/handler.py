@@ -1,4 +1,5 @@
-"""The HTTP side of ``adcut serve``: ad-free feeds, their audio and chapters, and the status page.
+"""Answering the HTTP requests of ``adcut serve``: ad-free feeds, their audio, chapters and transcripts, the status
+page (drawn by status.py), and its review and re-cut buttons.
 
 Every URL carries the secret token as ``?token=`` (podcast apps cannot send headers); without it
 the answer is 403. No part of a request path is used as a file name: audio and chapter names are
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import html
 import logging
 import re
 import socket
@@ -27,20 +27,22 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from adcut.errors import AdcutError
 from adcut.serve.feed import DEFAULT_MARK, PENDING_ORIGINAL, PENDING_WAIT, Ready, Waiting, rewrite
 from adcut.serve.paths import DataDir
-from adcut.serve.refresh import DEFAULT_EPISODES, prune, refresh_feed, upstream_copy
-from adcut.serve.store import DONE, DOWNLOADING, PROCESSING, QUEUED, Episode, Store
+from adcut.serve.refresh import upstream_copy
+from adcut.serve.status import status_html
+from adcut.serve.store import DOWNLOADING, PROCESSING, QUEUED, Episode, Store
 from adcut.serve.transcripts import CONTENT_TYPES as TRANSCRIPT_TYPES
 from adcut.serve.transcripts import FORMATS as TRANSCRIPT_FORMATS
 from adcut.serve.transcripts import file_name as transcript_file
-from adcut.serve.worker import AUDIO_SUFFIXES, audio_suffix, episode_folder, original_audio
+from adcut.serve.urls import feed_url
+from adcut.serve.worker import AUDIO_SUFFIXES, audio_suffix
 
 if TYPE_CHECKING:
     import uvicorn
@@ -49,28 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8766
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _WAITING_NAME = re.compile(r"(\d{1,12})-(\d{1,12})(\.[a-z0-9]{1,5})")  # FEED-EPISODE.mp3: the newest cut, or 503
 RETRY_AFTER_SECONDS = 60
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def feed_url(base: str, name: str, token: str) -> str:
-    return f"{base.rstrip('/')}/feed/{quote(name)}.xml?token={token}"
-
-
-def status_url(base: str, token: str) -> str:
-    return f"{base.rstrip('/')}/?token={token}"
-
-
-def public_base(store: Store) -> str:
-    return store.setting("public_url") or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 class Options:
@@ -111,7 +94,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | Unsatisfiabl
     return start, end
 
 
-class _FeedCache:
+class FeedCache:
     """The last rewritten XML of each feed, reused until the upstream copy or an episode changes."""
 
     def __init__(self):
@@ -186,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
     token: str
     base_url: str
     options: Options
-    feed_cache: _FeedCache
+    feed_cache: FeedCache
     wake: Callable[[], None]  # tells the workers a job is waiting (a staticmethod on the subclass)
     reviews: Reviews
     _local = threading.local()
@@ -420,185 +403,3 @@ class Handler(BaseHTTPRequestHandler):
     def _status_page(self, head: bool) -> None:
         self._send(HTTPStatus.OK, status_html(self.store, self.base_url, self.token, self.data).encode(),
                    "text/html; charset=utf-8", head, {"Cache-Control": "no-store"})
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return ""
-    total = int(round(value))
-    return f"{total // 60}:{total % 60:02d}"
-
-
-STATUS_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222}
-h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}
-table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
-td,th{border-bottom:1px solid #e3e3e3;padding:.35em .5em;text-align:left;vertical-align:top}
-th{font-weight:600;color:#555;font-size:.9em}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.state{display:inline-block;border-radius:.8em;padding:0 .6em;font-size:.85em;background:#eee}
-.state.done{background:#dff3e0;color:#155a1c}.state.failed{background:#fbe1e1;color:#8a1111}
-.state.downloading,.state.processing{background:#e1ecfb;color:#123f7a}
-.reason{color:#8a1111;font-size:.9em}.warn{color:#8a1111}
-code{font-size:.85em;word-break:break-all;background:#f5f5f5;padding:.1em .3em;border-radius:.2em}
-button{font:inherit;font-size:.85em}form{margin:0;display:inline}.actions{white-space:nowrap}
-.note{color:#555;font-size:.9em}
-"""
-
-
-def status_html(store: Store, base: str, token: str, data: DataDir | None = None) -> str:
-    """The status page: each feed's ad-free URL, refresh state and episodes (state, reason, ad time removed)."""
-    esc = html.escape
-    busy = False
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>adcut serve</title>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<style>{STATUS_STYLE}</style></head><body>", "<h1>adcut serve: ad-free feeds</h1>"]
-    feeds = store.feeds()
-    if not feeds:
-        parts.append("<p>No feeds yet: <code>adcut feed add URL</code></p>")
-    for feed in feeds:
-        counts = store.counts(feed.id)
-        url = feed_url(base, feed.name, token)
-        parts.append(f"<h2 id='feed-{esc(feed.name)}'>{esc(feed.name)}</h2>")
-        parts.append(f"<p>Subscribe in your podcast app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
-                     f"Upstream: <code>{esc(feed.url)}</code>")
-        if feed.fetch_error:
-            parts.append(f"<br><span class='warn'>Last refresh failed: {esc(feed.fetch_error)} "
-                         "(the last good copy is served)</span>")
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state != "new")
-        removed = sum(e.removed or 0.0 for e in store.episodes(feed.id) if e.state == DONE)
-        parts.append(f"<br>Episodes: {esc(summary) or 'none queued yet'}; ad time removed {_seconds(removed) or '0:00'}</p>")
-        parts.append("<table><tr><th>episode</th><th>state</th><th>ads removed</th><th>ad-free length</th><th></th></tr>")
-        for episode in store.episodes(feed.id):
-            if episode.state == "new":
-                continue
-            busy = busy or episode.state in ("queued", "downloading", "processing")
-            label = episode.state
-            if episode.state == DONE and store.job_state(episode.id) in ("queued", "leased"):
-                label, busy = "done, re-cut queued", True
-            reason = f"<div class='reason'>{esc(episode.reason)}</div>" if episode.reason else ""
-            title = esc(episode.title or episode.guid)
-            if episode.state == DONE and episode.audio_name:
-                title = f"<a href='/audio/{esc(episode.audio_name)}?token={esc(token)}'>{title}</a>"
-            action = ""
-            if data is not None and original_audio(data, episode.id) is not None:
-                action += (f"<form method='post' action='/review/{episode.id}?token={esc(token)}' target='_blank'>"
-                           "<button title='check the ads found in the labeller; save, then re-cut'>review</button></form>")
-                if (episode_folder(data, episode.id) / "episode.txt").exists():
-                    reason += "<div class='note'>cut from your reviewed labels</div>"
-            if episode.state in (DONE, "failed"):
-                action += (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
-                           "<button>re-cut</button></form>")
-            parts.append(f"<tr id='episode-{episode.id}'><td>{title}</td>"
-                         f"<td><span class='state {esc(episode.state)}'>{esc(label)}</span>{reason}</td>"
-                         f"<td class='num'>{_seconds(episode.removed)}</td><td class='num'>{_seconds(episode.duration)}</td>"
-                         f"<td class='actions'>{action}</td></tr>")
-        parts.append("</table>")
-    if busy:  # follow the work without reloading by hand
-        parts.insert(1, "<meta http-equiv='refresh' content='5'>")
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # apps refreshing at once: the default 5 drops connections (1 s SYN retries)
-
-
-class Service:
-    """The HTTP server, the worker threads and the periodic refresh, started and stopped together."""
-
-    def __init__(self, data: DataDir, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
-                 refresh_minutes: float = 30.0, episodes: int = DEFAULT_EPISODES, public_url: str | None = None,
-                 options: Options | None = None, keep: int = 0):
-        from adcut.serve.worker import Workers
-
-        self.data = data.create()
-        self.store = Store(data.db)
-        self.token = self.store.token()
-        self.episodes = episodes
-        self.keep = keep
-        self.refresh_seconds = max(1.0, refresh_minutes * 60)
-        self._cleanup_temporary_files()
-        self.reviews = Reviews(self.data)
-        self.handler = self._handler_class(public_url, options or Options())
-        try:
-            self.httpd = _Server((host, port), self.handler)
-        except OSError as error:
-            if error.errno == 98:
-                raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
-            raise AdcutError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-        self.base_url = (public_url or f"http://{shown}:{self.port}").rstrip("/")
-        self.handler.base_url = self.base_url
-        self.store.set_setting("public_url", self.base_url)
-        self.workers = Workers(data, workers)
-        self.stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def _handler_class(self, public_url: str | None, options: Options) -> type[Handler]:
-        return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
-                                                 "base_url": public_url or "", "options": options,
-                                                 "feed_cache": _FeedCache(), "_local": threading.local(),
-                                                 "wake": staticmethod(lambda: self.workers.wake.set()),
-                                                 "reviews": self.reviews})
-
-    def _cleanup_temporary_files(self) -> None:
-        """Temporary files of a run that was killed: never served (no final name), removed here."""
-        for folder in (self.data.audio, self.data.feeds, self.data.downloads, *self.data.downloads.glob("*/")):
-            for path in folder.glob(".*.tmp"):
-                path.unlink(missing_ok=True)
-
-    @property
-    def status_url(self) -> str:
-        return status_url(self.base_url, self.token)
-
-    def start(self) -> None:
-        self.workers.start()
-        for target, name in ((self.httpd.serve_forever, "adcut-http"), (self._refresh_loop, "adcut-refresh")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def refresh_all(self) -> None:
-        for feed in self.store.feeds():
-            if self.stopping.is_set():
-                return
-            refresh_feed(self.store, self.data, feed, self.episodes)
-            prune(self.store, self.data, feed, self.keep)
-        self.workers.wake.set()
-
-    def _refresh_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.refresh_all()
-            except AdcutError as error:
-                log.warning("refresh: %s", error)
-            except Exception:  # noqa: BLE001 - the loop must survive one bad refresh
-                log.exception("refresh failed")
-            self.stopping.wait(self.refresh_seconds)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.reviews.close_all()
-        self.workers.stop()
-
-    def wait(self) -> None:
-        while not self.stopping.is_set():
-            time.sleep(0.5)
-
-
-def json_status(store: Store, base: str, token: str) -> list[dict]:
-    """What ``adcut feed list --json`` prints."""
-    rows = []
-    for feed in store.feeds():
-        counts = store.counts(feed.id)
-        rows.append({"name": feed.name, "upstream": feed.url, "url": feed_url(base, feed.name, token),
-                     "model": feed.model, "processed": counts.get(DONE, 0),
-                     "queued": sum(counts.get(s, 0) for s in ("queued", "downloading", "processing")),
-                     "failed": counts.get("failed", 0), "last_error": feed.fetch_error})
-    return rows
-
