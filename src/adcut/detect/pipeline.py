@@ -143,12 +143,14 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         if words_enabled(checkpoint, config.words):
             curve, words_record = hear_words(path, curve, config.step_seconds, duration, segments, classes, checkpoint,
                                              config.words, background=getattr(checkpoint, "background", None))
-            if words_record["word_ads"]:
-                from adcut.detect.words import overlay
-
-                segments = overlay(segments, words_record["word_ads"], classes[0], duration)
     segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
+    if words_record is not None and words_record["word_ads"]:
+        from adcut.detect.words import overlay
+
+        # After the edge alignment and refinement, which are for the sound model's boundaries: a word
+        # ad's edges are already the sentence breaks around its phrases, and there is no sound change to find.
+        segments = overlay(segments, words_record["word_ads"], classes[0], duration)
     confidences = segment_confidences(segments, curve, config.step_seconds, classes)
     if config.review_below is not None:
         segments = mark_review(segments, confidences, config.review_below, only=config.review_classes)
