@@ -212,14 +212,17 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
 def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, segments, classes, checkpoint,
                config: WordsConfig, background: str | None = None) -> tuple[np.ndarray, dict]:
     """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
-    from adcut.media.decode import decode
-    from adcut.words.recognise import SAMPLE_RATE, speech_pauses, spot_stretches
+    from adcut.media.decode import iter_blocks
+    from adcut.words.recognise import SAMPLE_RATE, speech_pauses, spot_stretches, to_pcm16
 
     began = time.perf_counter()
     phrases = resolve_phrases(checkpoint, config)
     background = background or (classes[1] if len(classes) > 1 else classes[0])
     stretches = content_stretches(segments, background)
-    audio = decode(Path(path), SAMPLE_RATE)
+    # 16-bit, block by block: an hour is 115 MB (float32 blocks joined would peak at four times that).
+    blocks = [np.frombuffer(to_pcm16(block), dtype=np.int16) for block in iter_blocks(Path(path), SAMPLE_RATE)]
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
+    del blocks
     workers = config.workers or os.cpu_count() or 1
     hits = spot_stretches(stretches, audio, phrases, config.model_dir, config.per_phone, workers=workers)
     pauses = speech_pauses(audio)

@@ -234,10 +234,12 @@ def speech_pauses(samples: np.ndarray, min_pause: float = 0.25, frame: float = 0
     count = len(samples) // n
     if count == 0:
         return []
-    x = samples[: count * n].astype(np.float32).reshape(count, n)
-    if samples.dtype == np.int16:
-        x = x / 32768.0
-    level = 10 * np.log10((x * x).mean(axis=1) + 1e-10)
+    level = np.empty(count, np.float32)
+    scale = 1 / 32768.0 if samples.dtype == np.int16 else 1.0
+    step = 3000  # frames at a time (a minute): an hour's float copy at once would cost a few hundred MB
+    for k in range(0, count, step):
+        x = samples[k * n : min(count, k + step) * n].astype(np.float32).reshape(-1, n) * scale
+        level[k : k + len(x)] = 10 * np.log10((x * x).mean(axis=1) + 1e-10)
     quiet = level < np.percentile(level, 95) - 30
     pauses = []
     run_start = None
