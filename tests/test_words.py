@@ -106,6 +106,12 @@ def test_spotter_hears_sponsor_phrases_in_ad_copy_and_none_in_talk():
     talk = speak("Last week we talked about the old bridges along the river, and a lot of you wrote in with stories. "
                  "One listener told us her grandfather helped build the stone arch near the market.", "en-us+m3", 16000, 160)
     assert spotter.spot(talk) == []
+    # Each piece starts from the same cepstral mean, whatever was read before: hits do not depend on the order
+    # (or the worker) in which the pieces of an episode are read.
+    spotter.warm_up(talk)
+    first = spotter.spot(ad)
+    spotter.spot(np.concatenate([talk, 0.05 * talk[::-1]]))
+    assert spotter.spot(ad) == first
 
 
 @needs_espeak

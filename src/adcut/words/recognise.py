@@ -175,14 +175,26 @@ class Spotter:
                 for text, phones in kept:
                     out.write(f"{text} /1e-{max(1, int(round(per_phone * phones)))}/\n")
             self.decoder = _decoder(self.files, kws=name)
+            # pocketsphinx carries its cepstral mean from one utterance to the next: each piece starts
+            # from the same one (``warm_up``), so what is heard does not depend on which pieces a worker
+            # read before (with several workers that order changes from run to run).
+            self.initial_cmn = self.decoder.get_cmn()
         finally:
             os.unlink(name)
+
+    def warm_up(self, samples: np.ndarray) -> str:
+        """Estimate the cepstral mean on ``samples`` (the model's initial one is far from real audio's, and
+        a piece started cold misses phrases); every later piece starts from it. Returns it."""
+        self.spot(samples)
+        self.initial_cmn = self.decoder.get_cmn()
+        return self.initial_cmn
 
     def spot(self, samples: np.ndarray, offset: float = 0.0) -> list[Hit]:
         """Every phrase heard in ``samples`` (16 kHz mono), with episode times (``offset`` = the samples' start)."""
         decoder = self.decoder
         pcm = np.frombuffer(to_pcm16(samples), dtype=np.int16)
         hits: list[Hit] = []
+        decoder.set_cmn(self.initial_cmn)
         decoder.start_utt()
         utt_start = 0
         for i in range(0, len(pcm), self.CHUNK):
@@ -258,9 +270,10 @@ def speech_pauses(samples: np.ndarray, min_pause: float = 0.25, frame: float = 0
 _worker_spotter: Spotter | None = None
 
 
-def _init_worker(phrases, model_dir, per_phone) -> None:
+def _init_worker(phrases, model_dir, per_phone, cmn) -> None:
     global _worker_spotter
     _worker_spotter = Spotter(phrases, model_dir, per_phone)
+    _worker_spotter.initial_cmn = cmn
 
 
 def _spot_piece(piece: tuple[np.ndarray, float]) -> list[Hit]:
@@ -305,11 +318,11 @@ def spot_stretches(stretches, audio: np.ndarray, phrases, model_dir=None, per_ph
     workers = max(1, min(workers, len(pieces)))
     if multiprocessing.parent_process() is not None:  # a worker of adcut process DIR: the episodes share the cores
         workers = 1
+    spotter = Spotter(phrases, model_dir, per_phone)  # a broken model fails here, once, with its own message
+    cmn = spotter.warm_up(pieces[0][0][: 30 * SAMPLE_RATE])  # the same start for every piece, on any worker
     if workers == 1:
-        spotter = Spotter(phrases, model_dir, per_phone)
         return dedupe([hit for piece in pieces for hit in spotter.spot(*piece)])
-    Spotter(phrases, model_dir, per_phone)  # a broken model fails here, once, with its own message
 
-    with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn").Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone)) as pool:
+    with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn").Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone, cmn)) as pool:
         results = pool.map(_spot_piece, pieces, chunksize=1)
     return dedupe([hit for part in results for hit in part])
