@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy
 
 format: $(STAMP)
-	$(BIN)/python -m ruff check --fix --select I src tests benchmarks
+	$(BIN)/python -m ruff check --fix src tests benchmarks
 	$(BIN)/python -m ruff format src tests benchmarks
 
 clean:

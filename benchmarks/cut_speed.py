@@ -41,7 +41,9 @@ COPY_METHODS = {"mp3": "copy-mp3", "m4a": "copy-aac", "wav": "copy-wav"}
 LABELS = {"mp3": "128 kbps MP3", "m4a": "128 kbps AAC M4A", "wav": "16-bit WAV"}
 
 
-def write_long_episode(path: Path, spec, *, sample_rate: int = 44100, channels: int = 2, bit_rate: int = 128_000) -> None:
+def write_long_episode(
+    path: Path, spec, *, sample_rate: int = 44100, channels: int = 2, bit_rate: int = 128_000
+) -> None:
     """A long episode as M4A (AAC) or WAV, rendered a minute at a time as ``write_long_mp3`` does (same audio)."""
     import av
     import numpy as np
@@ -50,15 +52,21 @@ def write_long_episode(path: Path, spec, *, sample_rate: int = 44100, channels: 
     from adcut.demo.synth import EpisodeSpec, render_episode
     from adcut.media.encode import StreamEncoder, open_audio_stream
 
-    fmt, encoder, sample_format = {".m4a": ("ipod", "aac", "fltp"), ".wav": ("wav", "pcm_s16le", "s16")}[path.suffix]
+    fmt, encoder, sample_format = {".m4a": ("ipod", "aac", "fltp"), ".wav": ("wav", "pcm_s16le", "s16")}[
+        path.suffix
+    ]
     layout = "mono" if channels == 1 else "stereo"
     container = av.open(str(path), mode="w", format=fmt)
     try:
-        stream = open_audio_stream(container, encoder, sample_rate, layout, bit_rate if encoder == "aac" else None)
+        stream = open_audio_stream(
+            container, encoder, sample_rate, layout, bit_rate if encoder == "aac" else None
+        )
         writer = StreamEncoder(container, stream, sample_format, layout, sample_rate)
         for minute in range(int(np.ceil(spec.duration / 60.0))):
             start, end = minute * 60.0, min(minute * 60.0 + 60.0, spec.duration)
-            ads = tuple((max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start)
+            ads = tuple(
+                (max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start
+            )
             mono = render_episode(EpisodeSpec(end - start, ads), 16000, seed=minute)
             if sample_rate != 16000:
                 mono = soxr.resample(mono, 16000, sample_rate).astype(np.float32)
@@ -88,7 +96,9 @@ def main() -> None:
         "--workdir", type=Path, default=None, help="keep the generated files here (reused when present)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="repeat each timing, report the best")
-    parser.add_argument("--formats", default="mp3,m4a,wav", help="comma-separated: mp3,m4a,wav (default: all)")
+    parser.add_argument(
+        "--formats", default="mp3,m4a,wav", help="comma-separated: mp3,m4a,wav (default: all)"
+    )
     args = parser.parse_args()
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     unknown = [f for f in formats if f not in COPY_METHODS]
@@ -121,7 +131,9 @@ def main() -> None:
                 )
             truth = workdir / f"cut-{minutes}min.segments.json"
             truth.write_text(
-                json.dumps([{"start": s.start, "end": s.end, "label": s.label} for s in episode_segments(spec)])
+                json.dumps(
+                    [{"start": s.start, "end": s.end, "label": s.label} for s in episode_segments(spec)]
+                )
             )
             out = workdir / "out"
             process = [
@@ -143,7 +155,16 @@ def main() -> None:
             floor, floor_cpu, _ = best([python, "-c", DECODE_FLOOR, str(episode)])
             detect, detect_cpu, detect_rss = best(process + ["--no-cut"])
             copy, copy_cpu, copy_rss = best(
-                [python, "-c", CUT, str(episode), str(truth), str(out / f"copy.{fmt}"), "auto", COPY_METHODS[fmt]]
+                [
+                    python,
+                    "-c",
+                    CUT,
+                    str(episode),
+                    str(truth),
+                    str(out / f"copy.{fmt}"),
+                    "auto",
+                    COPY_METHODS[fmt],
+                ]
             )
             reencode, reencode_cpu, _ = best(
                 [python, "-c", CUT, str(episode), str(truth), str(out / f"re.{fmt}"), "reencode", "reencode"]

@@ -22,7 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 
 
-
 def bare_decode_seconds(path: Path) -> float:
     from adcut.media.decode import iter_frames
 
@@ -55,7 +54,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-learn", action="store_true", help="build the dataset without --learn-phrases")
     parser.add_argument("--work", type=Path, default=None, help="keep the generated files here")
-    parser.add_argument("--reuse", action="store_true", help="with --work: reuse its episodes, dataset and model")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --work: reuse its episodes, dataset and model"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -76,19 +77,28 @@ def main() -> None:
         from adcut.demo.hostread import hostread_episode
 
         training = []
-        test = [(work / "test" / f"test{i:02d}.wav", hostread_episode((args.seed + 2) * 1000 + i, draw="test", ads=args.ads,
-                 host_share=0.5)) for i in range(args.test)]
+        test = [
+            (
+                work / "test" / f"test{i:02d}.wav",
+                hostread_episode((args.seed + 2) * 1000 + i, draw="test", ads=args.ads, host_share=0.5),
+            )
+            for i in range(args.test)
+        ]
     else:
         training = make(work / "train", args.train, args.seed + 1, "train", ads=3)
         test = make(work / "test", args.test, args.seed + 2, "test", ads=args.ads)
     audio_s = sum(e.duration for _, e in test)
     host_ads = sum(k == "host" for _, e in test for k in e.kinds)
-    print(f"generated {args.train} training episodes ({sum(e.duration for _, e in training) / 60:.1f} min) and "
-          f"{args.test} unseen test episodes ({audio_s / 60:.1f} min, {host_ads} of "
-          f"{sum(len(e.kinds) for _, e in test)} spots host-read) in {time.perf_counter() - began:.0f} s")
+    print(
+        f"generated {args.train} training episodes ({sum(e.duration for _, e in training) / 60:.1f} min) and "
+        f"{args.test} unseen test episodes ({audio_s / 60:.1f} min, {host_ads} of "
+        f"{sum(len(e.kinds) for _, e in test)} spots host-read) in {time.perf_counter() - began:.0f} s"
+    )
 
     reuse = args.work is not None and (work / "model.safetensors").exists() and args.reuse
-    if reuse:  # --reuse: the dataset and model of an earlier run in --work (to measure detection settings again)
+    if (
+        reuse
+    ):  # --reuse: the dataset and model of an earlier run in --work (to measure detection settings again)
         from adcut.learn.dataset import load_dataset
         from adcut.models.checkpoint import load_checkpoint
 
@@ -97,25 +107,45 @@ def main() -> None:
         print(f"reusing {work / 'model.safetensors'}; {len(learned)} learned phrases")
     else:
         began = time.perf_counter()
-        dataset = build_dataset(find_episodes([work / "train"]), work / "dataset",
-                                config=DatasetConfig(validation_fraction=0.2, seed=args.seed, learn_phrases=not args.no_learn),
-                                progress=False)
+        dataset = build_dataset(
+            find_episodes([work / "train"]),
+            work / "dataset",
+            config=DatasetConfig(validation_fraction=0.2, seed=args.seed, learn_phrases=not args.no_learn),
+            progress=False,
+        )
         learned = dataset.manifest.get("phrases") or []
-        print(f"dataset built in {time.perf_counter() - began:.0f} s; learned {len(learned)} phrases: "
-              + ", ".join(f"{p['text']} ({p['weight']})" for p in learned[:25]))
+        print(
+            f"dataset built in {time.perf_counter() - began:.0f} s; learned {len(learned)} phrases: "
+            + ", ".join(f"{p['text']} ({p['weight']})" for p in learned[:25])
+        )
         began = time.perf_counter()
-        checkpoint = train(dataset, TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
-                                                early_stopping_patience=None, seed=args.seed, device="cpu", threads=2),
-                           work / "model.safetensors", progress=False)
+        checkpoint = train(
+            dataset,
+            TrainConfig(
+                model_config={"hidden_size": args.hidden},
+                lr=args.lr,
+                epochs=args.epochs,
+                early_stopping_patience=None,
+                seed=args.seed,
+                device="cpu",
+                threads=2,
+            ),
+            work / "model.safetensors",
+            progress=False,
+        )
         m = checkpoint.metrics
-        print(f"trained in {time.perf_counter() - began:.0f} s: epoch {m.get('epoch')} kept, val accuracy "
-              f"{m.get('val_accuracy')}, balanced {m.get('val_balanced_accuracy')}, recall {m.get('val_recall')}")
+        print(
+            f"trained in {time.perf_counter() - began:.0f} s: epoch {m.get('epoch')} kept, val accuracy "
+            f"{m.get('val_accuracy')}, balanced {m.get('val_balanced_accuracy')}, recall {m.get('val_recall')}"
+        )
     model = checkpoint.build_model("cpu")
     classes = tuple(checkpoint.class_names)
     decode_s = sum(min(bare_decode_seconds(p) for _ in range(2)) for p, _ in test)
     rows, timing = [], {}
-    settings = [("--words off", SegmentationConfig(words=WordsConfig(mode="off"))),
-                ("--words on, built-in phrases", SegmentationConfig(words=WordsConfig(mode="on", learned=False)))]
+    settings = [
+        ("--words off", SegmentationConfig(words=WordsConfig(mode="off"))),
+        ("--words on, built-in phrases", SegmentationConfig(words=WordsConfig(mode="on", learned=False))),
+    ]
     if learned:
         settings.append(("--words on, + learned", SegmentationConfig(words=WordsConfig(mode="on"))))
     for name, config in settings:
@@ -123,8 +153,10 @@ def main() -> None:
         began = time.perf_counter()
         found = [detect(path, checkpoint, config, model=model, threads=2) for path, _ in test]
         timing[name] = time.perf_counter() - began
-        scores = [score_episode(e.segments, d.segments, d.duration, classes[0], min_seconds=minimums)
-                  for d, (_p, e) in zip(found, test)]
+        scores = [
+            score_episode(e.segments, d.segments, d.duration, classes[0], min_seconds=minimums)
+            for d, (_p, e) in zip(found, test)
+        ]
         rows.append((name, pool(scores)))
         # Host-read and produced spots apart: how many of each were found (IoU match) with this setting.
         for kind in ("host", "produced"):
@@ -132,23 +164,31 @@ def main() -> None:
             for d, (_p, e) in zip(found, test):
                 ads = [s for s in e.segments if s.label == "ad"]
                 keep = [a for a, k in zip(ads, e.kinds) if k == kind]
-                truth = [s if s.label != "ad" or s in keep else replace(s, label="content") for s in e.segments]
+                truth = [
+                    s if s.label != "ad" or s in keep else replace(s, label="content") for s in e.segments
+                ]
                 sub.append(score_episode(truth, d.segments, d.duration, classes[0], min_seconds=minimums))
             p = pool(sub)
             print(f"{name}: {kind} spots found {p.event_tp} of {p.event_tp + p.event_fn}")
         if name.startswith("--words on"):
-            timing[name + " recognised"] = sum(d.settings.get("words_heard", {}).get("recognised_seconds", 0.0) for d in found)
+            timing[name + " recognised"] = sum(
+                d.settings.get("words_heard", {}).get("recognised_seconds", 0.0) for d in found
+            )
             for d in found:
                 heard = d.settings.get("words_heard", {})
-                print(f"  {d.path.name}: word ads {[(a['start'], a['end'], a['phrases']) for a in heard.get('word_ads', [])]}")
+                print(
+                    f"  {d.path.name}: word ads {[(a['start'], a['end'], a['phrases']) for a in heard.get('word_ads', [])]}"
+                )
     print(format_table(rows))
     off = timing["--words off"]
     print(f"cost on {audio_s / 60:.1f} min of unseen audio (16 kHz WAV; bare decode {decode_s:.2f} s):")
     print(f"  --words off: {off:.1f} s, {audio_s / off:.0f}x realtime, {off / decode_s:.1f}x the bare decode")
     for name, _ in settings[1:]:
         on, read = timing[name], timing[name + " recognised"]
-        print(f"  {name}: {on:.1f} s, {audio_s / on:.0f}x realtime, {on / decode_s:.1f}x the bare decode, "
-              f"{on / off:.1f}x --words off; recognition read {read / 60:.1f} min ({read / audio_s:.0%} of the audio)")
+        print(
+            f"  {name}: {on:.1f} s, {audio_s / on:.0f}x realtime, {on / decode_s:.1f}x the bare decode, "
+            f"{on / off:.1f}x --words off; recognition read {read / 60:.1f} min ({read / audio_s:.0%} of the audio)"
+        )
 
 
 if __name__ == "__main__":

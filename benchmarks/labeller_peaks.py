@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from adcut.demo.synth import EpisodeSpec, render_episode
+from adcut.labeller.peaks import BackgroundPeaks, PeaksConfig, compute_peaks
 from adcut.media.decode import decode, iter_frames
 from adcut.media.encode import write_audio
-from adcut.labeller.peaks import BackgroundPeaks, PeaksConfig, compute_peaks
-from adcut.demo.synth import EpisodeSpec, render_episode
 
 
 def write_long_mp3(path: Path, minutes: float, sample_rate: int = 44100) -> None:
@@ -73,7 +73,9 @@ def main() -> None:
         alternative = timed(resample_then_minmax)
         print(f"decode only (iter_frames):        {baseline:6.2f} s   1.00x")
         print(f"labeller peaks (compute_peaks):   {ours:6.2f} s   {ours / baseline:.2f}x of decode only")
-        print(f"decode at 4096 Hz, then min/max:  {alternative:6.2f} s   {alternative / baseline:.2f}x of decode only")
+        print(
+            f"decode at 4096 Hz, then min/max:  {alternative:6.2f} s   {alternative / baseline:.2f}x of decode only"
+        )
         # What the page sees: the first partial waveform, then the whole one.
         start = time.perf_counter()
         background = BackgroundPeaks(path)
@@ -84,10 +86,14 @@ def main() -> None:
         json_seconds = timed(first.to_json)
         background.wait()
         whole = time.perf_counter() - start
-        print(f"page: first minute of waveform after {first_minute:.2f} s (its JSON {json_seconds * 1000:.0f} ms), "
-              f"whole waveform after {whole:.2f} s")
-        print(f"levels: {[lvl.shape[0] for lvl in peaks.levels]}, "
-              f"JSON size {len(str(peaks.to_json())) / 1e6:.1f} MB, audio {peaks.duration:.0f} s")
+        print(
+            f"page: first minute of waveform after {first_minute:.2f} s (its JSON {json_seconds * 1000:.0f} ms), "
+            f"whole waveform after {whole:.2f} s"
+        )
+        print(
+            f"levels: {[lvl.shape[0] for lvl in peaks.levels]}, "
+            f"JSON size {len(str(peaks.to_json())) / 1e6:.1f} MB, audio {peaks.duration:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -28,12 +28,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as adcut/__init__.py does;
 
 import numpy as np  # noqa: E402
 
-from adcut.media.decode import iter_blocks
-from adcut.learn.dataset import Dataset, DatasetConfig
-from adcut.features.mfcc import FeatureConfig, compute_features, window_starts
-from adcut.features.episode import episode_features
 from adcut.demo import synth
 from adcut.demo.synth import EpisodeSpec, random_spec
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import FeatureConfig, compute_features, window_starts
+from adcut.learn.dataset import Dataset, DatasetConfig
+from adcut.media.decode import iter_blocks
 
 
 def write_long_mp3(path: Path, minutes: float, sample_rate: int, channels: int, bit_rate: int) -> EpisodeSpec:
@@ -66,10 +66,17 @@ def dataset_of_windows(feats: np.ndarray, spec: EpisodeSpec, n_windows: int, cfg
     repeats = int(np.ceil(n_windows / len(starts)))
     start = np.tile(starts, repeats)[:n_windows]
     return Dataset(
-        path=Path("<memory>"), manifest={"dataset_id": "benchmark"}, feature_config=cfg, config=DatasetConfig(),
-        classes=("ad", "content"), frames=feats, offsets=np.zeros(1, np.int64),
-        window_episode=np.zeros(n_windows, np.int64), window_start=start,
-        window_label=np.tile(labels, repeats)[:n_windows], window_validation=np.zeros(n_windows, bool),
+        path=Path("<memory>"),
+        manifest={"dataset_id": "benchmark"},
+        feature_config=cfg,
+        config=DatasetConfig(),
+        classes=("ad", "content"),
+        frames=feats,
+        offsets=np.zeros(1, np.int64),
+        window_episode=np.zeros(n_windows, np.int64),
+        window_start=start,
+        window_label=np.tile(labels, repeats)[:n_windows],
+        window_validation=np.zeros(n_windows, bool),
     )
 
 
@@ -81,13 +88,19 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=4000)
     parser.add_argument("--batch-sizes", default="32", help="comma-separated batch sizes to time")
     parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--mp3", type=Path, default=None, help="keep the generated MP3 here and reuse it next time")
+    parser.add_argument(
+        "--mp3", type=Path, default=None, help="keep the generated MP3 here and reuse it next time"
+    )
     parser.add_argument("--no-train", action="store_true", help="time decoding and features only")
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated training precisions to time")
+    parser.add_argument(
+        "--precisions", default="fp32,bf16", help="comma-separated training precisions to time"
+    )
     args = parser.parse_args()
 
     cfg = FeatureConfig()
-    print(f"machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (wall times suffer when it exceeds the cores)")
+    print(
+        f"machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} (wall times suffer when it exceeds the cores)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = args.mp3 or Path(tmp) / "episode.mp3"
         began = time.perf_counter()
@@ -96,19 +109,27 @@ def main() -> None:
         else:
             spec = write_long_mp3(path, args.minutes, args.sample_rate, args.channels, 128_000)
         seconds = spec.duration
-        print(f"{'reused' if args.mp3 and time.perf_counter() - began < 1 else 'generated'} {args.minutes:g} min {args.sample_rate} Hz {'stereo' if args.channels == 2 else 'mono'} "
-              f"128 kbps MP3 ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - began:.1f} s")
+        print(
+            f"{'reused' if args.mp3 and time.perf_counter() - began < 1 else 'generated'} {args.minutes:g} min {args.sample_rate} Hz {'stereo' if args.channels == 2 else 'mono'} "
+            f"128 kbps MP3 ({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - began:.1f} s"
+        )
 
         def decode_only():
             return np.concatenate(list(iter_blocks(path, cfg.sample_rate)))
 
         t_decode, c_decode, samples = timed(decode_only)
-        print(f"decode to mono {cfg.sample_rate} Hz:   {t_decode:6.2f} s wall, {c_decode:6.2f} s CPU  ({seconds / t_decode:6.0f}x realtime)")
+        print(
+            f"decode to mono {cfg.sample_rate} Hz:   {t_decode:6.2f} s wall, {c_decode:6.2f} s CPU  ({seconds / t_decode:6.0f}x realtime)"
+        )
         t_both, c_both, (feats, _) = timed(lambda: episode_features(path, cfg))
-        print(f"decode + features:          {t_both:6.2f} s wall, {c_both:6.2f} s CPU  ({seconds / t_both:6.0f}x realtime)  "
-              f"target < 5 s: {'met' if t_both < 5 else 'MISSED'}")
+        print(
+            f"decode + features:          {t_both:6.2f} s wall, {c_both:6.2f} s CPU  ({seconds / t_both:6.0f}x realtime)  "
+            f"target < 5 s: {'met' if t_both < 5 else 'MISSED'}"
+        )
         t_feat, c_feat, _ = timed(lambda: compute_features(samples, cfg))
-        print(f"features alone (in memory): {t_feat:6.2f} s wall, {c_feat:6.2f} s CPU  ({seconds / t_feat:6.0f}x realtime)")
+        print(
+            f"features alone (in memory): {t_feat:6.2f} s wall, {c_feat:6.2f} s CPU  ({seconds / t_feat:6.0f}x realtime)"
+        )
 
     if args.no_train:
         return
@@ -120,13 +141,26 @@ def main() -> None:
         for batch_size in (int(b) for b in args.batch_sizes.split(",")):
             for precision in args.precisions.split(","):
                 for threads in (1, 2):
-                    config = TrainConfig(model_config={"hidden_size": args.hidden}, batch_size=batch_size, epochs=1,
-                                         early_stopping_patience=None, threads=threads, device="cpu", precision=precision)
+                    config = TrainConfig(
+                        model_config={"hidden_size": args.hidden},
+                        batch_size=batch_size,
+                        epochs=1,
+                        early_stopping_patience=None,
+                        threads=threads,
+                        device="cpu",
+                        precision=precision,
+                    )
                     train(dataset, config, Path(tmp) / "warm.pt", progress=False)  # warm-up
-                    t_epoch, c_epoch, _ = timed(lambda config=config: train(dataset, config, Path(tmp) / "m.pt", progress=False), repeats=1)
-                    print(f"  batch {batch_size:4d} {precision}, {threads} thread{'s' if threads > 1 else ' '}: {t_epoch:6.2f} s/epoch "
-                          f"({c_epoch:6.2f} s CPU), {args.windows / t_epoch:6.0f} windows/s  target < 10 s: "
-                          f"{'met' if t_epoch < 10 else 'MISSED'}", flush=True)
+                    t_epoch, c_epoch, _ = timed(
+                        lambda config=config: train(dataset, config, Path(tmp) / "m.pt", progress=False),
+                        repeats=1,
+                    )
+                    print(
+                        f"  batch {batch_size:4d} {precision}, {threads} thread{'s' if threads > 1 else ' '}: {t_epoch:6.2f} s/epoch "
+                        f"({c_epoch:6.2f} s CPU), {args.windows / t_epoch:6.0f} windows/s  target < 10 s: "
+                        f"{'met' if t_epoch < 10 else 'MISSED'}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -31,20 +31,28 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.evaluate.compare import EpisodeWindows, SpeedConfig, compare_models, find_episodes, windows_per_second
-from adcut.learn.dataset import DatasetConfig, build_dataset
-from adcut.learn.sources import find_episodes as dataset_episodes
-from adcut.learn.distill import teacher_logits
+from adcut.demo.synth import episode_segments, random_spec, render_episode
+from adcut.evaluate.compare import (
+    EpisodeWindows,
+    SpeedConfig,
+    compare_models,
+    find_episodes,
+    windows_per_second,
+)
 from adcut.features.mfcc import FeatureConfig
-from adcut.models.inference import set_torch_threads
 from adcut.formats.labels import format_audacity
+from adcut.learn.dataset import DatasetConfig, build_dataset
+from adcut.learn.distill import teacher_logits
+from adcut.learn.sources import find_episodes as dataset_episodes
+from adcut.learn.train import TrainConfig, train
 from adcut.media.encode import write_audio
 from adcut.models.checkpoint import load_checkpoint
-from adcut.demo.synth import episode_segments, random_spec, render_episode
-from adcut.learn.train import TrainConfig, train
+from adcut.models.inference import set_torch_threads
 
 SAMPLE_RATE = 8000
-CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)
+CHEAP = FeatureConfig(
+    sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16
+)
 
 
 def make_episodes(folder: Path, count: int, minutes: float, seed: int, noise: float) -> None:
@@ -54,7 +62,9 @@ def make_episodes(folder: Path, count: int, minutes: float, seed: int, noise: fl
     for i in range(count):
         spec = random_spec(minutes * 60, rng, ad_range=(20.0, 60.0), content_range=(30.0, 90.0))
         samples = render_episode(spec, SAMPLE_RATE, seed * 1000 + i)
-        samples = samples * rng.uniform(0.5, 1.5) + noise * rng.standard_normal(len(samples)).astype(np.float32)
+        samples = samples * rng.uniform(0.5, 1.5) + noise * rng.standard_normal(len(samples)).astype(
+            np.float32
+        )
         write_audio(folder / f"ep{seed}-{i}.wav", np.clip(samples, -1, 1), SAMPLE_RATE)
         (folder / f"ep{seed}-{i}.txt").write_text(format_audacity(episode_segments(spec), only=("ad",)))
 
@@ -62,20 +72,41 @@ def make_episodes(folder: Path, count: int, minutes: float, seed: int, noise: fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter episodes and one seed")
-    parser.add_argument("--seeds", type=int, default=None, help="training seeds per transformer (default 3; quick 1)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs for every model (default 8; quick 4)")
-    parser.add_argument("--teacher-epochs", type=int, default=None,
-                        help="epochs for the LSTM teacher only (default: the same budget as every model)")
-    parser.add_argument("--noise", type=float, default=0.1, help="std of added white noise (speech is ~0.08; default 0.1)")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="training seeds per transformer (default 3; quick 1)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs for every model (default 8; quick 4)"
+    )
+    parser.add_argument(
+        "--teacher-epochs",
+        type=int,
+        default=None,
+        help="epochs for the LSTM teacher only (default: the same budget as every model)",
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.1, help="std of added white noise (speech is ~0.08; default 0.1)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the speed test (default 1)")
-    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="work in this folder and keep it (default: a temporary one)"
+    )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR, format="%(message)s")  # "no validation episodes" is intended here
+    logging.basicConfig(
+        level=logging.ERROR, format="%(message)s"
+    )  # "no validation episodes" is intended here
 
     seeds = args.seeds or (1 if args.quick else 3)
     epochs = args.epochs or (4 if args.quick else 8)
     n_train, n_test, minutes = (4, 3, 2.0) if args.quick else (6, 6, 3.0)
-    budget = dict(lr=2e-3, epochs=epochs, batch_size=32, batches_per_epoch=15, early_stopping_patience=None, device="cpu")
+    budget = dict(
+        lr=2e-3,
+        epochs=epochs,
+        batch_size=32,
+        batches_per_epoch=15,
+        early_stopping_patience=None,
+        device="cpu",
+    )
     transformer = {"d_model": 32, "n_heads": 4, "num_layers": 2, "dim_feedforward": 128, "dropout": 0.1}
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="adcut-model-compare-"))
@@ -89,11 +120,14 @@ def main() -> int:
     split = DatasetConfig(validation_fraction=0.0)
     full = build_dataset(sources, work / "ds-full", FeatureConfig(), split, progress=False)
     cheap = build_dataset(sources, work / "ds-cheap", CHEAP, split, progress=False)
-    print(f"data (noise {args.noise:g}): {n_train} training episodes of {minutes:g} min, {n_test} test episodes; "
-          f"{len(full.samples('train'))} training windows (full features), {len(cheap.samples('train'))} (cheap); "
-          f"budget per model: {epochs} epochs x {budget['batches_per_epoch']} batches of {budget['batch_size']}, "
-          f"Adam lr {budget['lr']}; LSTM teacher {args.teacher_epochs or epochs} epochs; "
-          f"{time.perf_counter() - began:.0f} s", flush=True)
+    print(
+        f"data (noise {args.noise:g}): {n_train} training episodes of {minutes:g} min, {n_test} test episodes; "
+        f"{len(full.samples('train'))} training windows (full features), {len(cheap.samples('train'))} (cheap); "
+        f"budget per model: {epochs} epochs x {budget['batches_per_epoch']} batches of {budget['batch_size']}, "
+        f"Adam lr {budget['lr']}; LSTM teacher {args.teacher_epochs or epochs} epochs; "
+        f"{time.perf_counter() - began:.0f} s",
+        flush=True,
+    )
 
     models = work / "models"
     runs: list[tuple[str, list[Path]]] = []
@@ -103,8 +137,12 @@ def main() -> int:
         for seed in seed_list:
             t0 = time.perf_counter()
             path = models / f"{name}-s{seed}.pt"
-            config = TrainConfig(model_type=model_type, model_config=model_config, seed=seed,
-                                 **{**budget, "epochs": epochs or budget["epochs"]})
+            config = TrainConfig(
+                model_type=model_type,
+                model_config=model_config,
+                seed=seed,
+                **{**budget, "epochs": epochs or budget["epochs"]},
+            )
             train(dataset, config, path, teacher=teacher, progress=False)
             print(f"  trained {path.name} in {time.perf_counter() - t0:.1f} s", flush=True)
             paths.append(path)
@@ -120,7 +158,10 @@ def main() -> int:
     for name, dataset in (("full", full), ("cheap", cheap)):
         samples = dataset.samples("train")
         agree = float((teacher_logits(teacher, dataset, samples).argmax(1).numpy() == samples.label).mean())
-        print(f"  teacher agrees with the labels of {agree:.1%} of the {name}-feature training windows", flush=True)
+        print(
+            f"  teacher agrees with the labels of {agree:.1%} of the {name}-feature training windows",
+            flush=True,
+        )
     fit("transformer", full, "transformer", transformer, seed_list)
     fit("transformer-distilled", full, "transformer", transformer, seed_list, teacher=teacher)
     fit("transformer-cheap", cheap, "transformer", transformer, seed_list)
@@ -136,8 +177,12 @@ def main() -> int:
         for name, paths in runs:
             ckpt = load_checkpoint(paths[0])
             cfg = ckpt.feature_config
-            rate = windows_per_second(ckpt.build_model(), cfg.window_frames, cfg.n_features,
-                                      speed=SpeedConfig(rounds=1, min_seconds=0.4))
+            rate = windows_per_second(
+                ckpt.build_model(),
+                cfg.window_frames,
+                cfg.n_features,
+                speed=SpeedConfig(rounds=1, min_seconds=0.4),
+            )
             speeds[name] = max(speeds[name], rate)
     rows = []
     baseline = speeds[runs[0][0]]
@@ -147,8 +192,10 @@ def main() -> int:
         f1 = np.array([r.f1 for r in reports])
         rows.append((name, reports[0], acc, f1, speeds[name]))
 
-    print(f"\nheld-out test windows: full features {rows[0][1].n_windows}, cheap {rows[-1][1].n_windows}; "
-          f"mean (min-max) over {seeds} seed(s) for transformers; speed: batch 256, {args.threads} thread(s), best of 5 rounds")
+    print(
+        f"\nheld-out test windows: full features {rows[0][1].n_windows}, cheap {rows[-1][1].n_windows}; "
+        f"mean (min-max) over {seeds} seed(s) for transformers; speed: batch 256, {args.threads} thread(s), best of 5 rounds"
+    )
     header = f"{'model':<28}{'params':>9}{'features':>22}{'accuracy':>22}{'ad F1':>22}{'windows/s':>11}{'vs LSTM':>9}"
     print(header)
     print("-" * len(header))
@@ -157,9 +204,15 @@ def main() -> int:
         feats = f"{cfg.sample_rate}Hz {cfg.n_mfcc}mfcc {cfg.window_frames}fr"
 
         def spread(values):
-            return f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})" if len(values) > 1 else f"{values[0]:.3f}"
+            return (
+                f"{values.mean():.3f} ({values.min():.3f}-{values.max():.3f})"
+                if len(values) > 1
+                else f"{values[0]:.3f}"
+            )
 
-        print(f"{name:<28}{report.parameters:>9,}{feats:>22}{spread(acc):>22}{spread(f1):>22}{speed:>11,.0f}{speed / baseline:>8.2f}x")
+        print(
+            f"{name:<28}{report.parameters:>9,}{feats:>22}{spread(acc):>22}{spread(f1):>22}{speed:>11,.0f}{speed / baseline:>8.2f}x"
+        )
     print(f"\ntotal {time.perf_counter() - began:.0f} s; work folder {work}")
     return 0
 

@@ -44,9 +44,23 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_episodes(folder: Path, count: int, duration: float, seed: int, kind: str, draw: str,
-                  suffix: str = ".wav", reuse: bool = False) -> list[tuple[Path, list]]:
-    from adcut.demo.synth import find_shared_data, hard_spec, random_spec, shared_recordings, write_labelled_episode
+def make_episodes(
+    folder: Path,
+    count: int,
+    duration: float,
+    seed: int,
+    kind: str,
+    draw: str,
+    suffix: str = ".wav",
+    reuse: bool = False,
+) -> list[tuple[Path, list]]:
+    from adcut.demo.synth import (
+        find_shared_data,
+        hard_spec,
+        random_spec,
+        shared_recordings,
+        write_labelled_episode,
+    )
 
     rng = np.random.default_rng(seed)
     record = folder / "truth.json"
@@ -60,14 +74,29 @@ def make_episodes(folder: Path, count: int, duration: float, seed: int, kind: st
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(count):
-        spec = random_spec(duration, rng) if kind == "easy" else hard_spec(duration, rng, recordings=recordings)
+        spec = (
+            random_spec(duration, rng) if kind == "easy" else hard_spec(duration, rng, recordings=recordings)
+        )
         path = folder / f"{kind}{i:02d}{suffix}"
-        if suffix == ".mp3":  # as podcasts are published: 44.1 kHz stereo 128 kbps (the decode speed baseline)
+        if (
+            suffix == ".mp3"
+        ):  # as podcasts are published: 44.1 kHz stereo 128 kbps (the decode speed baseline)
             out.append((path, write_published(path, spec, seed * 1000 + i)))
         else:
             out.append((path, write_labelled_episode(path, spec, sample_rate=8000, seed=seed * 1000 + i)))
-    record.write_text(json.dumps({"count": count, "seed": seed, "duration": duration, "episodes": [
-        (p.name, [{"start": s.start, "end": s.end, "label": s.label} for s in truth]) for p, truth in out]}))
+    record.write_text(
+        json.dumps(
+            {
+                "count": count,
+                "seed": seed,
+                "duration": duration,
+                "episodes": [
+                    (p.name, [{"start": s.start, "end": s.end, "label": s.label} for s in truth])
+                    for p, truth in out
+                ],
+            }
+        )
+    )
     return out
 
 
@@ -102,15 +131,29 @@ def method_rows():
 
     default = SegmentationConfig()
     assert default.refine is not None
-    rows = [(f"default (--refine {default.refine.method})", default), ("hmm, no refinement", replace(default, refine=None))]
+    rows = [
+        (f"default (--refine {default.refine.method})", default),
+        ("hmm, no refinement", replace(default, refine=None)),
+    ]
     for method in REFINE_METHODS:
         if method != default.refine.method:
-            rows.append((f"--refine {method}", replace(default, refine=replace(default.refine, method=method))))
-    rows.append(("default, --prefer remove-ads", replace(default, refine=replace(default.refine, prefer="remove-ads"))))
+            rows.append(
+                (f"--refine {method}", replace(default, refine=replace(default.refine, method=method)))
+            )
+    rows.append(
+        (
+            "default, --prefer remove-ads",
+            replace(default, refine=replace(default.refine, prefer="remove-ads")),
+        )
+    )
     rows.append(("default without the measured edge offsets", replace(default, edge_offsets=False)))
     for method in ("none", "reference"):  # the other smoothers, without refinement (issue 4's comparison)
-        rows.append((f"--smoothing {method} --no-refine",
-                     replace(default, refine=None, smoothing=replace(default.smoothing, method=method))))
+        rows.append(
+            (
+                f"--smoothing {method} --no-refine",
+                replace(default, refine=None, smoothing=replace(default.smoothing, method=method)),
+            )
+        )
     rows.append(("default, every window (--scan-stride 1)", replace(default, scan_stride=1)))
     return rows
 
@@ -136,8 +179,10 @@ def anchor_scan(checkpoint, test, args) -> None:
     for path, truth in test:
         feats, duration = episode_features(path, fcfg)
         starts = window_starts(len(feats), fcfg.window_frames, hop_frames)
-        probs = calibrate_probs(predict_episode(model, feats, starts, fcfg.window_frames, batch_size=256, device="cpu"),
-                                temperature)
+        probs = calibrate_probs(
+            predict_episode(model, feats, starts, fcfg.window_frames, batch_size=256, device="cpu"),
+            temperature,
+        )
         episodes.append((truth, duration, starts, probs))
     print("anchor   none med  none p90   hmm med   hmm p90")
     for anchor in np.round(np.arange(0.0, 1.0001, 0.05), 2):
@@ -146,7 +191,9 @@ def anchor_scan(checkpoint, test, args) -> None:
             config = replace(base, smoothing=replace(base.smoothing, method=method))
             scores = []
             for truth, duration, starts, probs in episodes:
-                curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, args.step, duration)
+                curve = window_curve(
+                    probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, args.step, duration
+                )
                 segs = smooth_curve(curve, args.step, duration, classes, config)
                 scores.append(score_episode(truth, segs, duration, classes[0], min_seconds=minimums))
             pooled = pool(scores)
@@ -165,7 +212,9 @@ def perturbed_refinement(test) -> None:
 
     fcfg = FeatureConfig()
     episodes = [(episode_features(path, fcfg)[0], truth) for path, truth in test]
-    print("refinement alone (no model; every true boundary moved 2-4 s off, as described in perturbed_refinement):")
+    print(
+        "refinement alone (no model; every true boundary moved 2-4 s off, as described in perturbed_refinement):"
+    )
     print("method                        median    p90   >1 s   content cut   ad kept")
     for method, prefer in [(m, "keep-content") for m in REFINE_METHODS] + [("change+pause", "remove-ads")]:
         errors, signed = [], []
@@ -178,15 +227,24 @@ def perturbed_refinement(test) -> None:
                     edges.append(b.start + (offset if a.label == "ad" else -offset))
                 edges.append(truth[-1].end)
                 found = [Segment(x, y, seg.label) for seg, x, y in zip(truth, edges, edges[1:])]
-                out = refine_boundaries(found, features, fcfg, 3.0, RefineConfig(method=method, prefer=prefer),
-                                        min_seconds={"ad": 5.0, "content": 10.0}, shrink_label="ad")
+                out = refine_boundaries(
+                    found,
+                    features,
+                    fcfg,
+                    3.0,
+                    RefineConfig(method=method, prefer=prefer),
+                    min_seconds={"ad": 5.0, "content": 10.0},
+                    shrink_label="ad",
+                )
                 for got, want in zip(out[1:], truth[1:]):
                     error = got.start - want.start
                     errors.append(abs(error))
                     signed.append(error if want.label == "content" else -error)  # > 0: content cut
         e, d = np.array(errors), np.array(signed)
-        print(f"{method + ('' if prefer == 'keep-content' else ', ' + prefer):28s} {np.median(e):6.2f} "
-              f"{np.percentile(e, 90):6.2f} {np.mean(e > 1):6.0%} {d[d > 0].sum():11.0f} s {-d[d < 0].sum():7.0f} s")
+        print(
+            f"{method + ('' if prefer == 'keep-content' else ', ' + prefer):28s} {np.median(e):6.2f} "
+            f"{np.percentile(e, 90):6.2f} {np.mean(e > 1):6.0%} {d[d > 0].sum():11.0f} s {-d[d < 0].sum():7.0f} s"
+        )
 
 
 def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
@@ -203,15 +261,32 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     torch.set_num_threads(2)
     offset = 0 if kind == "easy" else 100  # the sets' draws never share a seed
     began = time.perf_counter()
-    make_episodes(work / kind / "train", args.train, args.train_seconds, args.seed + 1 + offset, kind, "train",
-                  reuse=args.reuse)
-    test = make_episodes(work / kind / "test", args.test, args.test_seconds, args.seed + 2 + offset, kind, "test",
-                         suffix=".mp3", reuse=args.reuse)
+    make_episodes(
+        work / kind / "train",
+        args.train,
+        args.train_seconds,
+        args.seed + 1 + offset,
+        kind,
+        "train",
+        reuse=args.reuse,
+    )
+    test = make_episodes(
+        work / kind / "test",
+        args.test,
+        args.test_seconds,
+        args.seed + 2 + offset,
+        kind,
+        "test",
+        suffix=".mp3",
+        reuse=args.reuse,
+    )
     hours = args.test * args.test_seconds / 3600
     decode_s = sum(min(bare_decode_seconds(p) for _ in range(2)) for p, _ in test)
-    print(f"\n=== {kind} set: {args.train} x {args.train_seconds:.0f} s training episodes, {args.test} x "
-          f"{args.test_seconds:.0f} s unseen test episodes ({hours:.2f} h, MP3), generated in "
-          f"{time.perf_counter() - began:.0f} s; bare decode of the test files {decode_s:.2f} s")
+    print(
+        f"\n=== {kind} set: {args.train} x {args.train_seconds:.0f} s training episodes, {args.test} x "
+        f"{args.test_seconds:.0f} s unseen test episodes ({hours:.2f} h, MP3), generated in "
+        f"{time.perf_counter() - began:.0f} s; bare decode of the test files {decode_s:.2f} s"
+    )
     perturbed_refinement(test)
     results = {}
     for seed in args.seeds:
@@ -222,16 +297,29 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
 
             checkpoint = load_checkpoint(saved)
         else:
-            dataset = build_dataset(find_episodes([work / kind / "train"]), work / kind / f"dataset{seed}",
-                                    config=DatasetConfig(validation_fraction=0.25, seed=seed), progress=False)
-            config = TrainConfig(model_config={"hidden_size": args.hidden}, lr=args.lr, epochs=args.epochs,
-                                 early_stopping_patience=None, seed=seed, device="cpu", threads=2)
+            dataset = build_dataset(
+                find_episodes([work / kind / "train"]),
+                work / kind / f"dataset{seed}",
+                config=DatasetConfig(validation_fraction=0.25, seed=seed),
+                progress=False,
+            )
+            config = TrainConfig(
+                model_config={"hidden_size": args.hidden},
+                lr=args.lr,
+                epochs=args.epochs,
+                early_stopping_patience=None,
+                seed=seed,
+                device="cpu",
+                threads=2,
+            )
             checkpoint = train(dataset, config, saved, progress=False)
         model = checkpoint.build_model("cpu")
         classes = tuple(checkpoint.class_names)
-        print(f"\n{kind}, training seed {seed}: trained in {time.perf_counter() - began:.0f} s, "
-              f"{checkpoint.metrics.get('epochs_run')} epochs, val accuracy {checkpoint.metrics.get('val_accuracy')}, "
-              f"edge offsets {checkpoint.metrics.get('edge_offsets')}")
+        print(
+            f"\n{kind}, training seed {seed}: trained in {time.perf_counter() - began:.0f} s, "
+            f"{checkpoint.metrics.get('epochs_run')} epochs, val accuracy {checkpoint.metrics.get('val_accuracy')}, "
+            f"edge offsets {checkpoint.metrics.get('edge_offsets')}"
+        )
         if args.anchor_scan:
             anchor_scan(checkpoint, test, args)
         rows = []
@@ -240,8 +328,10 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
             began = time.perf_counter()
             found = [detect(path, checkpoint, seg_config, model=model, threads=2) for path, _ in test]
             seconds = time.perf_counter() - began
-            per_episode = [score_episode(truth, d.segments, d.duration, classes[0], min_seconds=minimums)
-                           for d, (_p, truth) in zip(found, test)]
+            per_episode = [
+                score_episode(truth, d.segments, d.duration, classes[0], min_seconds=minimums)
+                for d, (_p, truth) in zip(found, test)
+            ]
             scores = pool(per_episode)
             rows.append((name, scores))
             if name == method_rows()[0][0]:
@@ -250,13 +340,19 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
             if plots is not None and kind == "hard" and name == method_rows()[0][0]:
                 plots.mkdir(parents=True, exist_ok=True)
                 for (path, truth), d, s in zip(test, found, per_episode):
-                    plot_timelines([EpisodeResult(f"{path.stem} (seed {seed})", truth, d, s)],
-                                   plots / f"{path.stem}-seed{seed}.png")
+                    plot_timelines(
+                        [EpisodeResult(f"{path.stem} (seed {seed})", truth, d, s)],
+                        plots / f"{path.stem}-seed{seed}.png",
+                    )
         print(format_table(rows))
-        read = sum(d.settings["windows_read"] for d in found_default) / sum(d.settings["windows"] for d in found_default)
+        read = sum(d.settings["windows_read"] for d in found_default) / sum(
+            d.settings["windows"] for d in found_default
+        )
         print(f"the coarse-to-fine scan read {read:.0%} of the windows")
-        print("detection time / bare decode: " + ", ".join(
-            f"{name} {results[(seed, name)][1]:.2f}x" for name, _ in method_rows()))
+        print(
+            "detection time / bare decode: "
+            + ", ".join(f"{name} {results[(seed, name)][1]:.2f}x" for name, _ in method_rows())
+        )
     return results
 
 
@@ -265,15 +361,25 @@ def acceptance(kind: str, results: dict, seeds) -> None:
     for seed in seeds:
         s, ratio = results[(seed, name)]
         if kind == "hard":
-            checks = [("F0.5", s.event_f05, ">=", 0.98), ("median", s.boundary_median, "<=", 0.5),
-                      ("p90", s.boundary_p90, "<=", 2.0), ("content cut s/h", s.content_removed_per_hour, "<=", 5.0),
-                      ("ad kept s/h", s.ad_kept_per_hour, "<=", 10.0)]
+            checks = [
+                ("F0.5", s.event_f05, ">=", 0.98),
+                ("median", s.boundary_median, "<=", 0.5),
+                ("p90", s.boundary_p90, "<=", 2.0),
+                ("content cut s/h", s.content_removed_per_hour, "<=", 5.0),
+                ("ad kept s/h", s.ad_kept_per_hour, "<=", 10.0),
+            ]
         else:
-            checks = [("median", s.boundary_median, "<=", 0.06), ("content cut s/h", s.content_removed_per_hour, "<=", 2.8)]
+            checks = [
+                ("median", s.boundary_median, "<=", 0.06),
+                ("content cut s/h", s.content_removed_per_hour, "<=", 2.8),
+            ]
         checks.append(("x bare decode", ratio, "<=", 1.6))
         ok = all((v >= lim) if op == ">=" else (v <= lim + 1e-9) for _, v, op, lim in checks)
-        print(f"acceptance, {kind} set, seed {seed}: " + ", ".join(f"{n} {v:.3g} ({op} {lim:g})" for n, v, op, lim in checks)
-              + f": {'MET' if ok else 'NOT MET'}")
+        print(
+            f"acceptance, {kind} set, seed {seed}: "
+            + ", ".join(f"{n} {v:.3g} ({op} {lim:g})" for n, v, op, lim in checks)
+            + f": {'MET' if ok else 'NOT MET'}"
+        )
 
 
 def main() -> None:
@@ -287,15 +393,24 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--hidden", type=int, default=128, help="LSTM hidden size (reference: 128)")
     parser.add_argument("--hop", type=float, default=1.0, help="window hop in seconds (anchor scan)")
-    parser.add_argument("--step", type=float, default=0.5, help="probability curve step in seconds (anchor scan)")
+    parser.add_argument(
+        "--step", type=float, default=0.5, help="probability curve step in seconds (anchor scan)"
+    )
     parser.add_argument("--seeds", default="0,1", help="training seeds (default 0,1)")
     parser.add_argument("--seed", type=int, default=0, help="data seed")
     parser.add_argument("--anchor-scan", action="store_true", help="also score every window anchor (issue 4)")
-    parser.add_argument("--plots", type=Path, default=REPO / "benchmarks" / "out" / "segmentation",
-                        help="folder for one plot per hard test episode")
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=REPO / "benchmarks" / "out" / "segmentation",
+        help="folder for one plot per hard test episode",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
-    parser.add_argument("--reuse", action="store_true",
-                        help="with --workdir: reuse the episodes and models an earlier run left there")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --workdir: reuse the episodes and models an earlier run left there",
+    )
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     logging.basicConfig(level=logging.WARNING)

@@ -37,10 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
-
 from adcut.demo.synth import EpisodeSpec, write_long_mp3  # noqa: E402
 from adcut.serve.handler import Unsatisfiable, parse_range  # noqa: E402
+from upstream_feed import UpstreamEpisode, UpstreamHost  # noqa: E402
 
 KINDS = ("feed", "feed-304", "head", "probe", "mid", "tail", "full")
 WEIGHTS = (10, 15, 15, 20, 25, 10, 5)
@@ -148,7 +147,7 @@ def run_load(feed_url: str, audio_url: str, audio: bytes, clients: int, requests
                 headers["Range"], expect = "bytes=0-1", audio[:2]
             elif kind == "mid":
                 start = rng.randrange(0, size - 65536)
-                headers["Range"], expect = f"bytes={start}-{start + 65535}", audio[start:start + 65536]
+                headers["Range"], expect = f"bytes={start}-{start + 65535}", audio[start : start + 65536]
             elif kind == "tail":
                 start = rng.randrange(size - 200_000, size)
                 headers["Range"], expect = f"bytes={start}-", audio[start:]
@@ -205,8 +204,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=40, help="requests per client")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the served episode")
-    parser.add_argument("--busy-minutes", type=float, default=30.0,
-                        help="length of the episode processed while the load runs")
+    parser.add_argument(
+        "--busy-minutes", type=float, default=30.0, help="length of the episode processed while the load runs"
+    )
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), ADCUT_THREADS="1")
     adcut = [sys.executable, "-m", "adcut"]
@@ -215,10 +215,20 @@ def main() -> None:
         model = tmp / "content.safetensors"
         content_model(model)
         episodes = [
-            UpstreamEpisode("ep-1", "Episode 1", "e1.mp3", EpisodeSpec(args.minutes * 60, ((60.0, 120.0),)),
-                            "Mon, 30 Nov 2026 10:00:00 GMT"),
-            UpstreamEpisode("ep-2", "Episode 2", "e2.mp3", EpisodeSpec(args.busy_minutes * 60, ((60.0, 120.0),)),
-                            "Sun, 29 Nov 2026 10:00:00 GMT"),
+            UpstreamEpisode(
+                "ep-1",
+                "Episode 1",
+                "e1.mp3",
+                EpisodeSpec(args.minutes * 60, ((60.0, 120.0),)),
+                "Mon, 30 Nov 2026 10:00:00 GMT",
+            ),
+            UpstreamEpisode(
+                "ep-2",
+                "Episode 2",
+                "e2.mp3",
+                EpisodeSpec(args.busy_minutes * 60, ((60.0, 120.0),)),
+                "Sun, 29 Nov 2026 10:00:00 GMT",
+            ),
         ]
         # The episode processed during the load: a long 44.1 kHz stereo MP3, so its decode, model and cut
         # take seconds of CPU while the requests come in.
@@ -226,8 +236,23 @@ def main() -> None:
         write_long_mp3(tmp / "upstream" / "e2.mp3", episodes[1].spec)
         upstream = UpstreamHost(tmp / "upstream", episodes).start()
         data = tmp / "data"
-        subprocess.run([*adcut, "feed", "add", upstream.url, "--name", "show", "--model", str(model), "--data", str(data)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *adcut,
+                "feed",
+                "add",
+                upstream.url,
+                "--name",
+                "show",
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         from adcut.serve.paths import DataDir
         from adcut.serve.store import Store
 
@@ -236,9 +261,24 @@ def main() -> None:
         with store.transaction() as db:  # only the newest queued; the second is queued when the load starts
             db.execute("DELETE FROM jobs WHERE episode_id = ?", (second.id,))
             db.execute("UPDATE episodes SET state = 'new' WHERE id = ?", (second.id,))
-        server = subprocess.Popen([*adcut, "serve", "--port", "0", "--data", str(data), "--episodes", "1",
-                                   "--refresh-minutes", "600"], env=env, stdout=subprocess.PIPE, text=True,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            [
+                *adcut,
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                str(data),
+                "--episodes",
+                "1",
+                "--refresh-minutes",
+                "600",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             line = server.stdout.readline()
             base, token = re.search(r"(http://\S+)/\?token=(\S+)", line).groups()
@@ -249,8 +289,10 @@ def main() -> None:
                     break
                 time.sleep(0.5)
             assert first.state == "done", first.reason
-            print(f"episode of {args.minutes:g} min cut and ready after {time.perf_counter() - started:.1f} s; "
-                  f"{first.audio_size / 1e6:.1f} MB")
+            print(
+                f"episode of {args.minutes:g} min cut and ready after {time.perf_counter() - started:.1f} s; "
+                f"{first.audio_size / 1e6:.1f} MB"
+            )
             audio_path = DataDir(data).audio / first.audio_name
             audio = audio_path.read_bytes()
             feed_url = f"{base}/feed/show.xml?token={token}"
@@ -264,8 +306,9 @@ def main() -> None:
             # Warm both, then the baseline, then adcut serve while the second episode is being processed.
             run_load(f"{static_base}/feed.xml", f"{static_base}/audio.mp3", audio, 4, 5)
             run_load(feed_url, audio_url, audio, 4, 5)
-            results["baseline"] = run_load(f"{static_base}/feed.xml", f"{static_base}/audio.mp3", audio,
-                                           args.clients, args.requests)
+            results["baseline"] = run_load(
+                f"{static_base}/feed.xml", f"{static_base}/audio.mp3", audio, args.clients, args.requests
+            )
             store.enqueue(second.id)
             while store.episode(second.id).state != "processing":
                 time.sleep(0.02)
@@ -291,12 +334,18 @@ def main() -> None:
             server.send_signal(signal.SIGINT)
             server.wait(30)
             upstream.stop()
-        print(f"a {args.busy_minutes:g}-min episode was being processed during {min(overlap, 1.0):.0%} of the "
-              f"adcut serve load (then {final.state}{': ' + final.reason if final.reason else ''})")
-        print(f"{args.clients} concurrent clients x {args.requests} requests, keep-alive; every answer checked\n")
+        print(
+            f"a {args.busy_minutes:g}-min episode was being processed during {min(overlap, 1.0):.0%} of the "
+            f"adcut serve load (then {final.state}{': ' + final.reason if final.reason else ''})"
+        )
+        print(
+            f"{args.clients} concurrent clients x {args.requests} requests, keep-alive; every answer checked\n"
+        )
         base_lat, base_seconds, base_errors = results["baseline"]
         base_total = sum(len(v) for v in base_lat.values())
-        print("| server | requests | wrong answers | requests/s | ratio | p50 ms | p90 ms | p99 ms | p99 ratio |")
+        print(
+            "| server | requests | wrong answers | requests/s | ratio | p50 ms | p90 ms | p99 ms | p99 ratio |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for name, (lat, seconds, errors) in results.items():
             total = sum(len(v) for v in lat.values())
@@ -304,15 +353,19 @@ def main() -> None:
             p50, p90, p99 = percentiles(everything)
             b99 = percentiles([x for v in base_lat.values() for x in v])[2]
             rate = total / seconds
-            print(f"| {name} | {total} | {len(errors)} | {rate:.0f} | {rate / (base_total / base_seconds):.2f} | "
-                  f"{p50:.1f} | {p90:.1f} | {p99:.1f} | {p99 / b99:.2f} |")
+            print(
+                f"| {name} | {total} | {len(errors)} | {rate:.0f} | {rate / (base_total / base_seconds):.2f} | "
+                f"{p50:.1f} | {p90:.1f} | {p99:.1f} | {p99 / b99:.2f} |"
+            )
         print("\nper kind (adcut serve vs baseline, p50 / p90 ms):\n")
         print("| request | count | adcut p50 | adcut p90 | baseline p50 | baseline p90 | p50 ratio |")
         print("|---|---|---|---|---|---|---|")
         lat = results["adcut serve"][0]
         for kind in KINDS:
             a, b = percentiles(lat[kind]), percentiles(base_lat[kind])
-            print(f"| {kind} | {len(lat[kind])} | {a[0]:.1f} | {a[1]:.1f} | {b[0]:.1f} | {b[1]:.1f} | {a[0] / b[0]:.2f} |")
+            print(
+                f"| {kind} | {len(lat[kind])} | {a[0]:.1f} | {a[1]:.1f} | {b[0]:.1f} | {b[1]:.1f} | {a[0] / b[0]:.2f} |"
+            )
         for name, (_, _, errors) in results.items():
             for error in errors[:5]:
                 print(f"{name}: wrong answer: {error}")

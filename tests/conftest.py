@@ -34,13 +34,23 @@ def make_episode(tmp_path):
     Writes the audio and, with ``labels``, an Audacity label file of the ads beside it.
     """
 
-    def factory(name: str, spec: EpisodeSpec, suffix: str = ".wav", labels: bool = True, seed: int = 0,
-                sample_rate: int = 16000, folder: Path | None = None, bit_rate: int | None = None):
+    def factory(
+        name: str,
+        spec: EpisodeSpec,
+        suffix: str = ".wav",
+        labels: bool = True,
+        seed: int = 0,
+        sample_rate: int = 16000,
+        folder: Path | None = None,
+        bit_rate: int | None = None,
+    ):
         folder = Path(folder or tmp_path)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}{suffix}"
         if labels:
-            return path, write_labelled_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
+            return path, write_labelled_episode(
+                path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate
+            )
         write_episode(path, spec, sample_rate=sample_rate, seed=seed, bit_rate=bit_rate)
         return path, episode_segments(spec)
 
@@ -53,11 +63,13 @@ def random_checkpoint(tmp_path):
 
     For plumbing tests (formats, errors, shapes), never for accuracy.
     """
-    from adcut.models.checkpoint import Checkpoint, save_checkpoint
     from adcut.features.mfcc import FeatureConfig
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
     from adcut.models.registry import build_model, config_dict
 
-    def factory(name: str = "rand.pt", model_type: str = "lstm", feature_config: FeatureConfig | None = None, **config):
+    def factory(
+        name: str = "rand.pt", model_type: str = "lstm", feature_config: FeatureConfig | None = None, **config
+    ):
         import torch
 
         torch.manual_seed(0)
@@ -66,7 +78,10 @@ def random_checkpoint(tmp_path):
         model = build_model(model_type, config)
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, Checkpoint(model_type, config_dict(model), feature_config, ("ad", "content"), model.state_dict()))
+        save_checkpoint(
+            path,
+            Checkpoint(model_type, config_dict(model), feature_config, ("ad", "content"), model.state_dict()),
+        )
         return path
 
     return factory

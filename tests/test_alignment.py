@@ -4,13 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.learn.alignment import ANCHOR_GRID, best_anchor, best_shift, edge_cost, measure_alignment, measure_window_anchor, true_edges
-from adcut.detect.edges import shift_edges
-from adcut.features.mfcc import FeatureConfig
 from adcut.core.segments import Segment
 from adcut.detect.config import SegmentationConfig
-from adcut.detect.smoothing import SmoothingConfig
+from adcut.detect.edges import shift_edges
 from adcut.detect.pipeline import align_edges
+from adcut.detect.smoothing import SmoothingConfig
+from adcut.features.mfcc import FeatureConfig
+from adcut.learn.alignment import (
+    ANCHOR_GRID,
+    best_anchor,
+    best_shift,
+    edge_cost,
+    measure_alignment,
+    measure_window_anchor,
+    true_edges,
+)
 
 
 class LooksAt(torch.nn.Module):
@@ -48,16 +56,28 @@ def fake_dataset(ads, duration=200.0):
     times = np.arange(n_frames) * cfg.frame_seconds
     for start, end in ads:
         frames[(times >= start) & (times < end), 0] = 1.0
-    episode = {"split": "validation", "duration": duration, "n_frames": n_frames,
-               "segments": [{"label": "ad", "start": s, "end": e} for s, e in ads]}
-    return SimpleNamespace(feature_config=cfg, episodes=[episode], offsets=np.array([0]), frames=frames,
-                           classes=("ad", "content"), config=SimpleNamespace(background="content"))
+    episode = {
+        "split": "validation",
+        "duration": duration,
+        "n_frames": n_frames,
+        "segments": [{"label": "ad", "start": s, "end": e} for s, e in ads],
+    }
+    return SimpleNamespace(
+        feature_config=cfg,
+        episodes=[episode],
+        offsets=np.array([0]),
+        frames=frames,
+        classes=("ad", "content"),
+        config=SimpleNamespace(background="content"),
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
 def test_measured_anchor_is_where_the_model_looks(fraction):
     dataset = fake_dataset([(40.0, 70.0), (120.0, 150.0)])
-    assert measure_window_anchor(LooksAt(fraction), dataset) == pytest.approx(fraction, abs=0.051)  # one grid step
+    assert measure_window_anchor(LooksAt(fraction), dataset) == pytest.approx(
+        fraction, abs=0.051
+    )  # one grid step
 
 
 def test_no_class_change_means_no_measurement():
@@ -90,10 +110,14 @@ def tiling(*spans):
 
 
 def test_measured_offsets_move_wide_ads_back_to_their_true_edges():
-    wide = tiling((0, 38, "content"), (38, 72, "ad"), (72, 118, "content"), (118, 152, "ad"), (152, 200, "content"))
+    wide = tiling(
+        (0, 38, "content"), (38, 72, "ad"), (72, 118, "content"), (118, 152, "ad"), (152, 200, "content")
+    )
     fixed = shift_edges(wide, "ad", {"start": -2.0, "end": 2.0})
     assert [(s.start, s.end) for s in fixed if s.label == "ad"] == [(40, 70), (120, 150)]
-    assert fixed[0].start == 0 and fixed[-1].end == 200 and [s.label for s in fixed] == [s.label for s in wide]
+    assert (
+        fixed[0].start == 0 and fixed[-1].end == 200 and [s.label for s in fixed] == [s.label for s in wide]
+    )
 
 
 def test_shifting_never_makes_a_segment_shorter_than_its_minimum():
@@ -109,9 +133,13 @@ def test_detection_applies_the_checkpoints_offsets_unless_turned_off():
     checkpoint = SimpleNamespace(metrics={"edge_offsets": {"start": -2.0, "end": 2.0}})
     config = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10.0, min_content_seconds=20.0))
     assert align_edges(wide, checkpoint, config, ("ad", "content"))[1] == Segment(40, 70, "ad")
-    off = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10.0, min_content_seconds=20.0), edge_offsets=False)
+    off = SegmentationConfig(
+        smoothing=SmoothingConfig(min_ad_seconds=10.0, min_content_seconds=20.0), edge_offsets=False
+    )
     assert align_edges(wide, checkpoint, off, ("ad", "content")) == wide
-    assert align_edges(wide, SimpleNamespace(metrics={}), config, ("ad", "content")) == wide  # older checkpoints
+    assert (
+        align_edges(wide, SimpleNamespace(metrics={}), config, ("ad", "content")) == wide
+    )  # older checkpoints
 
 
 def test_content_taken_for_ad_costs_more_than_ad_missed():

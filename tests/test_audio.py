@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from tests.conftest import tone
 
+from adcut.errors import AudioError
 from adcut.media.decode import decode, iter_blocks, probe
 from adcut.media.encode import write_audio
-from adcut.errors import AudioError
-from tests.conftest import tone
 
 FEATURE_RATE = 4096
 
@@ -20,10 +20,19 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
-@pytest.mark.parametrize("suffix,sample_rate,channels", [
-    (".wav", 16000, 1), (".wav", 44100, 2), (".flac", 22050, 2), (".mp3", 44100, 2),
-    (".mp3", 16000, 1), (".ogg", 22050, 2), (".m4a", 44100, 2), (".opus", 48000, 2),
-])
+@pytest.mark.parametrize(
+    "suffix,sample_rate,channels",
+    [
+        (".wav", 16000, 1),
+        (".wav", 44100, 2),
+        (".flac", 22050, 2),
+        (".mp3", 44100, 2),
+        (".mp3", 16000, 1),
+        (".ogg", 22050, 2),
+        (".m4a", 44100, 2),
+        (".opus", 48000, 2),
+    ],
+)
 def test_formats_decode_to_mono_at_feature_rate(tmp_path, suffix, sample_rate, channels):
     seconds = 6.0
     signal = tone(440.0, seconds, sample_rate, amplitude=0.3)
@@ -37,7 +46,7 @@ def test_formats_decode_to_mono_at_feature_rate(tmp_path, suffix, sample_rate, c
     assert decoded.dtype == np.float32 and decoded.ndim == 1
     # Lossy codecs add a few ms of encoder delay/padding at most.
     assert len(decoded) / FEATURE_RATE == pytest.approx(seconds, abs=0.06)
-    middle = decoded[FEATURE_RATE : -FEATURE_RATE]
+    middle = decoded[FEATURE_RATE:-FEATURE_RATE]
     assert dominant_frequency(middle, FEATURE_RATE) == pytest.approx(440.0, abs=2.0)
     # Same loudness as one channel (averaged, not summed); lossy codecs lose a little.
     assert rms(middle) == pytest.approx(0.3 / np.sqrt(2), rel=0.06)

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, newest_model, read_description, resolve_model
 from adcut.errors import ModelError
 from adcut.features.mfcc import FeatureConfig
+from adcut.models.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    newest_model,
+    read_description,
+    resolve_model,
+)
 
 
 def test_round_trip_keeps_description_and_weights(random_checkpoint):
@@ -43,7 +49,10 @@ def test_the_checkpoint_says_which_class_is_the_background(tmp_path, random_chec
             description.pop("background", None)
             if background is not None:
                 description["background"] = background
-        return load_checkpoint(_rewrite(source, tmp_path / f"{'-'.join(classes)}-{background}.pt", change)).background
+
+        return load_checkpoint(
+            _rewrite(source, tmp_path / f"{'-'.join(classes)}-{background}.pt", change)
+        ).background
 
     assert with_classes(("ad", "content"), "ad") == "ad"  # stored: that is the answer
     assert with_classes(("speech", "ad", "music"), "speech") == "speech"
@@ -65,8 +74,10 @@ def test_evaluation_reads_the_background_from_the_checkpoint(tmp_path, random_ch
     # the label file marks only the ad, 10-20 s: the rest is the background
     expected = {"content": ["content", "ad", "content"], "ad": ["ad"]}
     for background, labels in expected.items():
+
         def change(description, background=background):
             description["background"] = background
+
         checkpoint = load_checkpoint(_rewrite(source, tmp_path / f"{background}.pt", change))
         [result] = evaluate_episodes([episode], checkpoint, SegmentationConfig(), "cpu")
         assert [s.label for s in result.truth] == labels
@@ -82,8 +93,11 @@ def test_loads_without_torch(random_checkpoint):
 
 def test_legacy_torch_checkpoint_still_loads(tmp_path, random_checkpoint):
     current = load_checkpoint(random_checkpoint("m.pt", hidden_size=8))
-    payload = {**current.description(), "format_version": 1,
-               "state_dict": {k: torch.from_numpy(v) for k, v in current.arrays().items()}}
+    payload = {
+        **current.description(),
+        "format_version": 1,
+        "state_dict": {k: torch.from_numpy(v) for k, v in current.arrays().items()},
+    }
     torch.save(payload, tmp_path / "old.pt")
     old = load_checkpoint(tmp_path / "old.pt")
     x = torch.randn(2, 131, 30)
@@ -101,7 +115,9 @@ def test_loading_refuses_pickled_code(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, not a model", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"])
+@pytest.mark.parametrize(
+    "content", [b"", b"hello, not a model", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"]
+)
 def test_damaged_files(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
@@ -112,11 +128,15 @@ def test_damaged_files(tmp_path, content):
 def test_other_format_version_and_foreign_files(tmp_path, random_checkpoint):
     from safetensors.numpy import save_file
 
-    future = _rewrite(random_checkpoint("m.pt"), tmp_path / "future.pt", lambda d: d.update(format_version=99))
+    future = _rewrite(
+        random_checkpoint("m.pt"), tmp_path / "future.pt", lambda d: d.update(format_version=99)
+    )
     with pytest.raises(ModelError, match="checkpoint format 99 is not supported"):
         load_checkpoint(future)
     save_file({"weights": np.zeros(3, np.float32)}, str(tmp_path / "foreign.safetensors"))
-    with pytest.raises(ModelError, match="not an adcut checkpoint \\(no adcut description in its metadata\\)"):
+    with pytest.raises(
+        ModelError, match="not an adcut checkpoint \\(no adcut description in its metadata\\)"
+    ):
         load_checkpoint(tmp_path / "foreign.safetensors")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(ModelError, match="no format_version"):
@@ -124,13 +144,19 @@ def test_other_format_version_and_foreign_files(tmp_path, random_checkpoint):
 
 
 def test_unknown_feature_setting_is_a_clear_error(tmp_path, random_checkpoint):
-    odd = _rewrite(random_checkpoint("m.pt"), tmp_path / "odd.pt", lambda d: d["feature_config"].update(n_chroma=12))
+    odd = _rewrite(
+        random_checkpoint("m.pt"), tmp_path / "odd.pt", lambda d: d["feature_config"].update(n_chroma=12)
+    )
     with pytest.raises(ModelError, match="odd.pt: .*unknown fields: n_chroma"):
         load_checkpoint(odd)
 
 
 def test_weights_that_do_not_fit_are_a_model_error(tmp_path, random_checkpoint):
-    wrong = _rewrite(random_checkpoint("m.pt", hidden_size=8), tmp_path / "w.pt", lambda d: d["model_config"].update(hidden_size=16))
+    wrong = _rewrite(
+        random_checkpoint("m.pt", hidden_size=8),
+        tmp_path / "w.pt",
+        lambda d: d["model_config"].update(hidden_size=16),
+    )
     checkpoint = load_checkpoint(wrong)
     with pytest.raises(ModelError, match="w.pt: weights do not fit the lstm architecture"):
         checkpoint.build_model()
@@ -177,10 +203,15 @@ def test_a_checkpoint_read_from_its_bytes_is_the_one_read_from_its_file(tmp_path
     assert from_bytes.path == elsewhere and from_bytes.name == "m.pt"
     assert from_bytes.description() == from_file.description()
     assert from_bytes.state_dict.keys() == from_file.state_dict.keys()
-    assert all(np.array_equal(from_bytes.state_dict[k], from_file.state_dict[k]) for k in from_file.state_dict)
+    assert all(
+        np.array_equal(from_bytes.state_dict[k], from_file.state_dict[k]) for k in from_file.state_dict
+    )
     # the legacy format, and damaged bytes, as from a file
-    payload = {**from_file.description(), "format_version": 1,
-               "state_dict": {k: torch.from_numpy(v) for k, v in from_file.arrays().items()}}
+    payload = {
+        **from_file.description(),
+        "format_version": 1,
+        "state_dict": {k: torch.from_numpy(v) for k, v in from_file.arrays().items()},
+    }
     torch.save(payload, tmp_path / "old.pt")
     old = load_checkpoint_bytes((tmp_path / "old.pt").read_bytes(), tmp_path / "old.pt")
     assert all(np.array_equal(old.arrays()[k], from_file.state_dict[k]) for k in from_file.state_dict)

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import tone
 
-from adcut.media.encode import write_audio
-from adcut.models.checkpoint import load_checkpoint
 from adcut.cli import main
 from adcut.evaluate.clips import ClipClassifier, ClipEvaluation, ClipResult, clip_class, labelled_clips
 from adcut.features.episode import episode_features
 from adcut.features.mfcc import window_starts, windows
+from adcut.media.encode import write_audio
+from adcut.models.checkpoint import load_checkpoint
 from adcut.models.inference import predict_windows
-from tests.conftest import tone
 
 RATE = 8000
 
@@ -43,7 +43,12 @@ def test_clip_names_declare_their_class():
 
 def test_labelled_clips_skip_unnamed_and_non_audio(clip_folder):
     found = {p.name: truth for p, truth in labelled_clips(clip_folder, ("ad", "content"))}
-    assert found == {"one_a.wav": "ad", "two_B.flac": "content", "three_ad.mp3": "ad", "four_content.wav": "content"}
+    assert found == {
+        "one_a.wav": "ad",
+        "two_B.flac": "content",
+        "three_ad.mp3": "ad",
+        "four_content.wav": "content",
+    }
 
 
 def test_clip_probability_is_the_mean_over_its_windows(clip_folder, random_checkpoint):
@@ -59,7 +64,9 @@ def test_clip_probability_is_the_mean_over_its_windows(clip_folder, random_check
     assert result.predicted == checkpoint.class_names[int(expected.argmax())]
 
 
-def test_classify_prints_one_line_per_clip_with_newest_model(clip_folder, random_checkpoint, tmp_path, monkeypatch, capsys):
+def test_classify_prints_one_line_per_clip_with_newest_model(
+    clip_folder, random_checkpoint, tmp_path, monkeypatch, capsys
+):
     models = tmp_path / "models"
     models.mkdir()
     older = random_checkpoint("models/older.pt", hidden_size=8)
@@ -90,7 +97,9 @@ def test_classify_errors(clip_folder, random_checkpoint, tmp_path, monkeypatch, 
     assert main(["-q", "classify", str(missing), str(clip_folder / "one_a.wav"), "--model", str(model)]) == 1
     captured = capsys.readouterr()
     assert captured.err.strip() == f"adcut: error: {missing}: file not found"
-    assert captured.out.strip().splitlines()[1].startswith(f"{clip_folder / 'one_a.wav'}\t")  # the others still run
+    assert (
+        captured.out.strip().splitlines()[1].startswith(f"{clip_folder / 'one_a.wav'}\t")
+    )  # the others still run
     (tmp_path / "bad.pt").write_text("not a model")
     assert main(["-q", "classify", str(clip_folder / "one_a.wav"), "--model", str(tmp_path / "bad.pt")]) == 1
     assert capsys.readouterr().err.startswith(f"adcut: error: {tmp_path / 'bad.pt'}: not an adcut checkpoint")
@@ -116,14 +125,18 @@ def test_evaluate_clip_folder_reports_files_accuracy_and_confusion(clip_folder, 
     matrix_rows = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in out[-2:]}
     for true_name in ("ad", "content"):
         for j, pred_name in enumerate(("ad", "content")):
-            assert matrix_rows[true_name][j] == sum(truths[n] == true_name and predicted[n] == pred_name for n in truths)
+            assert matrix_rows[true_name][j] == sum(
+                truths[n] == true_name and predicted[n] == pred_name for n in truths
+            )
 
 
 def test_confusion_matrix_counts():
     probs = np.array([0.9, 0.1])
     results = [
-        ClipResult(Path("a"), probs, "ad", "ad"), ClipResult(Path("b"), probs, "ad", "content"),
-        ClipResult(Path("c"), probs, "content", "content"), ClipResult(Path("d"), probs, "content", "content"),
+        ClipResult(Path("a"), probs, "ad", "ad"),
+        ClipResult(Path("b"), probs, "ad", "content"),
+        ClipResult(Path("c"), probs, "content", "content"),
+        ClipResult(Path("d"), probs, "content", "content"),
     ]
     evaluation = ClipEvaluation(("ad", "content"), results)
     assert evaluation.confusion().tolist() == [[1, 0], [1, 2]]

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.media.decode import decode_original, probe
-from adcut.media.encode import write_audio
-from adcut.media.cut import cut_episode, cut_path, kept_spans, retime, retime_chapters
-from adcut.errors import OutputError
 from adcut.core.segments import Segment
 from adcut.demo.synth import EpisodeSpec
+from adcut.errors import OutputError
+from adcut.media.cut import cut_episode, cut_path, kept_spans, retime, retime_chapters
+from adcut.media.decode import decode_original, probe
+from adcut.media.encode import write_audio
 
 SR = 16000
 
@@ -31,7 +31,9 @@ def tone(freq, seconds, amplitude=0.5):
 def noisy_ad_between_tones(tmp_path, suffix, **write_kwargs):
     """5 s tone, 3 s loud noise (the ad), 4 s tone; returns path, segments and the signal."""
     rng = np.random.default_rng(0)
-    signal = np.concatenate([tone(440, 5.0), 0.9 * rng.uniform(-1, 1, 3 * SR).astype(np.float32), tone(440, 4.0)])
+    signal = np.concatenate(
+        [tone(440, 5.0), 0.9 * rng.uniform(-1, 1, 3 * SR).astype(np.float32), tone(440, 4.0)]
+    )
     path = tmp_path / f"tones{suffix}"
     write_audio(path, signal, SR, **write_kwargs)
     segments = [Segment(0.0, 5.0, "content"), Segment(5.0, 8.0, "ad"), Segment(8.0, 12.0, "content")]
@@ -47,7 +49,9 @@ def add_cover_and_chapters(source: Path, target: Path, chapters) -> bytes:
     stream = out.add_stream("mjpeg", rate=1)
     stream.width = stream.height = 16
     stream.pix_fmt = "yuvj420p"
-    frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 100, np.uint8), format="rgb24").reformat(format="yuvj420p")
+    frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 100, np.uint8), format="rgb24").reformat(
+        format="yuvj420p"
+    )
     for packet in stream.encode(frame):
         out.mux(packet)
     for packet in stream.encode(None):
@@ -57,16 +61,28 @@ def add_cover_and_chapters(source: Path, target: Path, chapters) -> bytes:
 
     inp, cover = av.open(str(source)), av.open(str(image))
     # .m4a: the mp4 muxer (brand M4A), as PyAV's ipod muxer refuses a JPEG stream
-    out = av.open(str(target), "w", **({"format": "mp4", "options": {"brand": "M4A "}} if target.suffix == ".m4a" else {}))
+    out = av.open(
+        str(target),
+        "w",
+        **({"format": "mp4", "options": {"brand": "M4A "}} if target.suffix == ".m4a" else {}),
+    )
     for key, value in inp.metadata.items():
         out.metadata[key] = value
     audio = out.add_stream_from_template(inp.streams.audio[0])
     picture = out.add_stream_from_template(cover.streams.video[0])
     picture.disposition = av.stream.Disposition.attached_pic
-    out.set_chapters([
-        {"id": i + 1, "start": int(a * 1000), "end": int(b * 1000), "time_base": Fraction(1, 1000), "metadata": {"title": t}}
-        for i, (a, b, t) in enumerate(chapters)
-    ])
+    out.set_chapters(
+        [
+            {
+                "id": i + 1,
+                "start": int(a * 1000),
+                "end": int(b * 1000),
+                "time_base": Fraction(1, 1000),
+                "metadata": {"title": t},
+            }
+            for i, (a, b, t) in enumerate(chapters)
+        ]
+    )
     for packet in cover.demux(cover.streams.video[0]):
         if packet.size:
             packet.stream = picture
@@ -83,8 +99,16 @@ def add_cover_and_chapters(source: Path, target: Path, chapters) -> bytes:
 
 
 # AAC pads its last frame to 1024 samples and the MP4 written keeps that padding (23 ms at 44.1 kHz).
-@pytest.mark.parametrize("suffix, bit_rate, rate", [(".wav", None, 16000), (".mp3", 64000, 16000), (".flac", None, 16000),
-                                                    (".opus", None, 48000), (".m4a", 96000, 44100)])
+@pytest.mark.parametrize(
+    "suffix, bit_rate, rate",
+    [
+        (".wav", None, 16000),
+        (".mp3", 64000, 16000),
+        (".flac", None, 16000),
+        (".opus", None, 48000),
+        (".m4a", 96000, 44100),
+    ],
+)
 def test_cut_keeps_the_content_time_in_the_same_format(make_episode, tmp_path, suffix, bit_rate, rate):
     spec = EpisodeSpec(40.0, ((10.0, 17.5), (30.0, 36.0)))
     path, truth = make_episode("ep", spec, suffix=suffix, bit_rate=bit_rate, sample_rate=rate)
@@ -96,20 +120,28 @@ def test_cut_keeps_the_content_time_in_the_same_format(make_episode, tmp_path, s
     lost = 4 * 576 / rate if suffix == ".mp3" else 0.0
     assert kept - lost - 0.01 <= result.kept_seconds <= kept + 0.01
     info_in, info_out = probe(path), probe(result.path)
-    assert (info_out.codec, info_out.sample_rate, info_out.channels) == (info_in.codec, info_in.sample_rate, info_in.channels)
+    assert (info_out.codec, info_out.sample_rate, info_out.channels) == (
+        info_in.codec,
+        info_in.sample_rate,
+        info_in.channels,
+    )
     if bit_rate:
         assert abs(info_out.bit_rate - info_in.bit_rate) <= 0.25 * info_in.bit_rate
     _, samples = decode_original(result.path)
     assert samples.shape[1] / info_out.sample_rate == pytest.approx(result.kept_seconds, abs=0.05)
     assert sha(path) == before  # the input is never touched
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ep" + suffix, "ep.txt", "ep.adcut" + suffix])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["ep" + suffix, "ep.txt", "ep.adcut" + suffix]
+    )
 
 
 def test_stereo_44k_mp3_stays_stereo_44k(tmp_path):
     signal = np.stack([tone(300, 6.0), tone(500, 6.0)])
     path = tmp_path / "stereo.mp3"
     write_audio(path, signal, 44100, bit_rate=128000)
-    out = cut_episode(path, [Segment(0, 2, "content"), Segment(2, 3, "ad"), Segment(3, 6, "content")], tmp_path / "o.mp3")
+    out = cut_episode(
+        path, [Segment(0, 2, "content"), Segment(2, 3, "ad"), Segment(3, 6, "content")], tmp_path / "o.mp3"
+    )
     info = probe(out.path)
     assert (info.sample_rate, info.channels, info.codec) == (44100, 2, "mp3float")
     assert 110000 <= info.bit_rate <= 150000
@@ -163,7 +195,12 @@ def test_tags_cover_art_and_chapters_follow_the_cut(tmp_path, suffix):
     write_audio(plain, signal, SR, bit_rate=64000, metadata={"title": "Episode 7", "artist": "Host"})
     path = tmp_path / f"tagged{suffix}"
     if suffix == ".m4a":  # MP4 chapters follow one another (each ends where the next starts): none nested
-        chapters_in = [(0, 4, "Intro"), (4, 5.2, "Sponsor and talk"), (5.2, 7.9, "Sponsor"), (7.9, 12, "Outro")]
+        chapters_in = [
+            (0, 4, "Intro"),
+            (4, 5.2, "Sponsor and talk"),
+            (5.2, 7.9, "Sponsor"),
+            (7.9, 12, "Outro"),
+        ]
         expected = [("Intro", 0.0, 4.0), ("Sponsor and talk", 4.0, 5.0), ("Outro", 5.0, 9.0)]
     else:
         chapters_in = [(0, 4, "Intro"), (4, 9, "Sponsor and talk"), (5.2, 7.9, "Sponsor"), (9, 12, "Outro")]
@@ -182,24 +219,35 @@ def test_tags_cover_art_and_chapters_follow_the_cut(tmp_path, suffix):
         assert len(pictures) == 1
         packet = next(p for p in container.demux(pictures[0]) if p.size)
         assert bytes(packet) == jpeg
-        chapters = [(c["metadata"]["title"], float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]))
-                    for c in container.chapters()]
+        chapters = [
+            (c["metadata"]["title"], float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]))
+            for c in container.chapters()
+        ]
     finally:
         container.close()
     # MP3 is cut on frame boundaries (36 ms at 16 kHz): times move by at most a frame per cut edge
     tolerance = 2 * 576 / SR if suffix == ".mp3" else 0.0005
     assert [c[0] for c in chapters] == [e[0] for e in expected]
     for (_, start, end), (_, want_start, want_end) in zip(chapters, expected):
-        assert start == pytest.approx(want_start, abs=tolerance) and end == pytest.approx(want_end, abs=tolerance)
+        assert start == pytest.approx(want_start, abs=tolerance) and end == pytest.approx(
+            want_end, abs=tolerance
+        )
 
 
 def test_retime_maps_removed_time_to_the_cut_point():
-    spans = kept_spans([Segment(0, 10, "content"), Segment(10, 20, "ad"), Segment(20, 30, "content")], ("ad",), 30)
+    spans = kept_spans(
+        [Segment(0, 10, "content"), Segment(10, 20, "ad"), Segment(20, 30, "content")], ("ad",), 30
+    )
     assert spans == [(0, 10), (20, 30)]
     assert [retime(t, spans) for t in (0, 5, 10, 15, 20, 25, 30)] == [0, 5, 10, 10, 10, 15, 20]
     chapters = retime_chapters(
-        [{"start": 12, "end": 18, "time_base": Fraction(1), "metadata": {"title": "ad only"}},
-         {"start": 18, "end": 30, "time_base": Fraction(1), "metadata": {"title": "after"}}], spans, 30)
+        [
+            {"start": 12, "end": 18, "time_base": Fraction(1), "metadata": {"title": "ad only"}},
+            {"start": 18, "end": 30, "time_base": Fraction(1), "metadata": {"title": "after"}},
+        ],
+        spans,
+        30,
+    )
     assert [(c["metadata"]["title"], c["start"], c["end"]) for c in chapters] == [("after", 10000, 20000)]
 
 
@@ -219,7 +267,11 @@ def test_ogg_with_a_cover_art_stream_is_cut_without_it(shared_data, tmp_path):
     path = tmp_path / "vibe.ogg"
     shutil.copy(shared_data / "music" / "Kevin_MacLeod_-_Vibe_Ace.hq.ogg", path)
     duration = probe(path).duration
-    result = cut_episode(path, [Segment(0, 20, "content"), Segment(20, 30, "ad"), Segment(30, duration, "content")], cut_path(path))
+    result = cut_episode(
+        path,
+        [Segment(0, 20, "content"), Segment(20, 30, "ad"), Segment(30, duration, "content")],
+        cut_path(path),
+    )
     assert not result.cover_art
     info = probe(result.path)
     assert (info.codec, info.channels, info.sample_rate) == ("vorbis", 2, 44100)

@@ -40,7 +40,9 @@ def test_cut_from_audacity_labels_writes_the_cut_wav(episode, capsys):
     sr = info.sample_rate
     assert abs(samples.shape[1] - (24.0 - 6.0) * sr) <= 2
     # The kept audio after the cut is the original's audio after the ad (away from the fade).
-    np.testing.assert_allclose(samples[:, int(9 * sr) : int(10 * sr)], original[:, int(15 * sr) : int(16 * sr)], atol=2e-4)
+    np.testing.assert_allclose(
+        samples[:, int(9 * sr) : int(10 * sr)], original[:, int(15 * sr) : int(16 * sr)], atol=2e-4
+    )
     np.testing.assert_allclose(samples[:, : int(7 * sr)], original[:, : int(7 * sr)], atol=2e-4)
     assert not list(path.parent.glob(".*.tmp"))
 
@@ -48,20 +50,41 @@ def test_cut_from_audacity_labels_writes_the_cut_wav(episode, capsys):
 def test_cut_from_process_json_and_formats_in_outdir(episode, tmp_path, capsys):
     path, _ = episode
     process_json = tmp_path / "show.adcut.json"
-    process_json.write_text(json.dumps({
-        "file": path.name, "duration": 24.0, "classes": ["ad", "content"],
-        "segments": [{"label": "content", "start": 0.0, "end": 8.0, "confidence": 0.91},
-                     {"label": "ad", "start": 8.0, "end": 14.0, "confidence": 0.8},
-                     {"label": "content", "start": 14.0, "end": 24.0, "confidence": 0.95}],
-    }))
+    process_json.write_text(
+        json.dumps(
+            {
+                "file": path.name,
+                "duration": 24.0,
+                "classes": ["ad", "content"],
+                "segments": [
+                    {"label": "content", "start": 0.0, "end": 8.0, "confidence": 0.91},
+                    {"label": "ad", "start": 8.0, "end": 14.0, "confidence": 0.8},
+                    {"label": "content", "start": 14.0, "end": 24.0, "confidence": 0.95},
+                ],
+            }
+        )
+    )
     outdir = tmp_path / "out"
-    code, out, err = run_cli(capsys, "cut", str(path), "--labels", str(process_json), "-o", str(outdir),
-                             "--format", "json,podcast", "-q")
+    code, out, err = run_cli(
+        capsys,
+        "cut",
+        str(path),
+        "--labels",
+        str(process_json),
+        "-o",
+        str(outdir),
+        "--format",
+        "json,podcast",
+        "-q",
+    )
     assert code == 0, err
     assert (outdir / "show.adcut.wav").exists()
     data = json.loads((outdir / "show.adcut.json").read_text())
     assert [(s["label"], s["start"], s["end"]) for s in data["segments"]] == [
-        ("content", 0.0, 8.0), ("ad", 8.0, 14.0), ("content", 14.0, 24.0)]
+        ("content", 0.0, 8.0),
+        ("ad", 8.0, 14.0),
+        ("content", 14.0, 24.0),
+    ]
     assert [s["confidence"] for s in data["segments"]] == [0.91, 0.8, 0.95]
     assert data["settings"]["labels"] == "show.adcut.json" and data["settings"]["cut_method"] == "copy-wav"
     chapters = json.loads((outdir / "show.chapters.json").read_text())
@@ -81,13 +104,16 @@ def test_output_that_would_overwrite_the_label_file_is_refused(episode, capsys):
     assert label.read_text() == before and not path.with_name("show.adcut.wav").exists()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("8\t14\tad\n3\t5\tad\n", "not sorted"),
-    ("8\t14\tad\n12\t16\tad\n", "overlaps"),
-    ("8\t40\tad\n", "beyond the audio's end"),
-    ("8\t14\tjingle\n", "unknown class"),
-    ("8\tlater\tad\n", "is not a time"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("8\t14\tad\n3\t5\tad\n", "not sorted"),
+        ("8\t14\tad\n12\t16\tad\n", "overlaps"),
+        ("8\t40\tad\n", "beyond the audio's end"),
+        ("8\t14\tjingle\n", "unknown class"),
+        ("8\tlater\tad\n", "is not a time"),
+    ],
+)
 def test_bad_label_file_is_one_error_line(episode, tmp_path, capsys, content, message):
     path, _ = episode
     labels = tmp_path / "bad.txt"
@@ -99,7 +125,9 @@ def test_bad_label_file_is_one_error_line(episode, tmp_path, capsys, content, me
     assert "Traceback" not in err and not path.with_name("show.adcut.wav").exists()
 
 
-@pytest.mark.parametrize("name, message", [("missing.txt", "not found"), ("labels.xml", "unknown label format")])
+@pytest.mark.parametrize(
+    "name, message", [("missing.txt", "not found"), ("labels.xml", "unknown label format")]
+)
 def test_missing_or_unknown_label_file(episode, tmp_path, capsys, name, message):
     path, _ = episode
     code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(tmp_path / name))
@@ -112,7 +140,9 @@ def test_everything_removed_and_unknown_remove_class(episode, tmp_path, capsys):
     labels.write_text("0\t24\tad\n")
     code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(labels))
     assert code == 1 and "no cut file written" in err
-    code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(path.with_suffix(".txt")), "--remove", "music")
+    code, _, err = run_cli(
+        capsys, "cut", str(path), "--labels", str(path.with_suffix(".txt")), "--remove", "music"
+    )
     assert code == 1 and "--remove music" in err
 
 
@@ -158,9 +188,19 @@ def test_process_json_whose_decoded_duration_exceeds_the_declared_one(episode, t
     """A process JSON measured the duration by decoding; a little past the container's figure is not an error."""
     path, _ = episode
     label = tmp_path / "decoded.json"
-    label.write_text(json.dumps({"duration": 24.4, "classes": ["ad", "content"], "segments": [
-        {"label": "content", "start": 0.0, "end": 8.0}, {"label": "ad", "start": 8.0, "end": 14.0},
-        {"label": "content", "start": 14.0, "end": 24.4}]}))
+    label.write_text(
+        json.dumps(
+            {
+                "duration": 24.4,
+                "classes": ["ad", "content"],
+                "segments": [
+                    {"label": "content", "start": 0.0, "end": 8.0},
+                    {"label": "ad", "start": 8.0, "end": 14.0},
+                    {"label": "content", "start": 14.0, "end": 24.4},
+                ],
+            }
+        )
+    )
     code, _, err = run_cli(capsys, "cut", str(path), "--labels", str(label), "-q")
     assert code == 0, err
     assert abs(probe(path.with_name("show.adcut.wav")).duration - 18.0) < 0.01

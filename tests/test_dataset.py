@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.media.encode import write_audio
 from adcut.cli import main
-from adcut.learn.dataset import MANIFEST_NAME, DatasetConfig, build_dataset, load_dataset
-from adcut.learn.sources import TRAIN, VALIDATION, find_episodes
-from adcut.errors import DatasetError, ModelError
-from adcut.features.mfcc import FeatureConfig, window_starts
-from adcut.features.episode import episode_features
 from adcut.core.segments import Segment
 from adcut.demo.synth import EpisodeSpec, render_episode
+from adcut.errors import DatasetError, ModelError
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import FeatureConfig, window_starts
+from adcut.learn.dataset import MANIFEST_NAME, DatasetConfig, build_dataset, load_dataset
+from adcut.learn.sources import TRAIN, VALIDATION, find_episodes
+from adcut.media.encode import write_audio
 
 RATE = 8000  # episodes are written at 8 kHz: plenty for 4096 Hz features, quick to encode and decode
 SPECS = [
@@ -30,8 +30,8 @@ SPECS = [
 
 @pytest.fixture(scope="module")
 def episode_store(tmp_path_factory):
-    from adcut.formats.labels import format_audacity
     from adcut.demo.synth import episode_segments, write_episode
+    from adcut.formats.labels import format_audacity
 
     folder = tmp_path_factory.mktemp("episodes")
     for i, spec in enumerate(SPECS):
@@ -74,14 +74,32 @@ def test_split_is_by_episode_and_deterministic(episodes, tmp_path):
 
 
 def test_named_validation_episode(episodes, tmp_path):
-    ds = build_dataset(find_episodes([episodes]), tmp_path / "d", config=DatasetConfig(validation_episodes=("ep3.wav",)), progress=False)
-    assert {e["id"]: e["split"] for e in ds.episodes} == {"ep0": TRAIN, "ep1": TRAIN, "ep2": TRAIN, "ep3": VALIDATION, "ep4": TRAIN}
+    ds = build_dataset(
+        find_episodes([episodes]),
+        tmp_path / "d",
+        config=DatasetConfig(validation_episodes=("ep3.wav",)),
+        progress=False,
+    )
+    assert {e["id"]: e["split"] for e in ds.episodes} == {
+        "ep0": TRAIN,
+        "ep1": TRAIN,
+        "ep2": TRAIN,
+        "ep3": VALIDATION,
+        "ep4": TRAIN,
+    }
     with pytest.raises(DatasetError, match="--validation nope: no such episode"):
-        build_dataset(find_episodes([episodes]), tmp_path / "e", config=DatasetConfig(validation_episodes=("nope",)), progress=False)
+        build_dataset(
+            find_episodes([episodes]),
+            tmp_path / "e",
+            config=DatasetConfig(validation_episodes=("nope",)),
+            progress=False,
+        )
 
 
 def test_windows_labelled_by_covering_class_and_straddlers_left_out(episodes, tmp_path):
-    ds = build_dataset(find_episodes([episodes]), tmp_path / "d", config=DatasetConfig(keep_straddling=False), progress=False)
+    ds = build_dataset(
+        find_episodes([episodes]), tmp_path / "d", config=DatasetConfig(keep_straddling=False), progress=False
+    )
     fs = ds.feature_config.frame_seconds
     left_out = 0
     for number, (episode, spec) in enumerate(zip(ds.episodes, SPECS)):
@@ -108,12 +126,16 @@ def test_windows_labelled_by_covering_class_and_straddlers_left_out(episodes, tm
 
 
 def test_counts_per_class_in_manifest_and_report(episodes, tmp_path, capsys):
-    assert main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "d"), "--validation", "ep1"]) == 0
+    assert (
+        main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "d"), "--validation", "ep1"]) == 0
+    )
     out = capsys.readouterr().out
     ds = load_dataset(tmp_path / "d")
     for split in (TRAIN, VALIDATION):
         counts = ds.class_counts(split)
-        manifest_counts = [sum(e["windows"][c] for e in ds.episodes if e["split"] == split) for c in ds.classes]
+        manifest_counts = [
+            sum(e["windows"][c] for e in ds.episodes if e["split"] == split) for c in ds.classes
+        ]
         assert counts.tolist() == manifest_counts
         row = next(line for line in out.splitlines() if line.startswith(split))
         assert row.split()[2:4] == [str(n) for n in counts]
@@ -121,7 +143,12 @@ def test_counts_per_class_in_manifest_and_report(episodes, tmp_path, capsys):
 
 
 def test_half_swap_windows_join_halves_of_two_same_class_windows(episodes, tmp_path):
-    ds = build_dataset(find_episodes([episodes]), tmp_path / "d", config=DatasetConfig(augment_half_swap=True), progress=False)
+    ds = build_dataset(
+        find_episodes([episodes]),
+        tmp_path / "d",
+        config=DatasetConfig(augment_half_swap=True),
+        progress=False,
+    )
     plain = ds.samples(TRAIN)
     samples = ds.training_samples()
     counts = np.bincount(samples.label)
@@ -171,7 +198,11 @@ def test_segments_txt_import(tmp_path, make_episode):
     (folder / "segments.txt").write_text("[one]\n10\n30\n[two.wav]\n0\n20\n")
     ds = build_dataset(find_episodes([folder]), tmp_path / "d", progress=False)
     segs = {e["id"]: [Segment(s["start"], s["end"], s["label"]) for s in e["segments"]] for e in ds.episodes}
-    assert segs["one"] == [Segment(0.0, 10.0, "content"), Segment(10.0, 30.0, "ad"), Segment(30.0, 60.0, "content")]
+    assert segs["one"] == [
+        Segment(0.0, 10.0, "content"),
+        Segment(10.0, 30.0, "ad"),
+        Segment(30.0, 60.0, "content"),
+    ]
     assert segs["two"] == [Segment(0.0, 20.0, "ad"), Segment(20.0, 50.0, "content")]
 
 
@@ -195,16 +226,43 @@ def test_rebuild_reuses_unchanged_features(episodes, tmp_path):
     assert len(list((out / "features").glob("*.npy"))) == len(SPECS)
     # Other feature settings: everything recomputed.
     fourth = CountingCompute()
-    ds = build_dataset(find_episodes([episodes]), out, FeatureConfig(n_mfcc=8), compute=fourth, progress=False)
+    ds = build_dataset(
+        find_episodes([episodes]), out, FeatureConfig(n_mfcc=8), compute=fourth, progress=False
+    )
     assert len(fourth.calls) == len(SPECS) and ds.frames.shape[1] == 24
 
 
 def test_features_options_on_build(episodes, tmp_path):
-    assert main(["-q", "dataset", "build", str(episodes / "ep0.wav"), str(episodes / "ep1.wav"), "-o", str(tmp_path / "d"),
-                 "--sample-rate", "2048", "--n-fft", "256", "--hop-length", "128", "--n-mfcc", "6",
-                 "--window-frames", "64", "--window-hop-frames", "32"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "dataset",
+                "build",
+                str(episodes / "ep0.wav"),
+                str(episodes / "ep1.wav"),
+                "-o",
+                str(tmp_path / "d"),
+                "--sample-rate",
+                "2048",
+                "--n-fft",
+                "256",
+                "--hop-length",
+                "128",
+                "--n-mfcc",
+                "6",
+                "--window-frames",
+                "64",
+                "--window-hop-frames",
+                "32",
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(tmp_path / "d")
-    assert ds.feature_config == FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=6, window_frames=64, window_hop_frames=32)
+    assert ds.feature_config == FeatureConfig(
+        sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=6, window_frames=64, window_hop_frames=32
+    )
     assert ds.gather(ds.samples(TRAIN)).shape[1:] == (64, 18)
 
 
@@ -228,8 +286,10 @@ def test_audio_without_labels_is_an_error(episodes, tmp_path, capsys):
     out = tmp_path / "d"
     code, err = run_cli(["-q", "dataset", "build", str(episodes / "ep4.wav"), "-o", str(out)], capsys)
     assert code == 1 and len(err) == 1
-    assert err[0] == (f"adcut: error: {episodes / 'ep4.wav'}: no labels found "
-                      f"(expected ep4.txt/.json/.csv beside it, or a [ep4] entry in segments.txt)")
+    assert err[0] == (
+        f"adcut: error: {episodes / 'ep4.wav'}: no labels found "
+        f"(expected ep4.txt/.json/.csv beside it, or a [ep4] entry in segments.txt)"
+    )
     assert not out.exists()
 
 
@@ -238,7 +298,9 @@ def test_labels_beyond_audio_end_is_an_error(episodes, tmp_path, capsys):
     out = tmp_path / "d"
     code, err = run_cli(["-q", "dataset", "build", str(episodes), "-o", str(out)], capsys)
     assert code == 1 and len(err) == 1
-    assert err[0] == f"adcut: error: {episodes / 'ep1.txt'}:2: ends at 75 s, beyond the audio's end (60.000 s)"
+    assert (
+        err[0] == f"adcut: error: {episodes / 'ep1.txt'}:2: ends at 75 s, beyond the audio's end (60.000 s)"
+    )
     assert not out.exists()
 
 
@@ -262,7 +324,9 @@ def test_mismatched_feature_config_is_refused(episodes, tmp_path):
 
 def test_broken_dataset_folders(episodes, tmp_path, capsys):
     code, err = run_cli(["dataset", "info", str(tmp_path / "none")], capsys)
-    assert code == 1 and err == [f"adcut: error: {tmp_path / 'none'}: no such dataset folder (make one with 'adcut dataset build')"]
+    assert code == 1 and err == [
+        f"adcut: error: {tmp_path / 'none'}: no such dataset folder (make one with 'adcut dataset build')"
+    ]
     out = tmp_path / "d"
     build_dataset(find_episodes([episodes / "ep0.wav", episodes / "ep1.wav"]), out, progress=False)
     for feature_file in (out / "features").glob("*.npy"):
@@ -276,8 +340,12 @@ def test_broken_dataset_folders(episodes, tmp_path, capsys):
     manifest_less = tmp_path / "other"
     manifest_less.mkdir()
     (manifest_less / "notes.txt").write_text("mine")
-    code, err = run_cli(["-q", "dataset", "build", str(episodes / "ep0.wav"), "-o", str(manifest_less)], capsys)
-    assert code == 1 and err == [f"adcut: error: {manifest_less}: folder exists and is not an adcut dataset; choose an empty or new folder"]
+    code, err = run_cli(
+        ["-q", "dataset", "build", str(episodes / "ep0.wav"), "-o", str(manifest_less)], capsys
+    )
+    assert code == 1 and err == [
+        f"adcut: error: {manifest_less}: folder exists and is not an adcut dataset; choose an empty or new folder"
+    ]
     assert sorted(p.name for p in manifest_less.iterdir()) == ["notes.txt"]
 
 
@@ -305,7 +373,10 @@ def test_corrupt_audio_stops_the_build_with_one_line(episodes, tmp_path, capsys)
 
 def test_drop_straddling_flag_leaves_boundary_windows_out(episodes, tmp_path):
     assert main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "kept")]) == 0
-    assert main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "dropped"), "--drop-straddling"]) == 0
+    assert (
+        main(["-q", "dataset", "build", str(episodes), "-o", str(tmp_path / "dropped"), "--drop-straddling"])
+        == 0
+    )
     kept, dropped = load_dataset(tmp_path / "kept"), load_dataset(tmp_path / "dropped")
     assert kept.config.keep_straddling and not dropped.config.keep_straddling
     left_out = sum(e["straddling_left_out"] for e in dropped.episodes)

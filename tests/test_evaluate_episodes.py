@@ -17,9 +17,9 @@ SPECS = (EpisodeSpec(60.0, ((20.0, 40.0),)), EpisodeSpec(70.0, ((25.0, 45.0),)))
 
 def shifted_detector(shift: float):
     """A stand-in for segment.detect: the true labels (read back from the file) moved by ``shift`` s."""
-    from adcut.media.decode import probe
-    from adcut.formats.labels import read_labels
     from adcut.detect.pipeline import Detection
+    from adcut.formats.labels import read_labels
+    from adcut.media.decode import probe
 
     def detect(path, checkpoint, config=None, device="cpu", model=None, threads=None):
         path = Path(path)
@@ -29,7 +29,9 @@ def shifted_detector(shift: float):
         segments = [Segment(a, b, s.label) for s, a, b in zip(truth, edges, edges[1:])]
         steps = int(np.ceil(duration / 0.5))
         probs = np.full((steps, 2), 0.5, dtype=np.float32)
-        return Detection(path, duration, ("ad", "content"), segments, [0.9] * len(segments), 0.5, probs, "stub")
+        return Detection(
+            path, duration, ("ad", "content"), segments, [0.9] * len(segments), 0.5, probs, "stub"
+        )
 
     return detect
 
@@ -37,7 +39,10 @@ def shifted_detector(shift: float):
 @pytest.fixture
 def episodes(make_episode, tmp_path):
     folder = tmp_path / "eps"
-    return [make_episode(f"ep{i}", spec, sample_rate=8000, folder=folder, seed=i)[0] for i, spec in enumerate(SPECS)]
+    return [
+        make_episode(f"ep{i}", spec, sample_rate=8000, folder=folder, seed=i)[0]
+        for i, spec in enumerate(SPECS)
+    ]
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -68,7 +73,21 @@ def test_metrics_per_episode_and_overall(episodes, random_checkpoint, monkeypatc
 
 def test_real_detection_runs_on_episodes(episodes, random_checkpoint, capsys):
     model = random_checkpoint(hidden_size=16, num_layers=1)
-    assert main(["-q", "evaluate", str(episodes[0].parent), "--model", str(model), "--smoothing", "none", "--no-refine"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                str(episodes[0].parent),
+                "--model",
+                str(model),
+                "--smoothing",
+                "none",
+                "--no-refine",
+            ]
+        )
+        == 0
+    )
     rows = table_rows(capsys.readouterr().out)
     assert set(rows) == {"ep0.wav", "ep1.wav", "overall"}
     accuracy = float(rows["overall"][0])
@@ -108,8 +127,16 @@ def test_cross_validation_trains_one_fold_per_episode(episodes, tmp_path, capsys
     from adcut.learn.sources import find_episodes
 
     dataset = tmp_path / "ds"
-    build_dataset(find_episodes([episodes[0].parent]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
-    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--smoothing", "none"]) == 0
+    build_dataset(
+        find_episodes([episodes[0].parent]),
+        dataset,
+        config=DatasetConfig(keep_straddling=True),
+        progress=False,
+    )
+    assert (
+        main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--smoothing", "none"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("fold ") == 2
     rows = table_rows(out.replace("ep0 ", "ep0.wav ").replace("ep1 ", "ep1.wav "))
@@ -133,7 +160,8 @@ def test_cross_validation_needs_two_episodes(episodes, tmp_path, capsys):
 def test_cross_validation_takes_no_path_and_needs_something_to_evaluate(episodes, tmp_path, capsys):
     assert main(["-q", "evaluate", "--cross-validate", str(tmp_path / "ds"), str(episodes[0])]) == 1
     assert capsys.readouterr().err.strip() == (
-        "adcut: error: --cross-validate takes its episodes from the dataset; give no PATH with it")
+        "adcut: error: --cross-validate takes its episodes from the dataset; give no PATH with it"
+    )
     assert main(["-q", "evaluate"]) == 1
     assert capsys.readouterr().err.strip().startswith("adcut: error: give a folder of labelled clips")
 
@@ -142,16 +170,20 @@ def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
     """Each fold trains with train's own settings, and stops early on windows of neither the held-out episode
     nor the fold's training windows."""
     import adcut.learn.train as training
-    from adcut.evaluate.episodes import cross_validate
     from adcut.detect.config import SegmentationConfig
     from adcut.detect.smoothing import SmoothingConfig
+    from adcut.evaluate.episodes import cross_validate
     from adcut.learn.dataset import DatasetConfig, build_dataset
     from adcut.learn.sources import VALIDATION, find_episodes
     from adcut.learn.train import TrainConfig
 
     dataset_dir = tmp_path / "ds"
-    build_dataset(find_episodes([episodes[0].parent]), dataset_dir, config=DatasetConfig(keep_straddling=True),
-                  progress=False)
+    build_dataset(
+        find_episodes([episodes[0].parent]),
+        dataset_dir,
+        config=DatasetConfig(keep_straddling=True),
+        progress=False,
+    )
     seen = []
     real_train = training.train
 
@@ -160,8 +192,13 @@ def test_folds_train_as_train_does(episodes, tmp_path, monkeypatch):
         return real_train(dataset, replace(config, epochs=1), output_path, teacher, progress)
 
     monkeypatch.setattr(training, "train", recording_train)
-    results = cross_validate(dataset_dir, SegmentationConfig(smoothing=SmoothingConfig("none")), TrainConfig(device="cpu"), "cpu",
-                             progress=False)
+    results = cross_validate(
+        dataset_dir,
+        SegmentationConfig(smoothing=SmoothingConfig("none")),
+        TrainConfig(device="cpu"),
+        "cpu",
+        progress=False,
+    )
     assert [r.name for r in results] == ["ep0", "ep1"]
     window = seen[0][0].feature_config.window_frames
     for held_out, (fold, config) in enumerate(seen):
@@ -186,6 +223,11 @@ def test_min_duration_flags_and_learned_minimums_reach_the_scores():
     config = segmentation_config(parser.parse_args(["--min-ad", "7", "--min-content-seconds", "25"]))
     assert (config.smoothing.min_ad_seconds, config.smoothing.min_content_seconds) == (7.0, 25.0)
     # unset: short segments are counted against the minimums detection learned from the training labels
-    learned = SimpleNamespace(class_names=("ad", "content"),
-                              training={"label_durations": {"ad": {"count": 3, "min": 12.0}, "content": {"count": 2, "min": 50.0}}})
-    assert minimum_durations(segmentation_config(parser.parse_args([])), learned) == {"ad": 6.0, "content": 20.0}
+    learned = SimpleNamespace(
+        class_names=("ad", "content"),
+        training={"label_durations": {"ad": {"count": 3, "min": 12.0}, "content": {"count": 2, "min": 50.0}}},
+    )
+    assert minimum_durations(segmentation_config(parser.parse_args([])), learned) == {
+        "ad": 6.0,
+        "content": 20.0,
+    }

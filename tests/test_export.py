@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.errors import AdcutError
-from adcut.formats.export import DEFAULT_FORMATS, WRITERS, cue_time, ffmetadata_escape, get_writer, parse_formats
 from adcut.core.segments import Segment
-from adcut.formats.labels import read_labels
 from adcut.detect.pipeline import Detection
+from adcut.errors import AdcutError
+from adcut.formats.export import (
+    DEFAULT_FORMATS,
+    WRITERS,
+    cue_time,
+    ffmetadata_escape,
+    get_writer,
+    parse_formats,
+)
+from adcut.formats.labels import read_labels
 
 DURATION = 3725.4
 
@@ -102,7 +109,12 @@ def test_ffmetadata_is_read_back_by_ffmpeg(detection):
     container = av.open(str(path), format="ffmetadata")
     chapters = container.chapters()
     container.close()
-    assert [(c["start"], c["end"]) for c in chapters] == [(0, 61250), (61250, 125500), (125500, 3600040), (3600040, 3725400)]
+    assert [(c["start"], c["end"]) for c in chapters] == [
+        (0, 61250),
+        (61250, 125500),
+        (125500, 3600040),
+        (3600040, 3725400),
+    ]
     assert [c["metadata"]["title"] for c in chapters] == ["Content", "Ad", "Content", "Ad"]
 
 

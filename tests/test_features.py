@@ -3,10 +3,18 @@
 import numpy as np
 import pytest
 
-from adcut.errors import ModelError
-from adcut.features.mfcc import FeatureConfig, MfccStream, check_compatible, compute_features, finish_features, window_starts, windows
-from adcut.features.episode import episode_features
 from adcut.demo.synth import EpisodeSpec, render_episode
+from adcut.errors import ModelError
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import (
+    FeatureConfig,
+    MfccStream,
+    check_compatible,
+    compute_features,
+    finish_features,
+    window_starts,
+    windows,
+)
 
 librosa = pytest.importorskip("librosa")
 
@@ -15,7 +23,12 @@ CFG = FeatureConfig()
 
 def librosa_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     mel = librosa.feature.melspectrogram(
-        y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels, pad_mode="constant"
+        y=y,
+        sr=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        n_mels=cfg.n_mels,
+        pad_mode="constant",
     )
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, amin=cfg.amin, top_db=None), n_mfcc=cfg.n_mfcc)
     d1 = librosa.feature.delta(mfcc, width=cfg.delta_width, order=1)
@@ -63,7 +76,9 @@ def test_episode_features_from_file_match_in_memory(tmp_path, signal):
     write_audio(path, signal, CFG.sample_rate)
     feats, duration = episode_features(path, CFG)
     assert duration == pytest.approx(len(signal) / CFG.sample_rate, abs=1e-3)
-    np.testing.assert_allclose(feats, compute_features(decode(path, CFG.sample_rate), CFG), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        feats, compute_features(decode(path, CFG.sample_rate), CFG), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_features_of_a_window_do_not_depend_on_audio_far_away(signal):

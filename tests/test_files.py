@@ -81,7 +81,9 @@ def write_checkpoint(folder: Path, make_episode) -> Path:
     from adcut.models.checkpoint import Checkpoint, save_checkpoint
 
     target = folder / "m.safetensors"
-    save_checkpoint(target, Checkpoint("lstm", {}, FeatureConfig(), ("ad", "content"), {"w": np.zeros(3, np.float32)}))
+    save_checkpoint(
+        target, Checkpoint("lstm", {}, FeatureConfig(), ("ad", "content"), {"w": np.zeros(3, np.float32)})
+    )
     return target
 
 
@@ -93,7 +95,9 @@ def write_plot(folder: Path, make_episode) -> Path:
     probs = np.full((60, 2), 0.5, np.float32)
     detection = Detection(folder / "ep.wav", 30.0, ("ad", "content"), SEGMENTS, [0.9] * 3, 0.5, probs, "m")
     target = folder / "timeline.png"
-    plot_timelines([EpisodeResult("ep", SEGMENTS, detection, score_episode(SEGMENTS, SEGMENTS, 30.0))], target)
+    plot_timelines(
+        [EpisodeResult("ep", SEGMENTS, detection, score_episode(SEGMENTS, SEGMENTS, 30.0))], target
+    )
     return target
 
 
@@ -101,8 +105,15 @@ def write_labeller_save(folder: Path, make_episode) -> Path:
     from adcut.labeller.server import LabelSession
 
     target = folder / "ep.txt"
-    session = LabelSession(episode=folder / "ep.wav", labels_path=target, classes=("ad", "content"),
-                           background="content", declared_duration=30.0, prefill=[], source="")
+    session = LabelSession(
+        episode=folder / "ep.wav",
+        labels_path=target,
+        classes=("ad", "content"),
+        background="content",
+        declared_duration=30.0,
+        prefill=[],
+        source="",
+    )
     session.save(SEGMENTS)
     return target
 
@@ -113,7 +124,9 @@ def write_cut(folder: Path, make_episode) -> Path:
 
     episode = folder / "in" / "ep.wav"
     if not episode.exists():
-        make_episode("ep", EpisodeSpec(30.0, ((10.0, 20.0),)), folder=episode.parent, labels=False, sample_rate=8000)
+        make_episode(
+            "ep", EpisodeSpec(30.0, ((10.0, 20.0),)), folder=episode.parent, labels=False, sample_rate=8000
+        )
     target = folder / "ep.adcut.wav"
     cut_episode(episode, SEGMENTS, target)
     return target
@@ -132,11 +145,21 @@ def write_dataset(folder: Path, make_episode) -> Path:
     return target / "manifest.json"
 
 
-WRITERS = [write_labels, write_text, write_checkpoint, write_plot, write_labeller_save, write_cut, write_dataset]
+WRITERS = [
+    write_labels,
+    write_text,
+    write_checkpoint,
+    write_plot,
+    write_labeller_save,
+    write_cut,
+    write_dataset,
+]
 
 
 @pytest.mark.parametrize("writer", WRITERS, ids=lambda w: w.__name__)
-def test_every_writer_replaces_its_file_whole_or_not_at_all(writer, make_episode, tmp_path, monkeypatch, caplog):
+def test_every_writer_replaces_its_file_whole_or_not_at_all(
+    writer, make_episode, tmp_path, monkeypatch, caplog
+):
     """Where the rename fails, the writer fails with one OutputError and leaves what was there before."""
     target = writer(tmp_path, make_episode)  # a first, successful write
     before = target.read_bytes()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adcut.formats.labels import read_labels
 from adcut.demo.synth import EpisodeSpec
+from adcut.formats.labels import read_labels
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -23,12 +23,22 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "labeller.png"
 UPDATE_SCREENSHOTS = "ADCUT_UPDATE_SCREENSHOTS"  # =1: copy the screenshot taken into docs/screenshots/
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--autoplay-policy=no-user-gesture-required"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 # Headless Chromium closes a page without showing the leave prompt, so the page's handler is asked directly.
-ASKS_BEFORE_LEAVING = ("() => { const e = new Event('beforeunload', {cancelable: true}); "
-                       "window.dispatchEvent(e); return e.defaultPrevented; }")
+ASKS_BEFORE_LEAVING = (
+    "() => { const e = new Event('beforeunload', {cancelable: true}); "
+    "window.dispatchEvent(e); return e.defaultPrevented; }"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +52,8 @@ def browser():
 @pytest.fixture
 def labeller():
     """``labeller(episode, labels=None)`` -> page URL of a real server on a free loopback port, in a thread."""
-    from adcut.labeller.session import build_session
     from adcut.labeller.server import bind, make_server, page_url
+    from adcut.labeller.session import build_session
 
     running = []
 
@@ -147,13 +157,19 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
     spec = EpisodeSpec(150.0, ((30.0, 55.0), (90.0, 110.0)))
     episode, _ = make_episode("review", spec, labels=False)
     proposal = episode.with_name("review.json")
-    proposal.write_text(json.dumps({"segments": [
-        {"label": "content", "start": 0.0, "end": 30.4, "confidence": 0.97},
-        {"label": "ad", "start": 30.4, "end": 55.0, "confidence": 0.93},
-        {"label": "content", "start": 55.0, "end": 90.0, "confidence": 0.58},
-        {"label": "ad", "start": 90.0, "end": 112.5, "confidence": 0.64},
-        {"label": "content", "start": 112.5, "end": 150.0, "confidence": 0.99},
-    ]}))
+    proposal.write_text(
+        json.dumps(
+            {
+                "segments": [
+                    {"label": "content", "start": 0.0, "end": 30.4, "confidence": 0.97},
+                    {"label": "ad", "start": 30.4, "end": 55.0, "confidence": 0.93},
+                    {"label": "content", "start": 55.0, "end": 90.0, "confidence": 0.58},
+                    {"label": "ad", "start": 90.0, "end": 112.5, "confidence": 0.64},
+                    {"label": "content", "start": 112.5, "end": 150.0, "confidence": 0.99},
+                ]
+            }
+        )
+    )
     page, errors = open_page(browser, labeller(episode, proposal))
 
     drawn = page.evaluate("window.adcut.state.segments.map(s => [s.start, s.end, s.label, s.confidence])")
@@ -172,7 +188,9 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
     assert not outside[0] > outside[2] + 60
 
     items = page.eval_on_selector_all(
-        "#segments li.segment", "els => els.map(e => [e.dataset.label, +e.dataset.start, +e.dataset.confidence])")
+        "#segments li.segment",
+        "els => els.map(e => [e.dataset.label, +e.dataset.start, +e.dataset.confidence])",
+    )
     confidences = [c for _, _, c in items]
     assert confidences == sorted(confidences)
     assert items[0] == ["content", 55.0, 0.58] and items[1] == ["ad", 90.0, 0.64]

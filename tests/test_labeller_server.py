@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adcut.media.encode import write_audio
 from adcut.cli import main
-from adcut.errors import AdcutError
 from adcut.core.segments import Segment
-from adcut.formats.labels import format_audacity, read_labels
 from adcut.demo.synth import EpisodeSpec
+from adcut.errors import AdcutError
+from adcut.formats.labels import format_audacity, read_labels
+from adcut.media.encode import write_audio
 
 starlette_testclient = pytest.importorskip("starlette.testclient")
 
@@ -23,7 +23,9 @@ starlette_testclient = pytest.importorskip("starlette.testclient")
 def session_for(episode: Path, labels: Path | None = None, model: Path | str | None = None):
     from adcut.labeller.session import build_session
 
-    return build_session(episode, labels, prefill_model=model is not None, model=Path(model) if model else None)
+    return build_session(
+        episode, labels, prefill_model=model is not None, model=Path(model) if model else None
+    )
 
 
 @pytest.fixture
@@ -89,7 +91,9 @@ def test_peaks_of_a_known_signal(tmp_path):
     assert [level.shape[0] for level in peaks.levels] == [250, 63, 16, 4]
     for finer, coarser in zip(peaks.levels, peaks.levels[1:]):
         np.testing.assert_array_equal(coarser, coarsen(finer, 4))
-    np.testing.assert_allclose(peaks.levels[-1][:, 1], [0.5, 0.5, 0.0, 0.25], atol=tolerance)  # 0.64 s columns
+    np.testing.assert_allclose(
+        peaks.levels[-1][:, 1], [0.5, 0.5, 0.0, 0.25], atol=tolerance
+    )  # 0.64 s columns
 
 
 def test_peaks_endpoint_sends_int8_columns_rounded_outwards(tmp_path, client_for):
@@ -192,21 +196,24 @@ def test_each_session_gets_its_own_random_token(episode):
 # --------------------------------------------------------------------------- static files
 
 
-@pytest.mark.parametrize("path", [
-    "/static/../../etc/passwd",
-    "/static/%2e%2e/%2e%2e/etc/passwd",
-    "/static/..%2f..%2fetc%2fpasswd",
-    "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "/static/%252e%252e%252fetc%252fpasswd",
-    "/static/..%5c..%5cetc%5cpasswd",
-    "/static//etc/passwd",
-    "/static/%2fetc%2fpasswd",
-    "/static/../labeller/server.py",
-    "/static/..%2flabeller%2fserver.py",
-    "/static/..%2f__init__.py",
-    "/etc/passwd",
-    "/api/audio/../../etc/passwd",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/etc/passwd",
+        "/static/..%2f..%2fetc%2fpasswd",
+        "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/static/%252e%252e%252fetc%252fpasswd",
+        "/static/..%5c..%5cetc%5cpasswd",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+        "/static/../labeller/server.py",
+        "/static/..%2flabeller%2fserver.py",
+        "/static/..%2f__init__.py",
+        "/etc/passwd",
+        "/api/audio/../../etc/passwd",
+    ],
+)
 def test_path_traversal_is_refused(episode, client_for, path):
     session = session_for(episode)
     client = client_for(session)
@@ -238,25 +245,43 @@ def test_labels_get_returns_the_file_beside_the_episode(episode, client_for):
     assert body == {"segments": [{"label": "ad", "start": 10.0, "end": 18.0, "confidence": None}]}
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"segments": [{"label": "ad", "start": 5, "end": 9}, {"label": "ad", "start": 8, "end": 12}]},
-     "labels: segment 2: overlaps the previous label (starts 8 < 9)"),
-    ({"segments": [{"label": "ad", "start": 12, "end": 14}, {"label": "ad", "start": 2, "end": 4}]},
-     "labels: segment 2: labels are not sorted by start time"),
-    ({"segments": [{"label": "music", "start": 1, "end": 2}]},
-     "labels: segment 1: unknown class 'music' (known: ad, content)"),
-    ({"segments": [{"label": "ad", "start": 25, "end": 45}]},
-     "labels: segment 1: ends at 45 s, beyond the audio's end (30.000 s)"),
-    ({"segments": [{"label": "ad", "start": -1, "end": 2}]}, "labels: segment 1: negative time -1"),
-    ({"segments": [{"label": "ad", "start": 4, "end": 4}]}, "labels: segment 1: end 4 is not after start 4"),
-    ({"segments": [{"label": "ad", "start": "1", "end": 2}]},
-     "labels: segment 1: start and end must be numbers of seconds"),
-    ({"segments": [{"label": "ad", "start": True, "end": 2}]},
-     "labels: segment 1: start and end must be numbers of seconds"),
-    ({"segments": [{"label": "ad", "start": 1}]}, "labels: segment 1: needs 'label', 'start' and 'end'"),
-    ({"labels": []}, 'labels: expected {"segments": [{"label", "start", "end"}, ...]}'),
-    ([1, 2], 'labels: expected {"segments": [{"label", "start", "end"}, ...]}'),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (
+            {"segments": [{"label": "ad", "start": 5, "end": 9}, {"label": "ad", "start": 8, "end": 12}]},
+            "labels: segment 2: overlaps the previous label (starts 8 < 9)",
+        ),
+        (
+            {"segments": [{"label": "ad", "start": 12, "end": 14}, {"label": "ad", "start": 2, "end": 4}]},
+            "labels: segment 2: labels are not sorted by start time",
+        ),
+        (
+            {"segments": [{"label": "music", "start": 1, "end": 2}]},
+            "labels: segment 1: unknown class 'music' (known: ad, content)",
+        ),
+        (
+            {"segments": [{"label": "ad", "start": 25, "end": 45}]},
+            "labels: segment 1: ends at 45 s, beyond the audio's end (30.000 s)",
+        ),
+        ({"segments": [{"label": "ad", "start": -1, "end": 2}]}, "labels: segment 1: negative time -1"),
+        (
+            {"segments": [{"label": "ad", "start": 4, "end": 4}]},
+            "labels: segment 1: end 4 is not after start 4",
+        ),
+        (
+            {"segments": [{"label": "ad", "start": "1", "end": 2}]},
+            "labels: segment 1: start and end must be numbers of seconds",
+        ),
+        (
+            {"segments": [{"label": "ad", "start": True, "end": 2}]},
+            "labels: segment 1: start and end must be numbers of seconds",
+        ),
+        ({"segments": [{"label": "ad", "start": 1}]}, "labels: segment 1: needs 'label', 'start' and 'end'"),
+        ({"labels": []}, 'labels: expected {"segments": [{"label", "start", "end"}, ...]}'),
+        ([1, 2], 'labels: expected {"segments": [{"label", "start", "end"}, ...]}'),
+    ],
+)
 def test_invalid_labels_are_refused_and_the_file_is_untouched(episode, client_for, payload, message):
     session = session_for(episode)
     client = client_for(session)
@@ -305,7 +330,8 @@ def test_save_writes_audacity_file_and_keeps_previous_as_bak(episode, client_for
     assert folder_names(episode.parent) == {"show.wav", "show.txt", "show.txt.bak"}  # no temporary files
     # A reload of the page shows what was saved.
     assert client.get("/api/labels", headers=headers).json()["segments"] == [
-        {"label": "ad", "start": 11.0, "end": 18.0, "confidence": None}]
+        {"label": "ad", "start": 11.0, "end": 18.0, "confidence": None}
+    ]
 
 
 def test_a_failed_write_leaves_the_old_file_whole(episode, client_for, monkeypatch):
@@ -324,8 +350,11 @@ def test_a_failed_write_leaves_the_old_file_whole(episode, client_for, monkeypat
         return real_replace(src, dst)
 
     monkeypatch.setattr(adcut.core.files.os, "replace", failing_replace)
-    response = client.put("/api/labels", json={"segments": [{"label": "ad", "start": 1, "end": 3}]},
-                          headers={"X-Adcut-Token": session.token})
+    response = client.put(
+        "/api/labels",
+        json={"segments": [{"label": "ad", "start": 1, "end": 3}]},
+        headers={"X-Adcut-Token": session.token},
+    )
     assert response.status_code == 500
     assert response.json()["error"] == f"{label_file}: cannot write (No space left on device)"
     assert label_file.read_bytes() == before
@@ -334,20 +363,33 @@ def test_a_failed_write_leaves_the_old_file_whole(episode, client_for, monkeypat
 
 def test_labels_json_with_confidences_prefills_and_saves_beside_episode(episode, client_for):
     proposal = episode.with_name("proposal.json")
-    proposal.write_text(json.dumps({"segments": [
-        {"label": "content", "start": 0, "end": 9.5, "confidence": 0.9},
-        {"label": "ad", "start": 9.5, "end": 18.5, "confidence": 0.55},
-        {"label": "content", "start": 18.5, "end": 30, "confidence": 0.8},
-    ]}))
+    proposal.write_text(
+        json.dumps(
+            {
+                "segments": [
+                    {"label": "content", "start": 0, "end": 9.5, "confidence": 0.9},
+                    {"label": "ad", "start": 9.5, "end": 18.5, "confidence": 0.55},
+                    {"label": "content", "start": 18.5, "end": 30, "confidence": 0.8},
+                ]
+            }
+        )
+    )
     session = session_for(episode, proposal)
     assert session.labels_path == episode.with_suffix(".txt")
     client = client_for(session)
     info = client.get("/api/episode", headers={"X-Adcut-Token": session.token}).json()
-    assert info["classes"] == ["ad", "content"] and info["background"] == "content" and info["mark_class"] == "ad"
+    assert (
+        info["classes"] == ["ad", "content"]
+        and info["background"] == "content"
+        and info["mark_class"] == "ad"
+    )
     assert info["duration"] == pytest.approx(30.0)
     assert info["labels_path"] == str(episode.with_suffix(".txt")) and info["labels_shown"] == "show.txt"
     assert [(s["label"], s["start"], s["confidence"]) for s in info["segments"]] == [
-        ("content", 0.0, 0.9), ("ad", 9.5, 0.55), ("content", 18.5, 0.8)]
+        ("content", 0.0, 0.9),
+        ("ad", 9.5, 0.55),
+        ("content", 18.5, 0.8),
+    ]
     assert proposal.exists() and "ad" in proposal.read_text()
 
 
@@ -362,7 +404,9 @@ def test_model_prefill_has_a_confidence_per_segment(make_episode, random_checkpo
     assert all(0.0 <= p.confidence <= 1.0 for p in session.prefill)
 
 
-def test_model_without_a_path_prefills_from_the_newest_checkpoint(make_episode, random_checkpoint, tmp_path, monkeypatch):
+def test_model_without_a_path_prefills_from_the_newest_checkpoint(
+    make_episode, random_checkpoint, tmp_path, monkeypatch
+):
     import os
     import shutil
 
@@ -391,7 +435,11 @@ def run_cli(capsys, *argv):
 
 def test_label_bad_inputs_give_one_clear_line(tmp_path, episode, capsys):
     missing = tmp_path / "missing.mp3"
-    assert run_cli(capsys, str(missing), "--no-browser") == (1, "", f"adcut: error: {missing}: file not found\n")
+    assert run_cli(capsys, str(missing), "--no-browser") == (
+        1,
+        "",
+        f"adcut: error: {missing}: file not found\n",
+    )
 
     not_audio = tmp_path / "notes.mp3"
     not_audio.write_text("hello")
@@ -402,29 +450,48 @@ def test_label_bad_inputs_give_one_clear_line(tmp_path, episode, capsys):
     broken = tmp_path / "broken.txt"
     broken.write_text("1\t2\tad\n5\tfive\tad\n")
     assert run_cli(capsys, str(episode), "--labels", str(broken), "--no-browser") == (
-        1, "", f"adcut: error: {broken}:2: end 'five' is not a time in seconds\n")
+        1,
+        "",
+        f"adcut: error: {broken}:2: end 'five' is not a time in seconds\n",
+    )
 
     assert run_cli(capsys, str(episode), "--labels", str(episode), "--no-browser") == (
-        1, "", f"adcut: error: {episode}: unknown label format (use one of .txt, .lab, .json, .csv)\n")
+        1,
+        "",
+        f"adcut: error: {episode}: unknown label format (use one of .txt, .lab, .json, .csv)\n",
+    )
 
     missing_json = tmp_path / "nope.json"
     assert run_cli(capsys, str(episode), "--labels", str(missing_json), "--no-browser") == (
-        1, "", f"adcut: error: {missing_json}: label file not found\n")
+        1,
+        "",
+        f"adcut: error: {missing_json}: label file not found\n",
+    )
 
     too_long = tmp_path / "long.txt"
     too_long.write_text("20\t40\tad\n")
     assert run_cli(capsys, str(episode), "--labels", str(too_long), "--no-browser") == (
-        1, "", f"adcut: error: {too_long}: segment 1: ends at 40 s, beyond the audio's end (30.000 s)\n")
+        1,
+        "",
+        f"adcut: error: {too_long}: segment 1: ends at 40 s, beyond the audio's end (30.000 s)\n",
+    )
 
     missing_model = tmp_path / "none.pt"
     assert run_cli(capsys, str(episode), "--model", str(missing_model), "--no-browser") == (
-        1, "", f"adcut: error: {missing_model}: model file not found\n")
+        1,
+        "",
+        f"adcut: error: {missing_model}: model file not found\n",
+    )
 
     assert run_cli(capsys, str(episode), "--port", "70000", "--no-browser") == (
-        1, "", "adcut: error: --port 70000: must be from 0 to 65535\n")
+        1,
+        "",
+        "adcut: error: --port 70000: must be from 0 to 65535\n",
+    )
 
     assert run_cli(capsys, str(episode), "--host", "no-such-host.invalid", "--no-browser")[2].endswith(
-        "adcut: error: --host no-such-host.invalid: not an address of this machine\n")
+        "adcut: error: --host no-such-host.invalid: not an address of this machine\n"
+    )
     assert folder_names(episode.parent) >= {"show.wav", "show.txt"}
     assert not any(name.endswith((".bak", ".tmp")) for name in folder_names(episode.parent))
 
@@ -435,7 +502,10 @@ def test_label_refuses_a_port_in_use(episode, capsys):
         busy.listen(1)
         port = busy.getsockname()[1]
         assert run_cli(capsys, str(episode), "--port", str(port), "--no-browser") == (
-            1, "", f"adcut: error: port {port} is in use; choose another with --port (0: any free port)\n")
+            1,
+            "",
+            f"adcut: error: port {port} is in use; choose another with --port (0: any free port)\n",
+        )
 
 
 class FakeServer:
@@ -453,6 +523,7 @@ def test_label_prints_the_address_with_token_and_opens_a_browser(episode, capsys
     import adcut.labeller.server as server_module
 
     servers, opened = [], []
+
     def fake_make_server(session):
         servers.append(FakeServer(session))
         return servers[-1]
@@ -474,8 +545,8 @@ def test_label_prints_the_address_with_token_and_opens_a_browser(episode, capsys
 
 
 def test_peaks_of_a_real_stereo_ogg_match_its_samples(shared_data):
-    from adcut.media.decode import decode_original
     from adcut.labeller.peaks import compute_peaks
+    from adcut.media.decode import decode_original
 
     path = next((shared_data / "music").glob("*Vibe_Ace*.ogg"), None)
     if path is None:

@@ -1,9 +1,16 @@
 import pytest
 
-from adcut.errors import LabelError
 from adcut.core.segments import Segment, boundaries, fill_background
-from adcut.formats.labels import format_audacity, parse_audacity, read_labels, read_segments_txt, segments_from_boundaries, write_labels
 from adcut.core.units import format_time, parse_time
+from adcut.errors import LabelError
+from adcut.formats.labels import (
+    format_audacity,
+    parse_audacity,
+    read_labels,
+    read_segments_txt,
+    segments_from_boundaries,
+    write_labels,
+)
 
 
 def test_audacity_round_trip_and_background_fill(tmp_path):
@@ -11,8 +18,13 @@ def test_audacity_round_trip_and_background_fill(tmp_path):
     path = tmp_path / "ep.txt"
     write_labels(path, segs)
     tiled = read_labels(path, duration=120.0)
-    assert tiled == [Segment(0.0, 10.0, "content"), Segment(10.0, 25.5, "ad"), Segment(25.5, 60.0, "content"),
-                     Segment(60.0, 90.25, "ad"), Segment(90.25, 120.0, "content")]
+    assert tiled == [
+        Segment(0.0, 10.0, "content"),
+        Segment(10.0, 25.5, "ad"),
+        Segment(25.5, 60.0, "content"),
+        Segment(60.0, 90.25, "ad"),
+        Segment(90.25, 120.0, "content"),
+    ]
     assert boundaries(tiled) == [10.0, 25.5, 60.0, 90.25]
 
 
@@ -29,16 +41,19 @@ def test_aliases_are_accepted():
     assert [s.label for s in segs] == ["ad", "content", "ad"]
 
 
-@pytest.mark.parametrize("text,message", [
-    ("5\t8\tad\n1\t2\tad\n", "x.txt:2: labels are not sorted"),
-    ("1\t5\tad\n4\t8\tad\n", "x.txt:2: overlaps the previous label"),
-    ("-1\t5\tad\n", "x.txt:1: negative time"),
-    ("1\t500\tad\n", "x.txt:1: ends at 500 s, beyond the audio's end"),
-    ("1\t5\tmusic\n", "x.txt:1: unknown class 'music'"),
-    ("1\tfive\tad\n", "x.txt:1: end 'five' is not a time"),
-    ("garbage\n", "x.txt:1: expected 'start<TAB>end<TAB>label'"),
-    ("6\t5\tad\n", "x.txt:1: end 5 is not after start 6"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("5\t8\tad\n1\t2\tad\n", "x.txt:2: labels are not sorted"),
+        ("1\t5\tad\n4\t8\tad\n", "x.txt:2: overlaps the previous label"),
+        ("-1\t5\tad\n", "x.txt:1: negative time"),
+        ("1\t500\tad\n", "x.txt:1: ends at 500 s, beyond the audio's end"),
+        ("1\t5\tmusic\n", "x.txt:1: unknown class 'music'"),
+        ("1\tfive\tad\n", "x.txt:1: end 'five' is not a time"),
+        ("garbage\n", "x.txt:1: expected 'start<TAB>end<TAB>label'"),
+        ("6\t5\tad\n", "x.txt:1: end 5 is not after start 6"),
+    ],
+)
 def test_bad_label_files_name_file_and_line(tmp_path, text, message):
     path = tmp_path / "x.txt"
     path.write_text(text)
@@ -57,7 +72,10 @@ def test_segments_txt_import_alternates_from_first_class(tmp_path):
     path.write_text("[ep1]\n0\n30\n90\n[ep2]\n12.5\n40\n")
     data = read_segments_txt(path)
     assert segments_from_boundaries(data["ep1"][0], 120.0) == [
-        Segment(0, 30, "ad"), Segment(30, 90, "content"), Segment(90, 120, "ad")]
+        Segment(0, 30, "ad"),
+        Segment(30, 90, "content"),
+        Segment(90, 120, "ad"),
+    ]
     ep2 = fill_background(segments_from_boundaries(data["ep2"][0], 60.0), 60.0)
     assert ep2 == [Segment(0, 12.5, "content"), Segment(12.5, 40, "ad"), Segment(40, 60, "content")]
 

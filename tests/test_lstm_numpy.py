@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.models.checkpoint import load_checkpoint
+from adcut.demo.synth import EpisodeSpec
 from adcut.errors import ModelError
+from adcut.models.checkpoint import load_checkpoint
 from adcut.models.inference import build_predictor, predict_windows, uses_torch
+from adcut.models.lstm import LstmConfig
 from adcut.models.lstm_numpy import CONFIG_DEFAULTS, NumpyLstmClassifier
 from adcut.models.registry import build_model
-from adcut.models.lstm import LstmConfig
-from adcut.demo.synth import EpisodeSpec
 
 
 def _pair(config: dict, seed: int = 0):
@@ -29,11 +29,14 @@ def _torch_logits(model, x):
         return model(torch.from_numpy(x)).numpy()
 
 
-@pytest.mark.parametrize("config", [
-    {"hidden_size": 16, "num_layers": 1},
-    {"hidden_size": 24, "num_layers": 2},
-    {"hidden_size": 8, "num_layers": 3, "n_classes": 3, "n_features": 12},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"hidden_size": 16, "num_layers": 1},
+        {"hidden_size": 24, "num_layers": 2},
+        {"hidden_size": 8, "num_layers": 3, "n_classes": 3, "n_features": 12},
+    ],
+)
 def test_matches_torch_on_random_weights(config):
     model, numpy_model = _pair(config)
     x = np.random.default_rng(1).normal(0, 3, (7, 40, model.config.n_features)).astype(np.float32)
@@ -55,7 +58,9 @@ def test_matches_torch_after_training():
         optimiser.step()
     model.eval()
     assert loss.item() < 0.3  # it did learn something
-    numpy_model = NumpyLstmClassifier({k: v.numpy() for k, v in model.state_dict().items()}, {"hidden_size": 16, "n_features": 6})
+    numpy_model = NumpyLstmClassifier(
+        {k: v.numpy() for k, v in model.state_dict().items()}, {"hidden_size": 16, "n_features": 6}
+    )
     np.testing.assert_allclose(numpy_model(x), _torch_logits(model, x), atol=1e-4, rtol=0)
     probs = numpy_model.probabilities(x)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-6)
@@ -81,7 +86,9 @@ def test_predictor_is_numpy_for_an_lstm_on_cpu(random_checkpoint):
     assert not uses_torch(predictor)
     torch_model = checkpoint.build_model("cpu")
     x = np.random.default_rng(3).normal(size=(10, 131, 30)).astype(np.float32)
-    np.testing.assert_allclose(predict_windows(predictor, x, batch_size=4), predict_windows(torch_model, x), atol=1e-5)
+    np.testing.assert_allclose(
+        predict_windows(predictor, x, batch_size=4), predict_windows(torch_model, x), atol=1e-5
+    )
 
 
 def test_detect_gives_the_same_curve_with_numpy_and_torch(make_episode, random_checkpoint):
@@ -113,10 +120,14 @@ def test_classify_and_evaluate_with_an_lstm_never_import_torch(make_episode, ran
     make_episode("x_b", EpisodeSpec(9.0, ()), labels=False, folder=clips)
     episode, _ = make_episode("show", EpisodeSpec(30.0, ((10.0, 20.0),)), folder=tmp_path / "episodes")
     model = random_checkpoint(hidden_size=8, num_layers=1)
-    for argv in (["classify", str(clips / "x_a.wav"), "--model", str(model)],
-                 ["evaluate", str(clips), "--model", str(model)],
-                 ["evaluate", str(episode), "--model", str(model)]):
-        code = f"import sys\nfrom adcut.cli import main\nrc = main({argv!r})\nprint(rc, 'torch' in sys.modules)"
+    for argv in (
+        ["classify", str(clips / "x_a.wav"), "--model", str(model)],
+        ["evaluate", str(clips), "--model", str(model)],
+        ["evaluate", str(episode), "--model", str(model)],
+    ):
+        code = (
+            f"import sys\nfrom adcut.cli import main\nrc = main({argv!r})\nprint(rc, 'torch' in sys.modules)"
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         lines = out.stdout.strip().splitlines()
         assert lines[-1] == "0 False", (argv, out.stdout, out.stderr)

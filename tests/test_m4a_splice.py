@@ -27,8 +27,14 @@ def content_signal(seconds: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n = int(seconds * SR)
     t = np.arange(n) / SR
-    noise = np.convolve(rng.normal(0, 1, n + 15), np.ones(16) / 16, mode="valid")[:n]  # low-passed: little at 3 kHz
-    voice = 0.25 * np.sin(2 * np.pi * (180 + 40 * np.sin(2 * np.pi * 0.7 * t)) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    noise = np.convolve(rng.normal(0, 1, n + 15), np.ones(16) / 16, mode="valid")[
+        :n
+    ]  # low-passed: little at 3 kHz
+    voice = (
+        0.25
+        * np.sin(2 * np.pi * (180 + 40 * np.sin(2 * np.pi * 0.7 * t)) * t)
+        * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    )
     left = voice + 0.35 * noise
     return np.stack([left, 0.8 * left + 0.1 * np.roll(noise, 500)]).astype(np.float32)
 
@@ -51,7 +57,9 @@ def episode(parts: list[tuple[str, float]], seed: int = 0):
 def locate(chunk: np.ndarray, hay: np.ndarray) -> int:
     n = len(hay) + len(chunk)
     size = 1 << (n - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(hay, size) * np.conj(np.fft.rfft(chunk, size)), size)[: len(hay) - len(chunk) + 1]
+    corr = np.fft.irfft(np.fft.rfft(hay, size) * np.conj(np.fft.rfft(chunk, size)), size)[
+        : len(hay) - len(chunk) + 1
+    ]
     return int(np.argmax(corr))
 
 
@@ -75,7 +83,9 @@ def top_level_atoms(path: Path) -> list[bytes]:
 
 
 def ffmpeg_errors(path: Path) -> str:
-    run = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True)
+    run = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True
+    )
     return run.stderr + ("" if run.returncode == 0 else f"exit {run.returncode}")
 
 
@@ -84,7 +94,9 @@ def tone_level(x: np.ndarray, freq: float) -> float:
     return float(np.abs(np.dot(x, np.exp(-2j * np.pi * freq * t))) * 2 / len(x))
 
 
-def check_cut(source: Path, out: Path, segments: list[Segment], original: np.ndarray, expect_copied: float = 0.9):
+def check_cut(
+    source: Path, out: Path, segments: list[Segment], original: np.ndarray, expect_copied: float = 0.9
+):
     """The acceptance checks: clean decode, moov first, copied packets, timing, joins, no ad audio."""
     if shutil.which("ffmpeg"):
         assert ffmpeg_errors(out) == ""
@@ -94,8 +106,11 @@ def check_cut(source: Path, out: Path, segments: list[Segment], original: np.nda
     kept = sum(b - a for a, b in spans)
     assert abs(cut.shape[1] / SR - kept) <= 0.05  # decoders also play the last frame's padding
     if shutil.which("ffprobe"):
-        probed = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
-                                capture_output=True, text=True).stdout
+        probed = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out)],
+            capture_output=True,
+            text=True,
+        ).stdout
         assert abs(float(probed) - kept) <= FRAME
 
     # Byte-identical packets: all but a few around each join are the input's own.
@@ -140,7 +155,9 @@ def check_cut(source: Path, out: Path, segments: list[Segment], original: np.nda
 
 
 def test_m4a_cut_copies_packets_and_reencodes_only_the_joins(tmp_path):
-    signal, segments = episode([("content", 6.3), ("ad", 3.0), ("content", 7.7), ("ad", 2.2), ("content", 5.05)])
+    signal, segments = episode(
+        [("content", 6.3), ("ad", 3.0), ("content", 7.7), ("ad", 2.2), ("content", 5.05)]
+    )
     path = tmp_path / "show.m4a"
     write_audio(path, signal, SR, bit_rate=128000, metadata={"title": "Episode 7", "artist": "The Show"})
     before = path.read_bytes()
@@ -153,7 +170,9 @@ def test_m4a_cut_copies_packets_and_reencodes_only_the_joins(tmp_path):
     import av
 
     with av.open(str(result.path)) as container:
-        assert container.metadata.get("title") == "Episode 7" and container.metadata.get("artist") == "The Show"
+        assert (
+            container.metadata.get("title") == "Episode 7" and container.metadata.get("artist") == "The Show"
+        )
         first = next(p for p in container.demux(container.streams.audio[0]))
         assert first.pts < 0  # the encoder priming is still there (and trimmed by the edit list)
 
@@ -161,7 +180,9 @@ def test_m4a_cut_copies_packets_and_reencodes_only_the_joins(tmp_path):
 def test_m4a_with_ads_at_both_ends_cover_art_and_chapters(tmp_path):
     import av
 
-    signal, segments = episode([("ad", 2.5), ("content", 8.0), ("ad", 1.5), ("content", 6.0), ("ad", 2.0)], seed=5)
+    signal, segments = episode(
+        [("ad", 2.5), ("content", 8.0), ("ad", 1.5), ("content", 6.0), ("ad", 2.0)], seed=5
+    )
     plain = tmp_path / "plain.m4a"
     write_audio(plain, signal, SR, bit_rate=96000)
     # Add a cover and chapters (the mp4 muxer with the M4A brand, as the re-encode path writes them).
@@ -171,16 +192,37 @@ def test_m4a_with_ads_at_both_ends_cover_art_and_chapters(tmp_path):
         stream = out.add_stream("mjpeg", rate=1)
         stream.width = stream.height = 16
         stream.pix_fmt = "yuvj420p"
-        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 90, np.uint8), format="rgb24").reformat(format="yuvj420p")
+        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 90, np.uint8), format="rgb24").reformat(
+            format="yuvj420p"
+        )
         for packet in list(stream.encode(frame)) + list(stream.encode(None)):
             out.mux(packet)
-    with av.open(str(plain)) as inp, av.open(str(image)) as cover, \
-            av.open(str(path), "w", format="mp4", options={"brand": "M4A "}) as out:
+    with (
+        av.open(str(plain)) as inp,
+        av.open(str(image)) as cover,
+        av.open(str(path), "w", format="mp4", options={"brand": "M4A "}) as out,
+    ):
         audio = out.add_stream_from_template(inp.streams.audio[0])
         picture = out.add_stream_from_template(cover.streams.video[0])
         picture.disposition = av.stream.Disposition.attached_pic
-        out.set_chapters([{"id": 1, "start": 0, "end": 10500, "time_base": Fraction(1, 1000), "metadata": {"title": "One"}},
-                          {"id": 2, "start": 12000, "end": 20000, "time_base": Fraction(1, 1000), "metadata": {"title": "Two"}}])
+        out.set_chapters(
+            [
+                {
+                    "id": 1,
+                    "start": 0,
+                    "end": 10500,
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": "One"},
+                },
+                {
+                    "id": 2,
+                    "start": 12000,
+                    "end": 20000,
+                    "time_base": Fraction(1, 1000),
+                    "metadata": {"title": "Two"},
+                },
+            ]
+        )
         for packet in cover.demux(cover.streams.video[0]):
             if packet.size:
                 packet.stream = picture
@@ -207,8 +249,12 @@ def test_real_recordings_reencoded_to_m4a(shared_data, tmp_path):
     """Speech (content) around music (the ad), from ../shared/data, at 44.1 kHz stereo."""
     from adcut.media.decode import decode
 
-    speech = np.stack([decode(shared_data / "speech" / "diarizationExample.wav", SR)[: 12 * SR]] * 2)  # mono, mixed down
-    music = np.stack([decode(shared_data / "music" / "Kevin_MacLeod_-_Vibe_Ace.hq.ogg", SR)[5 * SR : 11 * SR]] * 2)
+    speech = np.stack(
+        [decode(shared_data / "speech" / "diarizationExample.wav", SR)[: 12 * SR]] * 2
+    )  # mono, mixed down
+    music = np.stack(
+        [decode(shared_data / "music" / "Kevin_MacLeod_-_Vibe_Ace.hq.ogg", SR)[5 * SR : 11 * SR]] * 2
+    )
     signal = np.concatenate([speech[:, : 7 * SR], music, speech[:, 7 * SR :]], axis=1)
     segments = [Segment(0.0, 7.0, "content"), Segment(7.0, 13.0, "ad"), Segment(13.0, 18.0, "content")]
     path = tmp_path / "real.m4a"

@@ -8,14 +8,24 @@ import numpy as np
 import pytest
 
 from adcut.core.segments import Segment
-from adcut.evaluate.metrics import active_cells, boundary_errors, format_table, match_events, pool, score_episode, short_segments
+from adcut.evaluate.metrics import (
+    active_cells,
+    boundary_errors,
+    format_table,
+    match_events,
+    pool,
+    score_episode,
+    short_segments,
+)
 
 
 def tiling(*edges_and_labels) -> list[Segment]:
     """tiling(0, 'content', 30, 'ad', 60, 'content', 100) -> three segments."""
     out = []
     for i in range(0, len(edges_and_labels) - 1, 2):
-        out.append(Segment(float(edges_and_labels[i]), float(edges_and_labels[i + 2]), edges_and_labels[i + 1]))
+        out.append(
+            Segment(float(edges_and_labels[i]), float(edges_and_labels[i + 2]), edges_and_labels[i + 1])
+        )
     return out
 
 

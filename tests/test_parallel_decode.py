@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-from adcut.features import episode as parallel_decode
-from adcut.media.encode import write_audio
-from adcut.errors import AudioError
-from adcut.features.mfcc import FeatureConfig
-from adcut.features.episode import episode_features
-from adcut.features.episode import EpisodeMfcc, grid_frames, plan_ranges
 from adcut.demo.synth import EpisodeSpec, render_episode
+from adcut.errors import AudioError
+from adcut.features import episode as parallel_decode
+from adcut.features.episode import EpisodeMfcc, episode_features, grid_frames, plan_ranges
+from adcut.features.mfcc import FeatureConfig
+from adcut.media.encode import write_audio
 
 CFG = FeatureConfig()
 SECONDS = 40.0
@@ -41,8 +40,15 @@ def _mfcc(path, workers, **options):
 
 @pytest.mark.parametrize(
     "suffix, rate, channels",
-    [(".mp3", 44100, 2), (".mp3", 22050, 1), (".wav", 44100, 2), (".wav", 16000, 1), (".flac", 48000, 1),
-     (".flac", 32000, 2), (".ogg", 44100, 2)],
+    [
+        (".mp3", 44100, 2),
+        (".mp3", 22050, 1),
+        (".wav", 44100, 2),
+        (".wav", 16000, 1),
+        (".flac", 48000, 1),
+        (".flac", 32000, 2),
+        (".ogg", 44100, 2),
+    ],
 )
 def test_split_features_equal_one_pass(tmp_path, suffix, rate, channels):
     path = _episode(tmp_path, suffix, rate, channels, bit_rate=96000)
@@ -135,15 +141,16 @@ def test_worker_imports_no_torch():
 
 def test_detect_streaming_with_split_equals_one_pass(tmp_path, random_checkpoint):
     """detect's streamed features and window probabilities with a split file match one pass's."""
-    from adcut.models.checkpoint import load_checkpoint
-    from adcut.features.mfcc import window_starts
     from adcut.detect.windows import predict_episode, stream_window_probs
+    from adcut.features.mfcc import window_starts
+    from adcut.models.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
     model = ckpt.build_model()
     path = _episode(tmp_path, ".mp3", 44100, 2, bit_rate=96000)
-    features, starts, probs, duration = stream_window_probs(path, CFG, model, 16, batch_size=8, device="cpu",
-                                                            decode_workers=2)
+    features, starts, probs, duration = stream_window_probs(
+        path, CFG, model, 16, batch_size=8, device="cpu", decode_workers=2
+    )
     expected, expected_duration = episode_features(path, CFG, workers=1)
     assert duration == expected_duration and features.shape == expected.shape
     assert np.abs(features - expected).max() < 1e-5 * np.abs(expected).max()
@@ -159,7 +166,9 @@ def test_blocks_average_the_channels_exactly(tmp_path, suffix, channels):
 
     path = _episode(tmp_path, suffix, 22050, channels, bit_rate=64000)
     info, original = decode_original(path)
-    blocks = list(iter_blocks(path, info.sample_rate, block_seconds=1.3))  # no resampling: the mono signal itself
+    blocks = list(
+        iter_blocks(path, info.sample_rate, block_seconds=1.3)
+    )  # no resampling: the mono signal itself
     assert len(blocks) > 10
     expected = original.mean(axis=0, dtype=np.float32) if channels > 1 else original[0]
     assert np.array_equal(np.concatenate(blocks), expected)

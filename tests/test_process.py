@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adcut.cli import main
+from adcut.demo.synth import EpisodeSpec
 from adcut.detect import windows as segment
 from adcut.detect.config import WINDOW_ANCHORS
-from adcut.media.decode import decode_original, probe
-from adcut.cli import main
 from adcut.formats.labels import read_labels
-from adcut.demo.synth import EpisodeSpec
+from adcut.media.decode import decode_original, probe
 
 SPEC = EpisodeSpec(100.0, ((30.0, 55.0),))
 
@@ -55,7 +55,9 @@ def test_process_writes_labels_json_and_cut_audio(make_episode, small_model, fak
     rows = [line.split() for line in out[out.index("") + 2 :]]
     assert [r[0] for r in rows] == ["content", "ad", "content"]
     assert rows[1][3] == "0:00:25"
-    assert listing(tmp_path) == sorted(["show.mp3", "show.txt", "show.adcut.txt", "show.adcut.json", "show.adcut.mp3", "rand.pt"])
+    assert listing(tmp_path) == sorted(
+        ["show.mp3", "show.txt", "show.adcut.txt", "show.adcut.json", "show.adcut.mp3", "rand.pt"]
+    )
     found = read_labels(tmp_path / "show.adcut.txt", duration=100.0)
     assert [s.label for s in found] == ["content", "ad", "content"]
     data = json.loads((tmp_path / "show.adcut.json").read_text())
@@ -66,7 +68,9 @@ def test_process_writes_labels_json_and_cut_audio(make_episode, small_model, fak
     assert decode_original(cut)[1].shape[1] / probe(cut).sample_rate == pytest.approx(kept, abs=0.05)
 
 
-def test_rerun_skips_until_forced_or_the_model_changes(make_episode, small_model, fake_model, tmp_path, capsys):
+def test_rerun_skips_until_forced_or_the_model_changes(
+    make_episode, small_model, fake_model, tmp_path, capsys
+):
     path, _ = make_episode("show", SPEC)
     args = ["process", str(path), "--model", str(small_model), "--no-cut", "--format", "audacity,cue"]
     assert main(args) == 0
@@ -90,19 +94,61 @@ def test_dry_run_writes_nothing(make_episode, small_model, tmp_path, capsys):
     path, _ = make_episode("show", SPEC)
     before = listing(tmp_path)
     outdir = tmp_path / "out"
-    assert main(["process", str(path), "--model", str(small_model), "--dry-run", "-o", str(outdir), "--format", "podcast"]) == 0
+    assert (
+        main(
+            [
+                "process",
+                str(path),
+                "--model",
+                str(small_model),
+                "--dry-run",
+                "-o",
+                str(outdir),
+                "--format",
+                "podcast",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out.splitlines()
-    assert printed == [f"would write: {outdir / 'show.chapters.json'}", f"would write: {outdir / 'show.adcut.wav'}"]
+    assert printed == [
+        f"would write: {outdir / 'show.chapters.json'}",
+        f"would write: {outdir / 'show.adcut.wav'}",
+    ]
     assert listing(tmp_path) == before
 
 
 def test_outdir_gets_every_format(make_episode, small_model, fake_model, tmp_path):
     path, _ = make_episode("show", SPEC)
     outdir = tmp_path / "results"
-    assert main(["-q", "process", str(path), "--model", str(small_model), "-o", str(outdir),
-                 "--format", "audacity,json,podcast,ffmetadata,cue", "--smoothing", "reference"]) == 0
-    assert listing(outdir) == sorted(["show.adcut.txt", "show.adcut.json", "show.chapters.json", "show.ffmeta.txt",
-                                      "show.cue", "show.adcut.wav"])
+    assert (
+        main(
+            [
+                "-q",
+                "process",
+                str(path),
+                "--model",
+                str(small_model),
+                "-o",
+                str(outdir),
+                "--format",
+                "audacity,json,podcast,ffmetadata,cue",
+                "--smoothing",
+                "reference",
+            ]
+        )
+        == 0
+    )
+    assert listing(outdir) == sorted(
+        [
+            "show.adcut.txt",
+            "show.adcut.json",
+            "show.chapters.json",
+            "show.ffmeta.txt",
+            "show.cue",
+            "show.adcut.wav",
+        ]
+    )
 
 
 def test_folder_with_a_corrupt_file_processes_the_rest(make_episode, small_model, tmp_path, capsys):
@@ -111,7 +157,20 @@ def test_folder_with_a_corrupt_file_processes_the_rest(make_episode, small_model
         make_episode(name, EpisodeSpec(20.0, ()), folder=folder, labels=False)
     (folder / "broken.mp3").write_bytes(b"ID3" + bytes(range(256)) * 40)
     (folder / "notes.txt").write_text("not audio")
-    code = main(["-q", "process", str(folder), "--model", str(small_model), "--no-cut", "--jobs", "2", "--format", "audacity"])
+    code = main(
+        [
+            "-q",
+            "process",
+            str(folder),
+            "--model",
+            str(small_model),
+            "--no-cut",
+            "--jobs",
+            "2",
+            "--format",
+            "audacity",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert (folder / "a.adcut.txt").is_file() and (folder / "b.adcut.txt").is_file()
@@ -122,7 +181,23 @@ def test_folder_with_a_corrupt_file_processes_the_rest(make_episode, small_model
     assert len(failure) == 1 and "Traceback" not in captured.err
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
     # a second run skips the finished ones and still reports the broken one
-    assert main(["-q", "process", str(folder), "--model", str(small_model), "--no-cut", "--jobs", "1", "--format", "audacity"]) == 1
+    assert (
+        main(
+            [
+                "-q",
+                "process",
+                str(folder),
+                "--model",
+                str(small_model),
+                "--no-cut",
+                "--jobs",
+                "1",
+                "--format",
+                "audacity",
+            ]
+        )
+        == 1
+    )
     assert "0 processed, 2 skipped, 1 failed" in capsys.readouterr().out
 
 
@@ -133,7 +208,17 @@ def test_global_flags_work_before_or_after_the_command(where, make_episode, smal
     folder = tmp_path / "eps"
     for name in ("a", "b"):
         make_episode(name, EpisodeSpec(12.0, ()), folder=folder, labels=False)
-    command = ["process", str(folder), "--model", str(small_model), "--no-cut", "--format", "audacity", "--jobs", "1"]
+    command = [
+        "process",
+        str(folder),
+        "--model",
+        str(small_model),
+        "--no-cut",
+        "--format",
+        "audacity",
+        "--jobs",
+        "1",
+    ]
     loud = main(["-vv", *command] if where == "before" else [*command, "-v", "-v"])
     assert loud == 0 and logging.getLogger().level == logging.DEBUG
     assert "processing:" in capsys.readouterr().err  # the progress bar over the folder
@@ -154,29 +239,42 @@ def test_cut_outputs_are_not_taken_as_episodes(make_episode, small_model, tmp_pa
 def _bad_features_model(tmp_path):
     import torch
 
-    from adcut.models.checkpoint import Checkpoint, save_checkpoint
     from adcut.features.mfcc import FeatureConfig
+    from adcut.models.checkpoint import Checkpoint, save_checkpoint
     from adcut.models.registry import build_model, config_dict
 
     model = build_model("lstm", {"n_features": 39, "hidden_size": 8, "num_layers": 1})
     path = tmp_path / "other.pt"
     torch.manual_seed(0)
-    save_checkpoint(path, Checkpoint("lstm", config_dict(model), FeatureConfig(n_mfcc=10), ("ad", "content"), model.state_dict()))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            "lstm", config_dict(model), FeatureConfig(n_mfcc=10), ("ad", "content"), model.state_dict()
+        ),
+    )
     return path
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "missing.wav: file not found"),
-    ("empty", "empty.mp3: file is empty"),
-    ("corrupt", "corrupt.mp3: "),
-    ("text-model", "fake.pt: not an adcut checkpoint or damaged"),
-    ("other-features", "other.pt: the model reads 39 features per frame but its feature settings give 30"),
-    ("unknown-class", "--remove music: not a class of this model (ad, content)"),
-    ("bad-hop", "--hop must be between"),
-    ("bad-scan-stride", "--scan-stride must be at least 1, not 0"),
-    ("bad-format", "unknown output format 'mp4'"),
-])
-def test_bad_input_is_one_clear_line_and_writes_nothing(case, message, make_episode, small_model, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "missing.wav: file not found"),
+        ("empty", "empty.mp3: file is empty"),
+        ("corrupt", "corrupt.mp3: "),
+        ("text-model", "fake.pt: not an adcut checkpoint or damaged"),
+        (
+            "other-features",
+            "other.pt: the model reads 39 features per frame but its feature settings give 30",
+        ),
+        ("unknown-class", "--remove music: not a class of this model (ad, content)"),
+        ("bad-hop", "--hop must be between"),
+        ("bad-scan-stride", "--scan-stride must be at least 1, not 0"),
+        ("bad-format", "unknown output format 'mp4'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_nothing(
+    case, message, make_episode, small_model, tmp_path, capsys
+):
     episode, _ = make_episode("ok", EpisodeSpec(12.0, ()), labels=False)
     model = small_model
     extra: list[str] = []
@@ -222,9 +320,15 @@ def test_smooth_command_applies_the_reference_rules(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["ad"] * 6
     predictions.write_text("A\nC\n")
     assert main(["smooth", str(predictions)]) == 1
-    assert capsys.readouterr().err.strip() == f"adcut: error: {predictions}:2: unknown class 'C' (use A/B or ad, content)"
-    for content, message in ((None, "predictions file not found"), (b"\xff\xfeA\x00\xd8", "not a text predictions file (not UTF-8)"),
-                             (b"# nothing\n", "no predictions in the file")):
+    assert (
+        capsys.readouterr().err.strip()
+        == f"adcut: error: {predictions}:2: unknown class 'C' (use A/B or ad, content)"
+    )
+    for content, message in (
+        (None, "predictions file not found"),
+        (b"\xff\xfeA\x00\xd8", "not a text predictions file (not UTF-8)"),
+        (b"# nothing\n", "no predictions in the file"),
+    ):
         bad = tmp_path / "bad.txt"
         bad.unlink(missing_ok=True)
         if content is not None:
@@ -233,7 +337,9 @@ def test_smooth_command_applies_the_reference_rules(tmp_path, capsys):
         assert capsys.readouterr().err.strip() == f"adcut: error: {bad}: {message}"
 
 
-def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, small_model, tmp_path, monkeypatch, capsys):
+def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(
+    make_episode, small_model, tmp_path, monkeypatch, capsys
+):
     import errno
 
     import adcut.core.files
@@ -249,7 +355,9 @@ def test_full_disk_is_one_clear_line_and_leaves_no_partial_file(make_episode, sm
     captured = capsys.readouterr()
     assert code == 1
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("adcut: error: ") and "No space left on device" in lines[0], captured.err
+    assert (
+        len(lines) == 1 and lines[0].startswith("adcut: error: ") and "No space left on device" in lines[0]
+    ), captured.err
     assert listing(tmp_path) == before  # neither the outputs nor their temporary files
 
 

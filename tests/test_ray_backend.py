@@ -375,21 +375,41 @@ def test_cross_validation_folds_run_as_ray_tasks(ray_instance, tmp_path, capsys)
         for i, ads in enumerate((((5.0, 15.0),), ((20.0, 32.0),), ((8.0, 14.0), (30.0, 36.0))))
     ]
     dataset = tmp_path / "ds"
-    build_dataset(find_episodes([folder]), dataset, config=DatasetConfig(keep_straddling=True), progress=False)
+    build_dataset(
+        find_episodes([folder]), dataset, config=DatasetConfig(keep_straddling=True), progress=False
+    )
     config, train_config = SegmentationConfig(), TrainConfig(epochs=1, device="cpu")
 
-    assert main(["-q", "evaluate", "--cross-validate", str(dataset), "--cv-epochs", "1", "--device", "cpu",
-                 "--backend", "ray"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                "--cross-validate",
+                str(dataset),
+                "--cv-epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--backend",
+                "ray",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("done: ") == 3 and "(3 folds)" in out
-    on_ray = cross_validate(dataset, config, train_config, "cpu", progress=False,
-                            map_folds=RayBackend().map_tasks)
+    on_ray = cross_validate(
+        dataset, config, train_config, "cpu", progress=False, map_folds=RayBackend().map_tasks
+    )
     assert [r.name for r in on_ray] == ["ep0", "ep1", "ep2"]
     for result, truth in zip(on_ray, truths):
         assert result.truth == truth  # each fold scored its own held-out episode
         assert result.detection.segments[-1].end == pytest.approx(45.0, abs=0.1)
 
     # a node that cannot read the dataset: the fold's own error, once, and no retries of it
-    missing = partial(run_fold, tmp_path / "not-mounted", config=config, train_config=train_config, device="cpu")
+    missing = partial(
+        run_fold, tmp_path / "not-mounted", config=config, train_config=train_config, device="cpu"
+    )
     with pytest.raises(AdcutError, match=r"not-mounted"):
         list(RayBackend().map_tasks(missing, [0, 1]))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.features.mfcc import FeatureConfig, compute_features
 from adcut.core.segments import Segment
-from adcut.detect.refine import RefineConfig, refine_boundaries
 from adcut.demo.synth import EpisodeSpec, render_episode
+from adcut.detect.refine import RefineConfig, refine_boundaries
+from adcut.features.mfcc import FeatureConfig, compute_features
 
 CFG = FeatureConfig()
 FPS = 1 / CFG.frame_seconds  # 16 frames per second
@@ -21,7 +21,7 @@ def hand_features(seconds: float, change_at: float | None, pauses=(), seed=0) ->
     feats = rng.normal(0, 1, (n, CFG.n_features)).astype(np.float32)
     feats[:, 0] += 400.0  # c0: a steady level
     if change_at is not None:
-        feats[int(change_at * FPS) :, 1:CFG.n_mfcc] += 3.0
+        feats[int(change_at * FPS) :, 1 : CFG.n_mfcc] += 3.0
     for a, b in pauses:
         feats[int(a * FPS) : int(b * FPS), 0] -= 20 * np.sqrt(CFG.n_mels)  # 20 dB quieter
     return feats
@@ -67,7 +67,7 @@ def test_no_change_nearby_keeps_the_boundary():
 def test_boundary_never_passes_its_neighbours():
     # changes at 20 and 22 s but boundaries placed at 21 and 23: they must stay ordered and apart
     feats = hand_features(60, change_at=20.0)
-    feats[int(22 * FPS) :, 1:CFG.n_mfcc] -= 3.0
+    feats[int(22 * FPS) :, 1 : CFG.n_mfcc] -= 3.0
     out = refine_boundaries(tiling(21.0, 23.0), feats, CFG, max_shift_seconds=3.0)
     starts = [s.start for s in out]
     assert starts == sorted(starts)
@@ -88,7 +88,7 @@ def test_real_synthetic_break_is_found_within_a_fraction_of_a_second():
 def test_class_minimums_are_kept_when_given():
     # the change is at 25 s but the ad segment (20..31) may not shrink below 10 s: boundary stops at 30
     feats = hand_features(60, change_at=None)
-    feats[int(25 * FPS) :, 1:CFG.n_mfcc] += 3.0
+    feats[int(25 * FPS) :, 1 : CFG.n_mfcc] += 3.0
     segs = [Segment(0.0, 20.0, "content"), Segment(20.0, 28.0, "ad"), Segment(28.0, 60.0, "content")]
     free = refine_boundaries(segs, feats, CFG, 3.0)
     assert free[2].start == pytest.approx(25.0, abs=0.3)
@@ -107,8 +107,12 @@ def test_nearest_pause_wins_over_a_deeper_one_in_the_speech_beside_it():
 
 def ad_features(found=(20.0, 40.0), true=(24.0, 35.5)):
     feats = hand_features(60, change_at=None)
-    feats[int(true[0] * FPS) : int(true[1] * FPS), 1:CFG.n_mfcc] += 3.0
-    segs = [Segment(0.0, found[0], "content"), Segment(found[0], found[1], "ad"), Segment(found[1], 60.0, "content")]
+    feats[int(true[0] * FPS) : int(true[1] * FPS), 1 : CFG.n_mfcc] += 3.0
+    segs = [
+        Segment(0.0, found[0], "content"),
+        Segment(found[0], found[1], "ad"),
+        Segment(found[1], 60.0, "content"),
+    ]
     return feats, segs
 
 
@@ -125,7 +129,9 @@ def test_ad_edges_follow_a_change_past_the_limit_inwards_only_for_the_cut_class(
     # and no further than shrink_factor x the limit
     wide = RefineConfig(context_seconds=3.0)  # so the change is visible from the plain limit's edge
     capped = refine_boundaries(segs, feats, CFG, 1.8, config=wide, shrink_label="ad")
-    assert capped[1].start == pytest.approx(23.6, abs=0.07) and capped[2].start == pytest.approx(36.4, abs=0.07)
+    assert capped[1].start == pytest.approx(23.6, abs=0.07) and capped[2].start == pytest.approx(
+        36.4, abs=0.07
+    )
 
 
 def test_an_ad_grows_by_the_configured_fraction_of_the_limit():

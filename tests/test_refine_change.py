@@ -26,8 +26,12 @@ MINIMUMS = {"ad": 10.0, "content": 10.0}
 @pytest.fixture(scope="module")
 def pauseless():
     """Talk, then an ad (a voice over a bed) running straight into the show's theme, then talk: no pauses."""
-    pieces = (Piece(0.0, 30.0, "talk", voice=0), Piece(30.0, 60.0, "ad", voice=1, music=1),
-              Piece(60.0, 75.0, "theme", music=0), Piece(75.0, 100.0, "talk", voice=0))
+    pieces = (
+        Piece(0.0, 30.0, "talk", voice=0),
+        Piece(30.0, 60.0, "ad", voice=1, music=1),
+        Piece(60.0, 75.0, "theme", music=0),
+        Piece(75.0, 100.0, "talk", voice=0),
+    )
     spec = EpisodeSpec(100.0, ((30.0, 60.0),), HardParts((HOST, AD_VOICE), (THEME, BED), pieces, (0.08,) * 4))
     return compute_features(render_episode(spec, CFG.sample_rate, seed=3), CFG)
 
@@ -38,11 +42,14 @@ def tiling(*times, end=100.0):
 
 
 def refined(features, segments, **config):
-    return refine_boundaries(segments, features, CFG, 3.0, RefineConfig(**config), min_seconds=MINIMUMS,
-                             shrink_label="ad")
+    return refine_boundaries(
+        segments, features, CFG, 3.0, RefineConfig(**config), min_seconds=MINIMUMS, shrink_label="ad"
+    )
 
 
-def test_change_point_finds_the_end_of_an_ad_running_into_theme_music_where_the_pause_method_cannot(pauseless):
+def test_change_point_finds_the_end_of_an_ad_running_into_theme_music_where_the_pause_method_cannot(
+    pauseless,
+):
     # the smoother ended the ad 4.5 s late, inside the theme (cutting content), and started it 1 s early
     found = tiling(29.0, 64.5)
     change = refined(pauseless, found, method="change")
@@ -53,7 +60,11 @@ def test_change_point_finds_the_end_of_an_ad_running_into_theme_music_where_the_
     # change+pause: at most the snap distance off (the theme's beat has dips a pause search may take)
     both = refined(pauseless, found, method="change+pause")
     assert abs(both[2].start - 60.0) <= RefineConfig().change_snap_seconds + 2 * FRAME
-    assert change[0].start == 0.0 and change[-1].end == 100.0 and [s.label for s in change] == ["content", "ad", "content"]
+    assert (
+        change[0].start == 0.0
+        and change[-1].end == 100.0
+        and [s.label for s in change] == ["content", "ad", "content"]
+    )
 
 
 def test_prefer_moves_the_asymmetry(pauseless):
@@ -88,8 +99,9 @@ def test_a_boundary_with_no_change_in_reach_stays():
     rng = np.random.default_rng(1)
     feats = rng.normal(0, 1, (int(60 / FRAME), CFG.n_features)).astype(np.float32)
     feats[int(45 / FRAME) :, 1 : CFG.n_mfcc] += 3.0  # the real change is 15 s away, out of reach
-    out = refine_boundaries(tiling(30.0, end=60.0)[:2], feats, CFG, 3.0, RefineConfig(method="change"),
-                            shrink_label="ad")
+    out = refine_boundaries(
+        tiling(30.0, end=60.0)[:2], feats, CFG, 3.0, RefineConfig(method="change"), shrink_label="ad"
+    )
     assert out[1].start == pytest.approx(30.0)
 
 
@@ -101,7 +113,11 @@ def parse(*argv):
 
 def test_refine_and_prefer_flags_reach_the_config_and_are_validated():
     config = parse("--refine", "pause", "--prefer", "remove-ads", "--max-shift", "2")
-    assert (config.refine.method, config.refine.prefer, config.refine.max_shift_seconds) == ("pause", "remove-ads", 2.0)
+    assert (config.refine.method, config.refine.prefer, config.refine.max_shift_seconds) == (
+        "pause",
+        "remove-ads",
+        2.0,
+    )
     settings = config.settings()
     assert settings["refine_method"] == "pause" and settings["prefer"] == "remove-ads"
     assert parse("--no-refine").refine is None
@@ -125,6 +141,8 @@ def test_prefer_remove_ads_lets_the_pause_method_follow_a_change_out_of_the_ad()
     feats[int(20 / FRAME) : int(40 / FRAME), 1 : CFG.n_mfcc] += 3.0
     found = [Segment(0.0, 24.0, "content"), Segment(24.0, 36.0, "ad"), Segment(36.0, 60.0, "content")]
     keep = refine_boundaries(found, feats, CFG, 3.0, RefineConfig(method="pause"), shrink_label="ad")
-    remove = refine_boundaries(found, feats, CFG, 3.0, RefineConfig(method="pause", prefer="remove-ads"), shrink_label="ad")
+    remove = refine_boundaries(
+        found, feats, CFG, 3.0, RefineConfig(method="pause", prefer="remove-ads"), shrink_label="ad"
+    )
     assert keep[1].start == pytest.approx(21.0, abs=1e-6) and keep[2].start == pytest.approx(39.0, abs=1e-6)
     assert remove[1].start == pytest.approx(20.0, abs=0.3) and remove[2].start == pytest.approx(40.0, abs=0.3)

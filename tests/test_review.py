@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.errors import AdcutError
 from adcut.core.segments import Segment
 from adcut.detect.review import calibrate_probs, mark_review, segment_confidences
+from adcut.errors import AdcutError
 
 CLASSES = ("ad", "content")
 
@@ -42,7 +42,12 @@ def test_segment_confidence_is_mean_probability_of_own_class():
 
 
 def test_mark_review_relabels_low_confidence_and_merges():
-    segs = [Segment(0, 10, "content"), Segment(10, 20, "ad"), Segment(20, 30, "content"), Segment(30, 40, "ad")]
+    segs = [
+        Segment(0, 10, "content"),
+        Segment(10, 20, "ad"),
+        Segment(20, 30, "content"),
+        Segment(30, 40, "ad"),
+    ]
     marked = mark_review(segs, [0.95, 0.6, 0.55, 0.9], 0.7)
     assert marked == [Segment(0, 10, "content"), Segment(10, 30, "review"), Segment(30, 40, "ad")]
     only_ads = mark_review(segs, [0.95, 0.6, 0.55, 0.9], 0.7, only=("ad",))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.detect import windows as segment
-from adcut.models.checkpoint import load_checkpoint
-from adcut.errors import AdcutError
 from adcut.core.segments import boundaries
-from adcut.detect.config import SegmentationConfig
-from adcut.detect.smoothing import SmoothingConfig
-from adcut.detect.pipeline import detect
-from adcut.detect.windows import window_curve
 from adcut.demo.synth import EpisodeSpec
+from adcut.detect import windows as segment
+from adcut.detect.config import SegmentationConfig
+from adcut.detect.pipeline import detect
+from adcut.detect.smoothing import SmoothingConfig
+from adcut.detect.windows import window_curve
+from adcut.errors import AdcutError
+from adcut.models.checkpoint import load_checkpoint
 
 
 def assert_tiles(segments, duration):
@@ -66,8 +66,11 @@ def test_detect_tiles_the_episode_and_finds_the_true_boundaries(make_episode, ra
     path, truth = make_episode("ep", spec)
     fake_predictions(monkeypatch, truth)
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
-    for config in (SegmentationConfig(anchor=0.5, refine=None), SegmentationConfig(anchor=0.5, smoothing=SmoothingConfig("none")),
-                   SegmentationConfig(anchor=0.5, smoothing=SmoothingConfig("reference"), hop_seconds=4.096)):
+    for config in (
+        SegmentationConfig(anchor=0.5, refine=None),
+        SegmentationConfig(anchor=0.5, smoothing=SmoothingConfig("none")),
+        SegmentationConfig(anchor=0.5, smoothing=SmoothingConfig("reference"), hop_seconds=4.096),
+    ):
         detection = detect(path, ckpt, config)
         assert_tiles(detection.segments, detection.duration)
         assert detection.duration == pytest.approx(150.0, abs=0.01)
@@ -79,7 +82,9 @@ def test_detect_tiles_the_episode_and_finds_the_true_boundaries(make_episode, ra
         assert all(c > 0.8 for c in detection.confidences)
 
 
-def test_the_coarse_to_fine_scan_reads_fewer_windows_and_finds_the_same_segments(make_episode, random_checkpoint, monkeypatch):
+def test_the_coarse_to_fine_scan_reads_fewer_windows_and_finds_the_same_segments(
+    make_episode, random_checkpoint, monkeypatch
+):
     spec = EpisodeSpec(240.0, ((60.0, 95.0), (170.0, 190.0)))
     path, truth = make_episode("ep", spec)
     fake_predictions(monkeypatch, truth)
@@ -107,7 +112,9 @@ def test_detect_with_a_real_model_gives_a_consistent_curve(make_episode, random_
 
 def test_an_episode_shorter_than_a_window_is_one_window(make_episode, random_checkpoint):
     path, _ = make_episode("short", EpisodeSpec(3.0, ()))
-    detection = detect(path, load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1)), SegmentationConfig())
+    detection = detect(
+        path, load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1)), SegmentationConfig()
+    )
     assert_tiles(detection.segments, detection.duration)
     assert detection.settings["windows"] == 1
 
@@ -138,15 +145,17 @@ def test_bad_settings_are_one_clear_error():
 
 def test_streamed_features_and_probabilities_equal_the_one_pass_ones(make_episode, random_checkpoint):
     """Decoding, features and the model overlap in detect; the numbers must not change."""
+    from adcut.detect.windows import predict_episode, stream_window_probs
     from adcut.features.episode import episode_features
     from adcut.features.mfcc import window_starts
-    from adcut.detect.windows import predict_episode, stream_window_probs
 
     ckpt = load_checkpoint(random_checkpoint(hidden_size=8, num_layers=1))
     model = ckpt.build_model()
     for name, seconds, suffix in (("long", 45.3, ".mp3"), ("tiny", 0.2, ".wav"), ("one-window", 8.0, ".wav")):
         path, _ = make_episode(name, EpisodeSpec(seconds, ()), suffix=suffix, labels=False)
-        features, starts, probs, duration = stream_window_probs(path, ckpt.feature_config, model, 16, batch_size=8, device="cpu")
+        features, starts, probs, duration = stream_window_probs(
+            path, ckpt.feature_config, model, 16, batch_size=8, device="cpu"
+        )
         expected, expected_duration = episode_features(path, ckpt.feature_config)
         assert np.array_equal(features, expected), name
         assert duration == expected_duration

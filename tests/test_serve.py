@@ -23,9 +23,9 @@ from lxml import etree
 from adcut.cli import main
 from adcut.demo.synth import EpisodeSpec
 from adcut.serve.feed import FeedError, parse_feed, rewrite
+from adcut.serve.handler import UNSATISFIABLE, parse_range
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import refresh_feed, upstream_copy
-from adcut.serve.handler import UNSATISFIABLE, parse_range
 from adcut.serve.store import Store
 from adcut.serve.worker import original_audio
 
@@ -33,8 +33,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from upstream_feed import CHAPTERS, UpstreamEpisode, UpstreamHost  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-NS = {"itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd", "podcast": "https://podcastindex.org/namespace/1.0",
-      "atom": "http://www.w3.org/2005/Atom", "content": "http://purl.org/rss/1.0/modules/content/"}
+NS = {
+    "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
+    "podcast": "https://podcastindex.org/namespace/1.0",
+    "atom": "http://www.w3.org/2005/Atom",
+    "content": "http://purl.org/rss/1.0/modules/content/",
+}
 GOOD = {"ep-1": EpisodeSpec(70.0, ((25.0, 45.0),)), "ep-2": EpisodeSpec(24.0, ())}
 
 
@@ -92,8 +96,12 @@ def fit_ad_model(folder: Path) -> Path:
     state["lstm.weight_hh_l0"], state["lstm.bias_hh_l0"] = torch.zeros(4, 1), torch.zeros(4)
     state["head.weight"], state["head.bias"] = torch.tensor([[3.0], [-3.0]]), torch.zeros(2)
     path = folder / "ads.safetensors"
-    save_checkpoint(path, Checkpoint("lstm", config_dict(net), features, ("ad", "content"), state,
-                                     metrics={"window_anchor": 0.97}))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            "lstm", config_dict(net), features, ("ad", "content"), state, metrics={"window_anchor": 0.97}
+        ),
+    )
     return path
 
 
@@ -115,8 +123,25 @@ class Server:
     def __init__(self, data: Path, *extra: str):
         env = dict(os.environ, PYTHONPATH=str(SRC), ADCUT_THREADS="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "adcut", "serve", "--port", "0", "--data", str(data), "--episodes", "10", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "adcut",
+                "serve",
+                "--port",
+                "0",
+                "--data",
+                str(data),
+                "--episodes",
+                "10",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         line = self.process.stdout.readline()
         assert "status page" in line, line + self.process.stderr.read()
         self.status = line.split("status page ")[1].strip()
@@ -143,7 +168,9 @@ class Server:
 def request(url: str, method: str = "GET", headers: dict | None = None):
     """(status, headers, body) of one request; HTTP errors are answers too."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers or {}), timeout=30) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method=method, headers=headers or {}), timeout=30
+        ) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
@@ -163,8 +190,11 @@ def settled(data: Path) -> bool:
     store = Store(DataDir(data).db)
     try:
         states = [e.state for e in store.episodes()]
-        return bool(states) and all(s in ("done", "failed") for s in states) and not any(
-            store.job_state(e.id) in ("queued", "leased") for e in store.episodes())
+        return (
+            bool(states)
+            and all(s in ("done", "failed") for s in states)
+            and not any(store.job_state(e.id) in ("queued", "leased") for e in store.episodes())
+        )
     finally:
         store.close()
 
@@ -186,7 +216,9 @@ def element_paths(root) -> set[str]:
 
 
 def add_feed(upstream, model, data: Path, capsys) -> str:
-    assert main(["feed", "add", upstream.url, "--model", str(model), "--data", str(data), "--name", "show"]) == 0
+    assert (
+        main(["feed", "add", upstream.url, "--model", str(model), "--data", str(data), "--name", "show"]) == 0
+    )
     out = capsys.readouterr().out
     assert "4 episodes" in out and "/feed/show.xml?token=" in out
     return out
@@ -214,17 +246,25 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
         old = etree.fromstring(upstream.feed_bytes())
         parsed = feedparser.parse(body)
         assert not parsed.bozo and parsed.feed.title == "Example Show (ad-free)"
-        assert [e.id for e in parsed.entries] == ["ep-1", "ep-2"]  # the GUIDs, unchanged; failed ones left out
+        assert [e.id for e in parsed.entries] == [
+            "ep-1",
+            "ep-2",
+        ]  # the GUIDs, unchanged; failed ones left out
         dropped = {f"/channel/{{{NS['itunes']}}}new-feed-url", f"/channel/{{{NS['podcast']}}}guid"}
         for guid in ("ep-3", "ep-4"):
             dropped |= {p for p in element_paths(old) if f"item[{guid}]" in p}
         for guid in ("ep-1", "ep-2"):
-            dropped |= {f"/channel/item[{guid}]/{{{NS['podcast']}}}{tag}" for tag in ("transcript", "soundbite")}
+            dropped |= {
+                f"/channel/item[{guid}]/{{{NS['podcast']}}}{tag}" for tag in ("transcript", "soundbite")
+            }
         assert element_paths(old) - dropped <= element_paths(new)
         assert new.find("channel/itunes:owner/itunes:email", NS).text == "ann@example.org"
         assert new.find("channel/item/content:encoded", NS).text.startswith("<p>Show notes")
         # Nothing maps the proxy back to the original feed.
-        assert new.find("channel/itunes:new-feed-url", NS) is None and new.find("channel/podcast:guid", NS) is None
+        assert (
+            new.find("channel/itunes:new-feed-url", NS) is None
+            and new.find("channel/podcast:guid", NS) is None
+        )
         assert new.find("channel/atom:link[@rel='self']", NS).get("href") == server.url("/feed/show.xml")
 
         # Each enclosure: the proxy's URL with the token; length = Content-Length = the file's size.
@@ -245,7 +285,9 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
             chapters = json.loads(body)
             assert chapters["author"] == "Ann Example"
             titles = [c["title"] for c in chapters["chapters"]]
-            if item.findtext("guid") == "ep-1":  # the sponsor chapter was the ad; the main part now follows the intro
+            if (
+                item.findtext("guid") == "ep-1"
+            ):  # the sponsor chapter was the ad; the main part now follows the intro
                 assert titles == ["Intro", "Main part"]
                 assert chapters["chapters"][1]["startTime"] == pytest.approx(25.0, abs=0.5)
                 assert chapters["chapters"][1]["url"] == CHAPTERS["chapters"][2]["url"]
@@ -266,13 +308,19 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
                 texts[kind] = body.decode()
             cues = json.loads(texts["application/json"])["segments"]
             assert "Acme" not in texts["text/vtt"] + texts["application/x-subrip"] + texts["application/json"]
-            assert texts["text/vtt"].startswith("WEBVTT") and "cue-0\n00:00:05.000 --> 00:00:08.000\n" in texts["text/vtt"]
+            assert (
+                texts["text/vtt"].startswith("WEBVTT")
+                and "cue-0\n00:00:05.000 --> 00:00:08.000\n" in texts["text/vtt"]
+            )
             assert "1\n00:00:05,000 --> 00:00:08,000\nWelcome to the show." in texts["application/x-subrip"]
             if item.findtext("guid") == "ep-1":  # the cue inside the ad is gone; the one after it moved up
                 assert [c["body"] for c in cues] == ["Welcome to the show.", "Back to the main part."]
                 assert cues[1]["startTime"] == pytest.approx(30.0, abs=0.5)
                 assert cues[1]["endTime"] - cues[1]["startTime"] == pytest.approx(3.5, abs=0.01)
-                assert "cue-2\n00:00:3" in texts["text/vtt"] and "<v Ann>Back to the main part." in texts["text/vtt"]
+                assert (
+                    "cue-2\n00:00:3" in texts["text/vtt"]
+                    and "<v Ann>Back to the main part." in texts["text/vtt"]
+                )
                 assert "\n\n2\n00:00:3" in texts["application/x-subrip"]  # renumbered
             else:  # 24 s long: only the first cue lies inside it
                 assert [c["body"] for c in cues] == ["Welcome to the show."]
@@ -282,12 +330,16 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
         whole = request(url)[2]
         assert whole == (audio_dir / url.split("/audio/")[1].split("?")[0]).read_bytes()
         size = len(whole)
-        for header, first, last in (("bytes=0-1", 0, 1), ("bytes=1000-", 1000, size - 1),
-                                    ("bytes=2000-2999", 2000, 2999), ("bytes=-100", size - 100, size - 1),
-                                    (f"bytes=100-{size + 50}", 100, size - 1)):
+        for header, first, last in (
+            ("bytes=0-1", 0, 1),
+            ("bytes=1000-", 1000, size - 1),
+            ("bytes=2000-2999", 2000, 2999),
+            ("bytes=-100", size - 100, size - 1),
+            (f"bytes=100-{size + 50}", 100, size - 1),
+        ):
             status, headers, body = request(url, headers={"Range": header})
             assert status == 206, header
-            assert body == whole[first:last + 1]
+            assert body == whole[first : last + 1]
             assert headers["Content-Range"] == f"bytes {first}-{last}/{size}"
         status, headers, _ = request(url, headers={"Range": f"bytes={size}-"})
         assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
@@ -328,8 +380,12 @@ def test_feed_is_served_ad_free_as_podcast_apps_expect(upstream, model, tmp_path
         upstream.mode = "ok"
 
         # No request path reaches the filesystem.
-        for path in ("/audio/..%2fadcut-serve.sqlite3", "/audio/../adcut-serve.sqlite3", "/feed/..%2f..%2fx.xml",
-                     "/chapters/%2e%2e.json"):
+        for path in (
+            "/audio/..%2fadcut-serve.sqlite3",
+            "/audio/../adcut-serve.sqlite3",
+            "/feed/..%2f..%2fx.xml",
+            "/chapters/%2e%2e.json",
+        ):
             assert request(server.url(path))[0] == 404, path
     finally:
         assert server.stop() == 0
@@ -342,7 +398,9 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
     server = Server(data, "--workers", "2")
     try:
         store = Store(DataDir(data).db)
-        by_guid = wait_for(lambda: (lambda e: e["ep-2"].state == "done" and e)({e.guid: e for e in store.episodes()}))
+        by_guid = wait_for(
+            lambda: (lambda e: e["ep-2"].state == "done" and e)({e.guid: e for e in store.episodes()})
+        )
         # 50 apps at once read the episode that is ready while the other one is being downloaded and cut.
         ready = etree.fromstring(request(server.url("/feed/show.xml"))[2])
         other = ready.find("channel/item/enclosure").get("url")
@@ -360,7 +418,7 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
             thread.join()
         assert store.episode(by_guid["ep-1"].id).state in ("downloading", "processing")
         for n, (status, _, body) in enumerate(answers):
-            assert status == 206 and body == whole[spans[n][0]:spans[n][1] + 1]
+            assert status == 206 and body == whole[spans[n][0] : spans[n][1] + 1]
         upstream.slow = False
         wait_for(lambda: settled(data))
 
@@ -376,11 +434,18 @@ def test_recut_keeps_the_guid_and_gives_a_new_file_name(upstream, model, tmp_pat
         assert second["ep-1"] != first["ep-1"] and second["ep-2"] == first["ep-2"]
         assert request(first["ep-1"])[0] == 404 and request(second["ep-1"])[0] == 200
         # The old cut's transcripts went with it; the new one has its own.
-        old_transcripts = [t.get("url") for t in before.iterfind("channel/item/podcast:transcript", NS)
-                           if "-r1-" in t.get("url") and t.get("url").split("/transcripts/")[1].startswith(
-                               first["ep-1"].split("/audio/")[1].split("?")[0])]
+        old_transcripts = [
+            t.get("url")
+            for t in before.iterfind("channel/item/podcast:transcript", NS)
+            if "-r1-" in t.get("url")
+            and t.get("url")
+            .split("/transcripts/")[1]
+            .startswith(first["ep-1"].split("/audio/")[1].split("?")[0])
+        ]
         assert len(old_transcripts) == 3 and all(request(url)[0] == 404 for url in old_transcripts)
-        assert all(request(t.get("url"))[0] == 200 for t in after.iterfind("channel/item/podcast:transcript", NS))
+        assert all(
+            request(t.get("url"))[0] == 200 for t in after.iterfind("channel/item/podcast:transcript", NS)
+        )
     finally:
         server.stop()
 
@@ -395,8 +460,9 @@ def test_review_in_the_labeller_then_recut_from_the_corrected_labels(upstream, m
         assert "review" in request(server.url("/"))[2].decode()
         assert request(f"{server.base}/review/{episode.id}", "POST")[0] == 403
         # The status page's review button opens the labeller on the kept original, pre-filled with the detection.
-        with urllib.request.urlopen(urllib.request.Request(server.url(f"/review/{episode.id}"), method="POST"),
-                                    timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(server.url(f"/review/{episode.id}"), method="POST"), timeout=30
+        ) as response:
             labeller = response.geturl()
             assert response.status == 200 and b"<html" in response.read().lower()
         base, token = labeller.split("/?token=")
@@ -405,8 +471,14 @@ def test_review_in_the_labeller_then_recut_from_the_corrected_labels(upstream, m
         ads = [s for s in found if s["label"] == "ad"]
         assert len(ads) == 1 and abs(ads[0]["start"] - 25) < 1 and abs(ads[0]["end"] - 45) < 1
         # The reviewer marks a second ad the model missed, and saves.
-        corrected = json.dumps({"segments": [{"label": "ad", "start": 25.0, "end": 45.0},
-                                             {"label": "ad", "start": 55.0, "end": 65.0}]}).encode()
+        corrected = json.dumps(
+            {
+                "segments": [
+                    {"label": "ad", "start": 25.0, "end": 45.0},
+                    {"label": "ad", "start": 55.0, "end": 65.0},
+                ]
+            }
+        ).encode()
         status, _, body = _put(f"{base}/api/labels?token={token}", corrected)
         assert status == 200, body
         assert "cut from your reviewed labels" in request(server.url("/"))[2].decode()
@@ -424,7 +496,9 @@ def test_review_in_the_labeller_then_recut_from_the_corrected_labels(upstream, m
 
 
 def _put(url: str, body: bytes):
-    request_ = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "application/json"})
+    request_ = urllib.request.Request(
+        url, data=body, method="PUT", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request_, timeout=30) as response:
             return response.status, response.headers, response.read()
@@ -459,8 +533,10 @@ def test_leases_of_dead_workers_are_taken_again(tmp_path):
     assert store.episode(first.id).state == "failed" and "gave up" in store.episode(first.id).reason
 
 
-@pytest.mark.parametrize("mode, reason", [("down", "503"), ("html", "web page"), ("malformed", "not well-formed"),
-                                          ("bomb", "DOCTYPE")])
+@pytest.mark.parametrize(
+    "mode, reason",
+    [("down", "503"), ("html", "web page"), ("malformed", "not well-formed"), ("bomb", "DOCTYPE")],
+)
 def test_upstream_faults_keep_the_last_good_copy(mode, reason, upstream, model, tmp_path, capsys):
     data = tmp_path / "data"
     add_feed(upstream, model, data, capsys)
@@ -476,8 +552,11 @@ def test_upstream_faults_keep_the_last_good_copy(mode, reason, upstream, model, 
     pending = etree.fromstring(rewrite(good, feed_url="http://x/feed", ready={}, list_pending=True))
     assert pending.findtext("channel/title") == "Example Show (ad-free)"
     assert [e.get("url") for e in pending.iterfind("channel/item/enclosure")] == [
-        f"{upstream.base}/audio/e1.mp3", f"{upstream.base}/audio/e2.mp3", f"{upstream.base}/missing.mp3",
-        f"{upstream.base}/page.mp3"]  # --list-pending: not processed yet, so the original audio
+        f"{upstream.base}/audio/e1.mp3",
+        f"{upstream.base}/audio/e2.mp3",
+        f"{upstream.base}/missing.mp3",
+        f"{upstream.base}/page.mp3",
+    ]  # --list-pending: not processed yet, so the original audio
     assert rewrite(good, feed_url="http://x/feed", ready={}).count(b"<item>") == 0
     # The command says it once, and a feed like that cannot be added at all.
     assert main(["feed", "refresh", "show", "--data", str(data)]) == 1
@@ -501,7 +580,9 @@ def test_conditional_get_and_hostile_documents():
 
 
 def test_feed_add_refuses_non_http_urls(model, tmp_path, capsys):
-    assert main(["feed", "add", "file:///etc/passwd", "--model", str(model), "--data", str(tmp_path / "d")]) == 1
+    assert (
+        main(["feed", "add", "file:///etc/passwd", "--model", str(model), "--data", str(tmp_path / "d")]) == 1
+    )
     assert "only http:// and https://" in capsys.readouterr().err
 
 
@@ -517,8 +598,10 @@ def test_chapters_move_to_the_cut_timeline():
     segments = [Segment(0.0, 25.0, "content"), Segment(25.0, 45.0, "ad"), Segment(45.0, 70.0, "content")]
     moved = chapters_of_cut(segments, ("ad",), 70.0, CHAPTERS)
     assert moved["author"] == "Ann Example"
-    assert moved["chapters"] == [{"startTime": 0.0, "title": "Intro"},
-                                 {**CHAPTERS["chapters"][2], "startTime": 25.0}]  # the sponsor chapter was the ad
+    assert moved["chapters"] == [
+        {"startTime": 0.0, "title": "Intro"},
+        {**CHAPTERS["chapters"][2], "startTime": 25.0},
+    ]  # the sponsor chapter was the ad
     parts = chapters_of_cut(segments, ("ad",), 70.0, None)["chapters"]
     assert parts == [{"startTime": 0.0, "title": "Part 1"}, {"startTime": 25.0, "title": "Part 2"}]
 
@@ -528,14 +611,20 @@ def small_disk(tmp_path):
     """A 2 MiB filesystem (tmpfs) for the data folder; skipped where mounting is not allowed."""
     folder = tmp_path / "small"
     folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield folder
     subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, model, small_disk, tmp_path, capsys):
+def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(
+    upstream, model, small_disk, tmp_path, capsys
+):
     import sqlite3
 
     from adcut.demo.synth import write_episode
@@ -565,7 +654,9 @@ def test_a_full_data_disk_is_one_clear_reason_and_corrupts_nothing(upstream, mod
         assert server.stop() == 0
 
 
-def test_feed_commands_add_list_set_model_refresh_remove(upstream, model, random_checkpoint, tmp_path, capsys):
+def test_feed_commands_add_list_set_model_refresh_remove(
+    upstream, model, random_checkpoint, tmp_path, capsys
+):
     data = tmp_path / "data"
     out = add_feed(upstream, model, data, capsys)
     assert "the newest 3 queued" in out
@@ -623,7 +714,9 @@ def test_stopped_server_leaves_nothing_half_written_and_resumes(how, upstream, m
         items = etree.fromstring(request(server.url("/feed/show.xml"))[2]).findall("channel/item")
         assert sorted(i.findtext("guid") for i in items) == ["ep-1", "ep-2"]  # no duplicate
         for item in items:
-            assert len(request(item.find("enclosure").get("url"))[2]) == int(item.find("enclosure").get("length"))
+            assert len(request(item.find("enclosure").get("url"))[2]) == int(
+                item.find("enclosure").get("length")
+            )
         assert not list(DataDir(data).audio.glob(".*")) and not list(DataDir(data).downloads.glob("*/*.part"))
         assert not list(DataDir(data).downloads.glob("*/.*.tmp"))
     finally:
@@ -638,7 +731,9 @@ def test_a_killed_worker_process_does_not_lose_its_episode(upstream, model, tmp_
     try:
         part = DataDir(data).downloads / "1" / "episode.mp3.part"
         wait_for(lambda: part.exists() and part.stat().st_size > 20000, every=0.05)
-        children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+        ).stdout.split()
         workers = [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(workers) == 1
         os.kill(workers[0], signal.SIGKILL)  # the out-of-memory killer, say
@@ -690,8 +785,9 @@ def test_refresh_asks_upstream_conditionally(upstream, model, tmp_path, capsys):
     result = refresh_feed(store, dirs, store.feed("show"))
     assert not result.changed and result.error is None  # 304: nothing to do
     assert upstream.requests_for("/feed.xml")[-1]["If-None-Match"] == store.feed("show").etag
-    upstream.episodes[0] = UpstreamEpisode("ep-1", "Episode 1 (corrected title)", "e1.mp3", GOOD["ep-1"],
-                                           "Mon, 30 Nov 2026 10:00:00 GMT")
+    upstream.episodes[0] = UpstreamEpisode(
+        "ep-1", "Episode 1 (corrected title)", "e1.mp3", GOOD["ep-1"], "Mon, 30 Nov 2026 10:00:00 GMT"
+    )
     assert refresh_feed(store, dirs, store.feed("show")).changed
     assert store.episodes()[0].title == "Episode 1 (corrected title)" and store.episodes()[0].guid == "ep-1"
     assert len(store.episodes()) == 4  # the same GUID is the same episode
@@ -740,7 +836,12 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
     server = Server(data, "--list-pending")
     try:
         listed = items(server)
-        assert sorted(listed) == ["ep-1", "ep-2", "ep-3", "ep-4"]  # none is ready: all with the original audio
+        assert sorted(listed) == [
+            "ep-1",
+            "ep-2",
+            "ep-3",
+            "ep-4",
+        ]  # none is ready: all with the original audio
         assert listed["ep-1"].find("enclosure").get("url") == f"{upstream.base}/audio/e1.mp3"
     finally:
         assert server.stop() == 0
@@ -752,7 +853,10 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
         coming = listed["ep-2"]
         url = coming.find("enclosure").get("url")
         assert url == server.url("/audio/1-2.mp3")
-        assert coming.find("enclosure").get("length") == "0" and coming.find("enclosure").get("type") == "audio/mpeg"
+        assert (
+            coming.find("enclosure").get("length") == "0"
+            and coming.find("enclosure").get("type") == "audio/mpeg"
+        )
         for tag in ("itunes:duration", "podcast:transcript", "podcast:chapters", "podcast:soundbite"):
             assert coming.find(tag, NS) is None, tag  # upstream's describe the audio with the ads
         assert coming.find("podcast:person", NS) is not None  # the rest is kept
@@ -761,7 +865,10 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
             assert status == 503 and int(headers["Retry-After"]) > 0, method
             assert body == b"" and headers["Content-Length"] == "0" and "Content-Type" not in headers
         assert store.episode(2).state == "queued"  # HEAD and GET started nothing new
-        assert request(server.url("/audio/1-99.mp3"))[0] == 404 and request(server.url("/audio/2-2.mp3"))[0] == 404
+        assert (
+            request(server.url("/audio/1-99.mp3"))[0] == 404
+            and request(server.url("/audio/2-2.mp3"))[0] == 404
+        )
         upstream.slow = False
         wait_for(lambda: settled(data))
 
@@ -771,7 +878,11 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
         ready_url = listed["ep-2"].find("enclosure").get("url")
         assert ready_url != url and "-r1-" in ready_url
         assert status == 200 and headers["Content-Type"] == "audio/mpeg" and audio == request(ready_url)[2]
-        assert int(headers["Content-Length"]) == len(audio) == int(listed["ep-2"].find("enclosure").get("length"))
+        assert (
+            int(headers["Content-Length"])
+            == len(audio)
+            == int(listed["ep-2"].find("enclosure").get("length"))
+        )
         status, headers, probe = request(url, headers={"Range": "bytes=0-1"})
         assert status == 206 and probe == audio[:2]
         failed = store.episodes()[2]
@@ -780,23 +891,41 @@ def test_list_pending_original_or_wait_for_the_ad_free_url(upstream, model, tmp_
         assert server.stop() == 0
 
 
-def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(upstream, model, tmp_path, capsys):
+def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(
+    upstream, model, tmp_path, capsys
+):
     data = tmp_path / "data"
     dirs = DataDir(data)
     base = upstream.base
     upstream.feed_paths |= {"/b.xml", "/new.xml"}
-    upstream.redirects.update({"/old.xml": (301, "/feed.xml"), "/perm.xml": (308, f"{base}/b.xml"),
-                               "/temp.xml": (302, "/feed.xml"), "/temp7.xml": (307, "/feed.xml"),
-                               "/chain.xml": (308, "/hop.xml"), "/hop.xml": (302, "/feed.xml"),
-                               "/gone.xml": (301, "/missing.mp3")})
-    assert main(["feed", "add", f"{base}/old.xml", "--model", str(model), "--data", str(data), "--name", "show"]) == 0
+    upstream.redirects.update(
+        {
+            "/old.xml": (301, "/feed.xml"),
+            "/perm.xml": (308, f"{base}/b.xml"),
+            "/temp.xml": (302, "/feed.xml"),
+            "/temp7.xml": (307, "/feed.xml"),
+            "/chain.xml": (308, "/hop.xml"),
+            "/hop.xml": (302, "/feed.xml"),
+            "/gone.xml": (301, "/missing.mp3"),
+        }
+    )
+    assert (
+        main(["feed", "add", f"{base}/old.xml", "--model", str(model), "--data", str(data), "--name", "show"])
+        == 0
+    )
     assert f"moved permanently: following {base}/feed.xml" in capsys.readouterr().out
     store = Store(dirs.db)
     assert store.feed("show").url == f"{base}/feed.xml"
-    assert main(["feed", "add", f"{base}/old.xml", "--data", str(data), "--model", str(model)]) == 1  # the same feed
+    assert (
+        main(["feed", "add", f"{base}/old.xml", "--data", str(data), "--model", str(model)]) == 1
+    )  # the same feed
     assert "added already" in capsys.readouterr().err
-    for start, stored in (("/perm.xml", "/b.xml"), ("/temp.xml", "/temp.xml"), ("/temp7.xml", "/temp7.xml"),
-                          ("/chain.xml", "/hop.xml")):  # the permanent hops up to the first temporary one
+    for start, stored in (
+        ("/perm.xml", "/b.xml"),
+        ("/temp.xml", "/temp.xml"),
+        ("/temp7.xml", "/temp7.xml"),
+        ("/chain.xml", "/hop.xml"),
+    ):  # the permanent hops up to the first temporary one
         store.set_feed_url(store.feed("show").id, base + start)
         result = refresh_feed(store, dirs, store.feed("show"))
         assert result.error is None and store.feed("show").url == base + stored, start
@@ -824,35 +953,77 @@ def test_a_feed_that_moved_for_good_is_followed_and_a_temporary_move_is_not(upst
     assert f"upstream: {base}/new.xml" in capsys.readouterr().out
     upstream.new_feed_url = {"/feed.xml": f"{base}/new.xml", "/new.xml": f"{base}/feed.xml"}
     for _ in range(2):  # two addresses naming each other: no going back and forth
-        assert refresh_feed(store, dirs, store.feed("show")).moved is None and store.feed("show").url == f"{base}/new.xml"
+        assert (
+            refresh_feed(store, dirs, store.feed("show")).moved is None
+            and store.feed("show").url == f"{base}/new.xml"
+        )
 
 
 def test_transcripts_move_to_the_cut_timeline():
-    from adcut.serve.transcripts import TranscriptError, retime, retime_json, retime_srt, retime_vtt, transcript_format
+    from adcut.serve.transcripts import (
+        TranscriptError,
+        retime,
+        retime_json,
+        retime_srt,
+        retime_vtt,
+        transcript_format,
+    )
 
     spans = [(0.0, 25.0), (45.0, 70.0)]  # an ad at 25-45 s was cut
-    vtt = ("\ufeffWEBVTT\nKind: captions\n\nNOTE made by hand\n\nintro\n00:00:05.000 --> 00:00:08.000 align:start\n"
-           "Welcome.\n\n00:30.000 --> 00:35.500\nBrought to you by <00:00:31.000>Acme.\n\n"
-           "00:00:24.000 --> 00:00:30.000\nmostly ad\n\n00:00:23.000 --> 00:00:26.000\nmostly content\n\n"
-           "01:00:55.000 --> 01:00:58.250\nlate\n\n00:00:55.000 --> 00:00:58.250\n<v Ann>Back to <00:00:56.500>it.\n")
+    vtt = (
+        "\ufeffWEBVTT\nKind: captions\n\nNOTE made by hand\n\nintro\n00:00:05.000 --> 00:00:08.000 align:start\n"
+        "Welcome.\n\n00:30.000 --> 00:35.500\nBrought to you by <00:00:31.000>Acme.\n\n"
+        "00:00:24.000 --> 00:00:30.000\nmostly ad\n\n00:00:23.000 --> 00:00:26.000\nmostly content\n\n"
+        "01:00:55.000 --> 01:00:58.250\nlate\n\n00:00:55.000 --> 00:00:58.250\n<v Ann>Back to <00:00:56.500>it.\n"
+    )
     assert retime_vtt(vtt, spans) == (
         "WEBVTT\nKind: captions\n\nNOTE made by hand\n\nintro\n00:00:05.000 --> 00:00:08.000 align:start\nWelcome.\n\n"
         "00:00:23.000 --> 00:00:25.000\nmostly content\n\n"
-        "00:00:35.000 --> 00:00:38.250\n<v Ann>Back to <00:00:36.500>it.\n")  # past the end: dropped
-    srt = "1\r\n00:00:05,000 --> 00:00:08,000\r\nWelcome\r\n\r\n2\r\n00:00:30,000 --> 00:00:35,000\r\nAcme\r\n\r\n" \
-          "3\r\n00:00:55,000 --> 00:00:58,000\r\nBack\r\nline two\r\n"
-    assert retime_srt(srt, spans) == ("1\n00:00:05,000 --> 00:00:08,000\nWelcome\n\n"
-                                      "2\n00:00:35,000 --> 00:00:38,000\nBack\nline two\n")
-    moved = json.loads(retime_json(json.dumps({"version": "1.0.0", "x": 1, "segments": [
-        {"speaker": "Ann", "startTime": 5, "endTime": 8, "body": "Welcome"},
-        {"startTime": 30, "endTime": 35, "body": "Acme"}, {"startTime": 55, "body": "Back"}]}), spans))
-    assert moved == {"version": "1.0.0", "x": 1, "segments": [
-        {"speaker": "Ann", "startTime": 5.0, "endTime": 8.0, "body": "Welcome"}, {"startTime": 35.0, "body": "Back"}]}
+        "00:00:35.000 --> 00:00:38.250\n<v Ann>Back to <00:00:36.500>it.\n"
+    )  # past the end: dropped
+    srt = (
+        "1\r\n00:00:05,000 --> 00:00:08,000\r\nWelcome\r\n\r\n2\r\n00:00:30,000 --> 00:00:35,000\r\nAcme\r\n\r\n"
+        "3\r\n00:00:55,000 --> 00:00:58,000\r\nBack\r\nline two\r\n"
+    )
+    assert retime_srt(srt, spans) == (
+        "1\n00:00:05,000 --> 00:00:08,000\nWelcome\n\n2\n00:00:35,000 --> 00:00:38,000\nBack\nline two\n"
+    )
+    moved = json.loads(
+        retime_json(
+            json.dumps(
+                {
+                    "version": "1.0.0",
+                    "x": 1,
+                    "segments": [
+                        {"speaker": "Ann", "startTime": 5, "endTime": 8, "body": "Welcome"},
+                        {"startTime": 30, "endTime": 35, "body": "Acme"},
+                        {"startTime": 55, "body": "Back"},
+                    ],
+                }
+            ),
+            spans,
+        )
+    )
+    assert moved == {
+        "version": "1.0.0",
+        "x": 1,
+        "segments": [
+            {"speaker": "Ann", "startTime": 5.0, "endTime": 8.0, "body": "Welcome"},
+            {"startTime": 35.0, "body": "Back"},
+        ],
+    }
     assert "Welcome" in retime("srt", srt.encode("latin-1"), spans)
-    for fmt, body in (("vtt", b"1\n00:00:01,000 --> 00:00:02,000\nno header"), ("srt", b"<html>hi</html>"),
-                      ("json", b"{\"chapters\": []}"), ("json", b"not json")):
+    for fmt, body in (
+        ("vtt", b"1\n00:00:01,000 --> 00:00:02,000\nno header"),
+        ("srt", b"<html>hi</html>"),
+        ("json", b'{"chapters": []}'),
+        ("json", b"not json"),
+    ):
         with pytest.raises(TranscriptError):
             retime(fmt, body, spans)
     assert transcript_format("text/vtt; charset=utf-8", "x") == "vtt"
     assert transcript_format("application/srt", "x") == transcript_format(None, "http://h/a.SRT") == "srt"
-    assert transcript_format("text/html", "http://h/a.vtt") is None and transcript_format(None, "http://h/a.txt") is None
+    assert (
+        transcript_format("text/html", "http://h/a.vtt") is None
+        and transcript_format(None, "http://h/a.txt") is None
+    )

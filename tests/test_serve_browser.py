@@ -15,17 +15,24 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_serve import Server, add_feed, model, settled, upstream, wait_for  # noqa: E402,F401 - fixtures
-
 from adcut.serve.paths import DataDir  # noqa: E402
 from adcut.serve.store import Store  # noqa: E402
+from test_serve import Server, add_feed, model, settled, upstream, wait_for  # noqa: E402,F401 - fixtures
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "serve-status.png"
 UPDATE_SCREENSHOTS = "ADCUT_UPDATE_SCREENSHOTS"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_status_page_shows_states_and_reasons_and_recuts(upstream, model, tmp_path, capsys):  # noqa: F811

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adcut.errors import AdcutError
 from adcut.core.segments import Segment
-from adcut.detect.smoothing import SmoothingConfig, path_to_segments, reference_rules, smooth, viterbi_min_duration
+from adcut.detect.smoothing import (
+    SmoothingConfig,
+    path_to_segments,
+    reference_rules,
+    smooth,
+    viterbi_min_duration,
+)
+from adcut.errors import AdcutError
 
 CLASSES = ("ad", "content")
 
@@ -76,7 +82,9 @@ def test_hmm_known_sequence_removes_short_flips_and_keeps_real_ad():
     # 1 s steps: 30 s content with a 3 s ad-ish blip inside, a 15 s ad, 25 s content
     pattern = "c" * 12 + "aaa" + "c" * 15 + "a" * 15 + "c" * 25
     probs = curve(pattern)
-    segs = smooth(probs, 1.0, len(pattern), CLASSES, SmoothingConfig(min_ad_seconds=10, min_content_seconds=20))
+    segs = smooth(
+        probs, 1.0, len(pattern), CLASSES, SmoothingConfig(min_ad_seconds=10, min_content_seconds=20)
+    )
     assert segs == [Segment(0.0, 30.0, "content"), Segment(30.0, 45.0, "ad"), Segment(45.0, 70.0, "content")]
 
 
@@ -138,7 +146,8 @@ def test_none_is_argmax_per_step():
 
 def test_path_to_segments_clips_steps_past_duration():
     assert path_to_segments(np.array([1, 1, 0, 0]), 1.0, 2.5, CLASSES) == [
-        Segment(0.0, 2.0, "content"), Segment(2.0, 2.5, "ad")
+        Segment(0.0, 2.0, "content"),
+        Segment(2.0, 2.5, "ad"),
     ]
 
 
@@ -191,7 +200,12 @@ def test_reference_rules_reject_unknown_class():
 def test_reference_method_works_on_window_blocks():
     # 0.5 s steps; a 4 s ad-ish blip (1 block) inside content is an outlier; a 40 s ad is kept
     pattern = "c" * 80 + "a" * 8 + "c" * 80 + "a" * 80 + "c" * 80
-    segs = smooth(curve(pattern), 0.5, len(pattern) * 0.5, CLASSES,
-                  SmoothingConfig(method="reference", reference_hop_seconds=4.0))
+    segs = smooth(
+        curve(pattern),
+        0.5,
+        len(pattern) * 0.5,
+        CLASSES,
+        SmoothingConfig(method="reference", reference_hop_seconds=4.0),
+    )
     assert [s.label for s in segs] == ["content", "ad", "content"]
     assert segs[1].start == 84.0 and segs[1].end == 124.0

@@ -1,7 +1,7 @@
 import numpy as np
 
-from adcut.media.decode import decode, probe
 from adcut.demo.synth import EpisodeSpec, episode_segments, write_long_mp3
+from adcut.media.decode import decode, probe
 
 
 def test_long_mp3_is_written_minute_by_minute_with_its_ads_where_the_spec_says(tmp_path):

@@ -21,8 +21,12 @@ def test_hard_spec_tiles_the_episode_with_pieces_that_match_its_ads():
 def test_hard_episodes_have_what_makes_them_hard():
     specs = [hard_spec(900.0, np.random.default_rng(seed)) for seed in range(6)]
     pieces = [p for s in specs for p in s.hard.pieces]
-    changes = [(a, b) for s in specs for a, b in zip(s.hard.pieces, s.hard.pieces[1:])
-               if (a.kind in AD_KINDS) != (b.kind in AD_KINDS)]
+    changes = [
+        (a, b)
+        for s in specs
+        for a, b in zip(s.hard.pieces, s.hard.pieces[1:])
+        if (a.kind in AD_KINDS) != (b.kind in AD_KINDS)
+    ]
     assert sum(b.pause_before == 0 for _, b in changes) > 0.5 * len(changes)  # most ad edges have no pause
     assert any(a.kind == "ad" and b.kind == "theme" for a, b in changes)  # a pre-roll straight into the theme
     assert any(a.kind == "theme" and b.kind in AD_KINDS for a, b in changes)  # the theme into a post-roll
@@ -31,8 +35,12 @@ def test_hard_episodes_have_what_makes_them_hard():
     host_read = [p for s in specs for p in s.hard.pieces if p.kind == "ad" and p.voice == 2]
     assert host_read  # the host's own voice reading an ad
     # loudness-matched ads: some within 1 dB of the show's talk
-    ratios = [lv / s.hard.levels[0 if s.hard.pieces[0].kind == "talk" else -1] for s in specs
-              for p, lv in zip(s.hard.pieces, s.hard.levels) if p.kind == "ad"]
+    ratios = [
+        lv / s.hard.levels[0 if s.hard.pieces[0].kind == "talk" else -1]
+        for s in specs
+        for p, lv in zip(s.hard.pieces, s.hard.levels)
+        if p.kind == "ad"
+    ]
     assert any(abs(20 * np.log10(r)) < 1.5 for r in ratios)
 
 

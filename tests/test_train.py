@@ -4,19 +4,21 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.media.encode import write_audio
-from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 from adcut.cli import main
+from adcut.demo.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
+from adcut.errors import ModelError
 from adcut.learn.dataset import DatasetConfig, build_dataset
 from adcut.learn.sources import VALIDATION, find_episodes
-from adcut.errors import ModelError
-from adcut.demo.synth import EpisodeSpec, random_spec, render_episode, write_labelled_episode
 from adcut.learn.train import TrainConfig, balanced_accuracy, class_warnings, distillation_loss, train
+from adcut.media.encode import write_audio
+from adcut.models.checkpoint import FORMAT_VERSION, load_checkpoint, read_description
 
 pytestmark = pytest.mark.slow
 RATE = 8000
 SMALL = {"hidden_size": 32}
-FAST = TrainConfig(model_config=SMALL, lr=3e-3, epochs=6, batch_size=32, early_stopping_patience=None, threads=1)
+FAST = TrainConfig(
+    model_config=SMALL, lr=3e-3, epochs=6, batch_size=32, early_stopping_patience=None, threads=1
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,12 @@ def dataset(tmp_path_factory):
     for i in range(4):
         spec = random_spec(150.0, rng, ad_range=(20.0, 45.0), content_range=(25.0, 60.0))
         write_labelled_episode(root / "eps" / f"ep{i}.wav", spec, sample_rate=RATE, seed=100 + i)
-    return build_dataset(find_episodes([root / "eps"]), root / "ds", config=DatasetConfig(validation_episodes=("ep3",)), progress=False)
+    return build_dataset(
+        find_episodes([root / "eps"]),
+        root / "ds",
+        config=DatasetConfig(validation_episodes=("ep3",)),
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +49,14 @@ def clips(tmp_path_factory):
     """Held-out clips in the reference naming: *_a.wav (ad) and *_b.wav (content), other seeds than training."""
     folder = tmp_path_factory.mktemp("clips")
     for i in range(6):
-        write_audio(folder / f"clip{i}_a.wav", render_episode(EpisodeSpec(12.0, ((0.0, 12.0),)), RATE, seed=500 + i), RATE)
-        write_audio(folder / f"clip{i}_b.wav", render_episode(EpisodeSpec(12.0, ()), RATE, seed=600 + i), RATE)
+        write_audio(
+            folder / f"clip{i}_a.wav",
+            render_episode(EpisodeSpec(12.0, ((0.0, 12.0),)), RATE, seed=500 + i),
+            RATE,
+        )
+        write_audio(
+            folder / f"clip{i}_b.wav", render_episode(EpisodeSpec(12.0, ()), RATE, seed=600 + i), RATE
+        )
     return folder
 
 
@@ -68,7 +81,10 @@ def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
     history = loaded.training["history"]
     assert len(history) == FAST.epochs
     best = max(history, key=lambda m: (m["val_balanced_accuracy"], -m["val_loss"]))
-    assert loaded.metrics["epoch"] == best["epoch"] and loaded.metrics["val_balanced_accuracy"] == best["val_balanced_accuracy"]
+    assert (
+        loaded.metrics["epoch"] == best["epoch"]
+        and loaded.metrics["val_balanced_accuracy"] == best["val_balanced_accuracy"]
+    )
     for m in history:  # balanced accuracy is the mean of the per-class recalls
         assert m["val_balanced_accuracy"] == pytest.approx(np.mean(list(m["val_recall"].values())), abs=1e-5)
     assert loaded.training["lr"] == FAST.lr and loaded.training["seed"] == FAST.seed
@@ -85,36 +101,66 @@ def test_checkpoint_keeps_best_epoch_and_describes_itself(trained, dataset):
 
 
 def test_same_seed_same_weights(dataset, tmp_path):
-    config = TrainConfig(model_config={"hidden_size": 16}, lr=3e-3, epochs=2, batches_per_epoch=4, seed=3, threads=1)
+    config = TrainConfig(
+        model_config={"hidden_size": 16}, lr=3e-3, epochs=2, batches_per_epoch=4, seed=3, threads=1
+    )
     a = train(dataset, config, tmp_path / "a.pt", progress=False).state_dict
     b = train(dataset, config, tmp_path / "b.pt", progress=False).state_dict
-    c = train(dataset, TrainConfig(**{**config.__dict__, "seed": 4}), tmp_path / "c.pt", progress=False).state_dict
+    c = train(
+        dataset, TrainConfig(**{**config.__dict__, "seed": 4}), tmp_path / "c.pt", progress=False
+    ).state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_without_validation_keeps_last_epoch(dataset, tmp_path):
     single = build_dataset(find_episodes([dataset.episodes[0]["source"]]), tmp_path / "one", progress=False)
-    checkpoint = train(single, TrainConfig(model_config={"hidden_size": 8}, epochs=2, batches_per_epoch=2), tmp_path / "m.pt", progress=False)
+    checkpoint = train(
+        single,
+        TrainConfig(model_config={"hidden_size": 8}, epochs=2, batches_per_epoch=2),
+        tmp_path / "m.pt",
+        progress=False,
+    )
     assert checkpoint.metrics["epoch"] == 2 and checkpoint.metrics["temperature"] == 1.0
     assert "val_accuracy" not in checkpoint.metrics
 
 
 def test_train_cli_default_output_name_and_errors(dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = main(["-q", "train", str(dataset.path), "--model-option", "hidden_size=8", "--epochs", "1", "--batches-per-epoch", "2"])
+    code = main(
+        [
+            "-q",
+            "train",
+            str(dataset.path),
+            "--model-option",
+            "hidden_size=8",
+            "--epochs",
+            "1",
+            "--batches-per-epoch",
+            "2",
+        ]
+    )
     assert code == 0
     saved = list((tmp_path / "models").glob("*.safetensors"))
     assert len(saved) == 1 and saved[0].name.startswith(f"lstm-{dataset.dataset_id[:8]}-")
     assert f"saved models/{saved[0].name}" in capsys.readouterr().out
 
     cases = [
-        (["train", str(tmp_path / "nothing")], f"{tmp_path / 'nothing'}: no such dataset folder (make one with 'adcut dataset build')"),
+        (
+            ["train", str(tmp_path / "nothing")],
+            f"{tmp_path / 'nothing'}: no such dataset folder (make one with 'adcut dataset build')",
+        ),
         (["train", str(dataset.path), "--model", "gru"], "unknown model type 'gru'"),
         (["train", str(dataset.path), "--epochs", "0"], "--epochs must be at least 1"),
-        (["train", str(dataset.path), "--model-option", "n_features=20"], "model option n_features=20 does not fit the dataset, which has 30"),
+        (
+            ["train", str(dataset.path), "--model-option", "n_features=20"],
+            "model option n_features=20 does not fit the dataset, which has 30",
+        ),
         (["train", str(dataset.path), "--model-option", "size"], "--model-option 'size': use KEY=VALUE"),
-        (["train", str(dataset.path), "--teacher", str(tmp_path / "t.pt")], f"{tmp_path / 't.pt'}: model file not found"),
+        (
+            ["train", str(dataset.path), "--teacher", str(tmp_path / "t.pt")],
+            f"{tmp_path / 't.pt'}: model file not found",
+        ),
     ]
     for argv, message in cases:
         assert main(["-q", *argv]) == 1
@@ -128,7 +174,10 @@ def test_teacher_with_other_classes_is_refused(dataset, tmp_path, random_checkpo
 
     teacher = load_checkpoint(random_checkpoint(hidden_size=8))
     teacher.class_names = ("music", "speech")
-    save_checkpoint(tmp_path / "t.pt", Checkpoint(**{k: v for k, v in teacher.__dict__.items() if k not in ("path", "background")}))
+    save_checkpoint(
+        tmp_path / "t.pt",
+        Checkpoint(**{k: v for k, v in teacher.__dict__.items() if k not in ("path", "background")}),
+    )
     with pytest.raises(ModelError, match="classes"):
         train(dataset, FAST, tmp_path / "s.pt", teacher=load_checkpoint(tmp_path / "t.pt"), progress=False)
     assert not (tmp_path / "s.pt").exists()
@@ -136,8 +185,13 @@ def test_teacher_with_other_classes_is_refused(dataset, tmp_path, random_checkpo
 
 def test_distillation_from_a_teacher_learns(dataset, trained, tmp_path):
     checkpoint, _ = trained
-    student = train(dataset, TrainConfig(**{**FAST.__dict__, "model_config": {"hidden_size": 16}}), tmp_path / "s.pt",
-                    teacher=checkpoint, progress=False)
+    student = train(
+        dataset,
+        TrainConfig(**{**FAST.__dict__, "model_config": {"hidden_size": 16}}),
+        tmp_path / "s.pt",
+        teacher=checkpoint,
+        progress=False,
+    )
     assert student.teacher and "m.pt" in student.teacher
     assert student.metrics["val_accuracy"] >= 0.85
 

@@ -6,22 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from adcut.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from adcut.errors import ModelError
+from adcut.demo.synth import EpisodeSpec, episode_segments, write_episode
+from adcut.errors import DatasetError, ModelError
+from adcut.features.episode import episode_features
 from adcut.features.mfcc import FeatureConfig
+from adcut.formats.labels import format_audacity
+from adcut.learn.dataset import DatasetConfig, build_dataset
+from adcut.learn.distill import map_to_teacher, teacher_logits
+from adcut.learn.sources import find_episodes
+from adcut.learn.train import TrainConfig, distillation_loss, train
+from adcut.learn.windows import WindowSamples
+from adcut.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from adcut.models.registry import MODEL_TYPES, build_model, config_dict
 from adcut.models.transformer import TransformerClassifier, TransformerConfig, sinusoidal_positions
-from adcut.learn.dataset import DatasetConfig, build_dataset
-from adcut.learn.sources import find_episodes
-from adcut.learn.windows import WindowSamples
-from adcut.learn.distill import map_to_teacher, teacher_logits
-from adcut.errors import DatasetError
-from adcut.features.episode import episode_features
-from adcut.formats.labels import format_audacity
-from adcut.demo.synth import EpisodeSpec, episode_segments, write_episode
-from adcut.learn.train import TrainConfig, distillation_loss, train
 
-SMALL = {"transformer": {"d_model": 16, "n_heads": 2, "dim_feedforward": 32, "max_frames": 200}, "lstm": {"hidden_size": 16}}
+SMALL = {
+    "transformer": {"d_model": 16, "n_heads": 2, "dim_feedforward": 32, "max_frames": 200},
+    "lstm": {"hidden_size": 16},
+}
 
 
 def small_model(model_type: str, **overrides):
@@ -39,7 +41,9 @@ def test_forward_gives_logits_for_any_window_up_to_max_frames(frames):
 
 def test_window_longer_than_max_frames_is_a_clear_error():
     model = small_model("transformer", max_frames=50).eval()
-    with pytest.raises(ModelError, match="window of 51 frames is longer than this transformer's max_frames 50"):
+    with pytest.raises(
+        ModelError, match="window of 51 frames is longer than this transformer's max_frames 50"
+    ):
         model(torch.randn(1, 51, 30))
 
 
@@ -80,7 +84,13 @@ def test_heads_must_divide_d_model():
 
 def test_reference_defaults():
     config = TransformerConfig()
-    assert (config.d_model, config.n_heads, config.num_layers, config.dim_feedforward, config.dropout) == (32, 4, 2, 128, 0.1)
+    assert (config.d_model, config.n_heads, config.num_layers, config.dim_feedforward, config.dropout) == (
+        32,
+        4,
+        2,
+        128,
+        0.1,
+    )
 
 
 @pytest.mark.parametrize("model_type", sorted(MODEL_TYPES))
@@ -89,12 +99,28 @@ def test_checkpoint_round_trip_for_every_model_type(tmp_path, model_type):
     model = small_model(model_type, n_features=features.n_features)
     model.norm.set_stats(torch.arange(12.0), torch.full((12,), 2.0))
     path = tmp_path / f"{model_type}.pt"
-    saved = Checkpoint(model_type, config_dict(model), features, ("ad", "content"), model.state_dict(),
-                       training={"epochs": 1}, metrics={"accuracy": 0.5}, teacher="teacher.pt")
+    saved = Checkpoint(
+        model_type,
+        config_dict(model),
+        features,
+        ("ad", "content"),
+        model.state_dict(),
+        training={"epochs": 1},
+        metrics={"accuracy": 0.5},
+        teacher="teacher.pt",
+    )
     save_checkpoint(path, saved)
     loaded = load_checkpoint(path)
-    assert (loaded.model_type, loaded.model_config, loaded.feature_config) == (model_type, config_dict(model), features)
-    assert (loaded.teacher, loaded.metrics, loaded.class_names) == ("teacher.pt", {"accuracy": 0.5}, ("ad", "content"))
+    assert (loaded.model_type, loaded.model_config, loaded.feature_config) == (
+        model_type,
+        config_dict(model),
+        features,
+    )
+    assert (loaded.teacher, loaded.metrics, loaded.class_names) == (
+        "teacher.pt",
+        {"accuracy": 0.5},
+        ("ad", "content"),
+    )
     rebuilt = loaded.build_model()
     x = torch.randn(3, features.window_frames, features.n_features)
     with torch.no_grad():
@@ -105,7 +131,9 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     model = small_model("transformer")
     other = dict(config_dict(model), d_model=32)
     path = tmp_path / "bad.pt"
-    save_checkpoint(path, Checkpoint("transformer", other, FeatureConfig(), ("ad", "content"), model.state_dict()))
+    save_checkpoint(
+        path, Checkpoint("transformer", other, FeatureConfig(), ("ad", "content"), model.state_dict())
+    )
     with pytest.raises(ModelError, match="weights do not fit the transformer architecture"):
         load_checkpoint(path).build_model()
 
@@ -113,7 +141,9 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 # --------------------------------------------------------------------------- distillation
 
 # The reference student's cheaper features: 2048 Hz, 4 MFCC, 32-frame (2 s) windows.
-CHEAP = FeatureConfig(sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16)
+CHEAP = FeatureConfig(
+    sample_rate=2048, n_fft=256, hop_length=128, n_mfcc=4, window_frames=32, window_hop_frames=16
+)
 TEACHER_FEATURES = FeatureConfig()
 SPECS = [
     EpisodeSpec(80.0, ((20.0, 45.0),)),
@@ -164,7 +194,9 @@ def episodes_dir(tmp_path_factory):
 def build(episodes_dir, out, features, **config):
     config.setdefault("validation_episodes", ("ep1",))
     config.setdefault("keep_straddling", False)  # accuracy thresholds below are for windows inside one class
-    return build_dataset(find_episodes([episodes_dir]), out, features, DatasetConfig(**config), progress=False)
+    return build_dataset(
+        find_episodes([episodes_dir]), out, features, DatasetConfig(**config), progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +216,13 @@ def test_same_features_map_each_window_to_itself(datasets):
     _, cheap = datasets
     plain = cheap.samples("train")
     half = CHEAP.window_frames // 2
-    swaps = WindowSamples(plain.first[:5] + half, plain.first[5:10], np.full(5, CHEAP.window_frames - half), plain.label[:5])
+    swaps = WindowSamples(
+        plain.first[:5] + half, plain.first[5:10], np.full(5, CHEAP.window_frames - half), plain.label[:5]
+    )
     for samples in (plain, swaps):
-        mapped, _ = map_to_teacher(samples, cheap, CHEAP, [len(f) for f in np.split(cheap.frames, cheap.offsets[1:])])
+        mapped, _ = map_to_teacher(
+            samples, cheap, CHEAP, [len(f) for f in np.split(cheap.frames, cheap.offsets[1:])]
+        )
         assert np.array_equal(mapped.first, samples.first)
         assert np.array_equal(mapped.second, samples.second)
         assert np.array_equal(mapped.cut, samples.cut)
@@ -228,20 +264,38 @@ def test_teacher_features_need_the_source_audio(episodes_dir, tmp_path, lstm_tea
 
 def test_teacher_with_other_classes_is_refused(datasets, lstm_teacher, tmp_path):
     _, cheap = datasets
-    other = Checkpoint(lstm_teacher.model_type, lstm_teacher.model_config, lstm_teacher.feature_config,
-                       ("music", "speech"), lstm_teacher.state_dict)
+    other = Checkpoint(
+        lstm_teacher.model_type,
+        lstm_teacher.model_config,
+        lstm_teacher.feature_config,
+        ("music", "speech"),
+        lstm_teacher.state_dict,
+    )
     with pytest.raises(ModelError, match="has classes music, speech, the dataset ad, content"):
-        train(cheap, TrainConfig(model_type="transformer", epochs=1), tmp_path / "s.pt", teacher=other, progress=False)
+        train(
+            cheap,
+            TrainConfig(model_type="transformer", epochs=1),
+            tmp_path / "s.pt",
+            teacher=other,
+            progress=False,
+        )
     assert not (tmp_path / "s.pt").exists()
 
 
 def test_distilled_student_on_cheaper_features_learns(datasets, lstm_teacher, tmp_path):
     _, cheap = datasets
     assert lstm_teacher.metrics["val_accuracy"] > 0.8
-    config = TrainConfig(model_type="transformer", model_config={"d_model": 16, "n_heads": 2, "dim_feedforward": 32},
-                         lr=3e-3, epochs=6, device="cpu")
+    config = TrainConfig(
+        model_type="transformer",
+        model_config={"d_model": 16, "n_heads": 2, "dim_feedforward": 32},
+        lr=3e-3,
+        epochs=6,
+        device="cpu",
+    )
     student = train(cheap, config, tmp_path / "student.pt", teacher=lstm_teacher, progress=False)
-    assert student.metrics["val_accuracy"] > 0.8  # the validation episode has ~half ad windows: chance is ~0.5
+    assert (
+        student.metrics["val_accuracy"] > 0.8
+    )  # the validation episode has ~half ad windows: chance is ~0.5
     saved = load_checkpoint(tmp_path / "student.pt")
     assert saved.teacher and "teacher.pt" in saved.teacher
     assert (saved.model_type, saved.feature_config) == ("transformer", CHEAP)
@@ -252,10 +306,25 @@ def test_cli_refuses_windows_longer_than_max_frames_in_one_line(datasets, tmp_pa
 
     _, cheap = datasets
     out = tmp_path / "short.pt"
-    code = main(["-q", "train", str(cheap.path), "--model", "transformer", "--model-option", "max_frames=16",
-                 "--epochs", "1", "-o", str(out)])
+    code = main(
+        [
+            "-q",
+            "train",
+            str(cheap.path),
+            "--model",
+            "transformer",
+            "--model-option",
+            "max_frames=16",
+            "--epochs",
+            "1",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1
-    assert err == ("adcut: error: window of 32 frames is longer than this transformer's max_frames 16 "
-                   "(train one with a larger max_frames, e.g. --model-option max_frames=N)")
+    assert err == (
+        "adcut: error: window of 32 frames is longer than this transformer's max_frames 16 "
+        "(train one with a larger max_frames, e.g. --model-option max_frames=N)"
+    )
     assert not out.exists()

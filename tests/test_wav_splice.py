@@ -17,8 +17,13 @@ from adcut.media.decode import decode_original, probe
 from adcut.media.wav_splice import read_layout
 
 SR = 8000
-SEGMENTS = [Segment(0.0, 2.0, "content"), Segment(2.0, 3.5, "ad"), Segment(3.5, 6.0, "content"),
-            Segment(6.0, 6.6, "ad"), Segment(6.6, 8.0, "content")]
+SEGMENTS = [
+    Segment(0.0, 2.0, "content"),
+    Segment(2.0, 3.5, "ad"),
+    Segment(3.5, 6.0, "content"),
+    Segment(6.0, 6.6, "ad"),
+    Segment(6.6, 8.0, "content"),
+]
 KEPT = [(0, 16000), (28000, 48000), (52800, 64000)]  # sample frames of the content at 8 kHz
 FADE = 240  # 0.03 s
 
@@ -27,7 +32,9 @@ def chunk(cid: bytes, body: bytes) -> bytes:
     return cid + struct.pack("<I", len(body)) + body + (b"\0" if len(body) & 1 else b"")
 
 
-def make_wav(path: Path, raw: bytes, *, tag: int, bits: int, channels: int, extra: bytes = b"", cue: bytes = b"") -> None:
+def make_wav(
+    path: Path, raw: bytes, *, tag: int, bits: int, channels: int, extra: bytes = b"", cue: bytes = b""
+) -> None:
     align = channels * bits // 8
     fmt = struct.pack("<HHIIHH", tag, channels, SR, SR * align, align, bits)
     body = b"WAVE" + chunk(b"fmt ", fmt) + extra + cue + chunk(b"data", raw)
@@ -48,10 +55,16 @@ def test_kept_frames_are_the_input_bytes_and_fades_match_the_reencode_path(tmp_p
     rng = np.random.default_rng(1)
     channels = 2
     n = 8 * SR
-    signal = (0.6 * np.sin(2 * np.pi * 220 * np.arange(n) / SR)[:, None] + 0.2 * rng.uniform(-1, 1, (n, channels)))
+    signal = 0.6 * np.sin(2 * np.pi * 220 * np.arange(n) / SR)[:, None] + 0.2 * rng.uniform(
+        -1, 1, (n, channels)
+    )
     if bits == 24:
         ints = np.round(signal * (2**23 - 1)).astype(np.int32).reshape(-1)
-        raw = np.stack([ints & 0xFF, (ints >> 8) & 0xFF, (ints >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
+        raw = (
+            np.stack([ints & 0xFF, (ints >> 8) & 0xFF, (ints >> 16) & 0xFF], axis=1)
+            .astype(np.uint8)
+            .tobytes()
+        )
     elif tag == 3:
         raw = signal.astype(dtype).tobytes()
     elif bits == 8:
@@ -91,20 +104,27 @@ def test_kept_frames_are_the_input_bytes_and_fades_match_the_reencode_path(tmp_p
     _, copied = decode_original(tmp_path / "show.adcut.wav")
     _, reencoded = decode_original(tmp_path / "re.wav")
     assert copied.shape == reencoded.shape
-    step = 2.0 / 2**min(bits, 24) if tag == 1 else 1e-6
+    step = 2.0 / 2 ** min(bits, 24) if tag == 1 else 1e-6
     assert np.abs(copied - reencoded).max() <= max(step * 1.01, 1 / 32767 * 1.01)
     # No ad audio: at each join the output starts from silence.
     assert np.abs(copied[:, 16000]).max() < 0.01 and np.abs(copied[:, 16000 + 20000 - 1]).max() < 0.01
     if shutil.which("ffmpeg"):
-        run = subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "show.adcut.wav"), "-f", "null", "-"],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(tmp_path / "show.adcut.wav"), "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+        )
         assert run.returncode == 0 and run.stderr == ""
 
 
 def test_cue_points_are_retimed_and_fact_counts_kept_frames(tmp_path):
     raw = np.zeros(8 * SR, "<i2").tobytes()
-    cue = chunk(b"cue ", struct.pack("<I", 2) + struct.pack("<I I 4s I I I", 1, 4000, b"data", 0, 0, 4000)
-                + struct.pack("<I I 4s I I I", 2, 40000, b"data", 0, 0, 40000))
+    cue = chunk(
+        b"cue ",
+        struct.pack("<I", 2)
+        + struct.pack("<I I 4s I I I", 1, 4000, b"data", 0, 0, 4000)
+        + struct.pack("<I I 4s I I I", 2, 40000, b"data", 0, 0, 40000),
+    )
     fact = chunk(b"fact", struct.pack("<I", 8 * SR))
     path = tmp_path / "show.wav"
     make_wav(path, raw, tag=1, bits=16, channels=1, extra=fact, cue=cue)
@@ -155,5 +175,9 @@ def test_real_recording_wav(shared_data, tmp_path):
     end = int(40.0 * rate) - fade  # the labels stop at 40 s: a cut (and a fade) there too
     assert np.array_equal(cut[:, a + fade : a + end - b], original[:, b + fade : end])
     if shutil.which("ffmpeg"):
-        run = subprocess.run(["ffmpeg", "-v", "error", "-i", str(result.path), "-f", "null", "-"], capture_output=True, text=True)
+        run = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(result.path), "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+        )
         assert run.returncode == 0 and run.stderr == ""

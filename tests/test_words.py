@@ -50,17 +50,37 @@ def test_missing_or_broken_speech_model_is_one_clear_error(tmp_path):
 
 def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():
     pauses = [(9.0, 9.5), (20.0, 20.4), (45.0, 45.5), (48.0, 48.6), (70.0, 70.5)]
-    hits = [Hit("brought to you by", 21.5, 22.5), Hit("promo code", 35.0, 35.8), Hit("back to the show", 43.5, 44.6)]
+    hits = [
+        Hit("brought to you by", 21.5, 22.5),
+        Hit("promo code", 35.0, 35.8),
+        Hit("back to the show", 43.5, 44.6),
+    ]
     ads = word_ads(hits, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
-    assert [(a["start"], a["end"]) for a in ads] == [(20.4, 45.0)]  # the pause before the lead, the pause after the return
+    assert [(a["start"], a["end"]) for a in ads] == [
+        (20.4, 45.0)
+    ]  # the pause before the lead, the pause after the return
     # A return cue heard long after the last sponsor phrase is talk: the ad ends at its last phrase's sentence.
     late = hits[:2] + [Hit("back to the show", 47.0, 48.0)]
-    assert [(a["start"], a["end"]) for a in word_ads(late, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)] == [(20.4, 36.8)]
+    assert [(a["start"], a["end"]) for a in word_ads(late, BUILTIN_ENGLISH, pauses, 100.0, CONFIG)] == [
+        (20.4, 36.8)
+    ]
     # One phrase said in passing, or a return cue alone, is not an ad.
     assert word_ads([Hit("promo code", 35.0, 35.8)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
-    assert word_ads([Hit("back to the show", 46.5, 47.6), Hit("back to the show", 60, 61)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+    assert (
+        word_ads(
+            [Hit("back to the show", 46.5, 47.6), Hit("back to the show", 60, 61)],
+            BUILTIN_ENGLISH,
+            pauses,
+            100.0,
+            CONFIG,
+        )
+        == []
+    )
     # Phrases far apart are two mentions, not one ad.
-    assert word_ads([Hit("promo code", 10, 11), Hit("use code", 80, 81)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
+    assert (
+        word_ads([Hit("promo code", 10, 11), Hit("use code", 80, 81)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
+        == []
+    )
 
 
 def test_weak_phrases_heard_in_the_talk_beside_an_ad_do_not_stretch_it():
@@ -74,9 +94,19 @@ def test_weak_phrases_heard_in_the_talk_beside_an_ad_do_not_stretch_it():
     ads = word_ads(core + [Hit("use code", 41.0, 41.6)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG)
     assert [(a["start"], a["end"]) for a in ads] == [(20.4, 48.0)]
     # Weak phrases alone never make an ad, however many; the return cue is a hard end.
-    assert word_ads([Hit("use code", t, t + 0.5) for t in (10, 14, 18, 22)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG) == []
-    ads = word_ads(core + [Hit("back to the show", 39.0, 40.0), Hit("free trial", 50.0, 50.8)], BUILTIN_ENGLISH, pauses,
-                   100.0, CONFIG)
+    assert (
+        word_ads(
+            [Hit("use code", t, t + 0.5) for t in (10, 14, 18, 22)], BUILTIN_ENGLISH, pauses, 100.0, CONFIG
+        )
+        == []
+    )
+    ads = word_ads(
+        core + [Hit("back to the show", 39.0, 40.0), Hit("free trial", 50.0, 50.8)],
+        BUILTIN_ENGLISH,
+        pauses,
+        100.0,
+        CONFIG,
+    )
     assert [(a["start"], a["end"]) for a in ads] == [(20.4, 40.0)]
 
 
@@ -85,26 +115,45 @@ def test_overlay_adds_word_ads_and_keeps_the_sound_models_segments():
 
     sound = [Segment(0, 100, "content"), Segment(100, 130, "ad"), Segment(130, 300, "content")]
     out = overlay(sound, [{"start": 200.0, "end": 230.0}, {"start": 131.0, "end": 140.0}], "ad", 300.0)
-    assert [(s.start, s.end, s.label) for s in out] == [(0, 100, "content"), (100, 140, "ad"), (140, 200, "content"),
-                                                        (200, 230, "ad"), (230, 300, "content")]
+    assert [(s.start, s.end, s.label) for s in out] == [
+        (0, 100, "content"),
+        (100, 140, "ad"),
+        (140, 200, "content"),
+        (200, 230, "ad"),
+        (230, 300, "content"),
+    ]
 
 
 def test_fuse_raises_only_the_word_ad_and_keeps_rows_normalised():
     curve = np.tile([0.1, 0.9], (200, 1))
     fused = fuse(curve, 0.5, [{"start": 20.0, "end": 40.0}], 0, 0.97)
     assert np.allclose(fused.sum(axis=1), 1.0)
-    assert (fused[40:80, 0] >= 0.97).all() and np.allclose(fused[:40], curve[:40]) and np.allclose(fused[80:], curve[80:])
+    assert (
+        (fused[40:80, 0] >= 0.97).all()
+        and np.allclose(fused[:40], curve[:40])
+        and np.allclose(fused[80:], curve[80:])
+    )
 
 
 @needs_espeak
 def test_spotter_hears_sponsor_phrases_in_ad_copy_and_none_in_talk():
     spotter = Spotter(BUILTIN_ENGLISH)
-    ad = speak("This episode is brought to you by Fernwood Coffee. Go to fernwood dot com slash show and use "
-               "promo code listen for twenty percent off. Terms apply. And now, back to the show.", "en-us+m3", 16000, 160)
+    ad = speak(
+        "This episode is brought to you by Fernwood Coffee. Go to fernwood dot com slash show and use "
+        "promo code listen for twenty percent off. Terms apply. And now, back to the show.",
+        "en-us+m3",
+        16000,
+        160,
+    )
     heard = {h.phrase for h in spotter.spot(ad)}
     assert len(heard) >= 3 and heard <= set(PHRASES), heard
-    talk = speak("Last week we talked about the old bridges along the river, and a lot of you wrote in with stories. "
-                 "One listener told us her grandfather helped build the stone arch near the market.", "en-us+m3", 16000, 160)
+    talk = speak(
+        "Last week we talked about the old bridges along the river, and a lot of you wrote in with stories. "
+        "One listener told us her grandfather helped build the stone arch near the market.",
+        "en-us+m3",
+        16000,
+        160,
+    )
     assert spotter.spot(talk) == []
     # Each piece starts from the same cepstral mean, whatever was read before: hits do not depend on the order
     # (or the worker) in which the pieces of an episode are read.
@@ -118,8 +167,14 @@ def test_spotter_hears_sponsor_phrases_in_ad_copy_and_none_in_talk():
 def test_fusion_turns_a_host_read_ad_into_an_ad_and_leaves_a_product_mention_alone(tmp_path):
     from adcut.media.encode import write_audio
 
-    episode = hostread_episode(4, ads=1, host_share=1.0, lead_in=1.0, content_sentences=(7, 9),
-                               mention="I bought a new grinder from Fernwood Coffee last week and I really like it.")
+    episode = hostread_episode(
+        4,
+        ads=1,
+        host_share=1.0,
+        lead_in=1.0,
+        content_sentences=(7, 9),
+        mention="I bought a new grinder from Fernwood Coffee last week and I really like it.",
+    )
     path = tmp_path / "ep.wav"
     write_audio(path, episode.audio, episode.sample_rate)
     duration = episode.duration
@@ -129,7 +184,9 @@ def test_fusion_turns_a_host_read_ad_into_an_ad_and_leaves_a_product_mention_alo
     config = SegmentationConfig(smoothing=SmoothingConfig(min_ad_seconds=10, min_content_seconds=20))
     before = smooth_curve(curve, step, duration, classes, config)
     assert [s.label for s in before] == ["content"]
-    fused, record = hear_words(path, curve, step, duration, before, classes, SimpleNamespace(training={}), CONFIG)
+    fused, record = hear_words(
+        path, curve, step, duration, before, classes, SimpleNamespace(training={}), CONFIG
+    )
     assert record["recognised_seconds"] == pytest.approx(duration, abs=1)
     assert (fused[:, 0] >= 0.97).sum() > 0  # the curve the outputs carry says so too
     after = overlay(before, record["word_ads"], "ad", duration)
@@ -144,7 +201,9 @@ def test_phrase_learner_keeps_phrases_planted_in_ads_and_not_those_common_in_con
     from adcut.words.learner import learn_phrases
 
     rng = np.random.default_rng(0)
-    talk = "the old bridge near the market was built in the spring and people walked across it every day".split()
+    talk = (
+        "the old bridge near the market was built in the spring and people walked across it every day".split()
+    )
     filler = "we went to see a friend who told us a story about a boat on the river last year".split()
 
     def doc(extra=()):
@@ -154,7 +213,9 @@ def test_phrase_learner_keeps_phrases_planted_in_ads_and_not_those_common_in_con
             words[at:at] = phrase.split()
         return words
 
-    ads = [doc(["join the listener club", "ships free"]) for _ in range(6)] + [doc(["listener club"]) for _ in range(2)]
+    ads = [doc(["join the listener club", "ships free"]) for _ in range(6)] + [
+        doc(["listener club"]) for _ in range(2)
+    ]
     content = [doc(["old bridge"]) for _ in range(12)] + [doc(["ships free"])]  # said once in content too
     learned = {p.text: p for p in learn_phrases(ads, content)}
     assert "listener club" in learned and "ships free" in learned
@@ -165,7 +226,9 @@ def test_phrase_learner_keeps_phrases_planted_in_ads_and_not_those_common_in_con
 
 
 @needs_espeak
-def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(tmp_path, random_checkpoint, capsys):
+def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(
+    tmp_path, random_checkpoint, capsys
+):
     import json
 
     from adcut.cli import main
@@ -174,12 +237,38 @@ def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(t
     model = random_checkpoint("m.safetensors", hidden_size=16)
     episode = tmp_path / "show.wav"
     write_hostread_episode(episode, 7, ads=1, host_share=1.0, content_sentences=(3, 5))
-    assert main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--format", "json", "--words", "on"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "process",
+                str(episode),
+                "--model",
+                str(model),
+                "--no-cut",
+                "--format",
+                "json",
+                "--words",
+                "on",
+            ]
+        )
+        == 0
+    )
     data = json.loads((tmp_path / "show.adcut.json").read_text())
     heard = data["settings"]["words_heard"]
-    assert heard["phrases"] >= 10 and set(heard) >= {"hits", "word_ads", "evidence_per_second", "recognised_seconds"}
+    assert heard["phrases"] >= 10 and set(heard) >= {
+        "hits",
+        "word_ads",
+        "evidence_per_second",
+        "recognised_seconds",
+    }
     # auto without learned phrases or --ad-phrases: the model's speed is kept, nothing is listened for.
-    assert main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--format", "json", "--force"]) == 0
+    assert (
+        main(
+            ["-q", "process", str(episode), "--model", str(model), "--no-cut", "--format", "json", "--force"]
+        )
+        == 0
+    )
     assert "words_heard" not in json.loads((tmp_path / "show.adcut.json").read_text())["settings"]
     broken = tmp_path / "xx"
     (broken / "am").mkdir(parents=True)
@@ -187,8 +276,23 @@ def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(t
     (broken / "xx.dict").write_text("promo P R OW M OW\n")
     (tmp_path / "mine.txt").write_text("promo\n")
     capsys.readouterr()
-    code = main(["-q", "process", str(episode), "--model", str(model), "--no-cut", "--force", "--words", "on",
-                 "--speech-model", str(broken), "--ad-phrases", str(tmp_path / "mine.txt")])
+    code = main(
+        [
+            "-q",
+            "process",
+            str(episode),
+            "--model",
+            str(model),
+            "--no-cut",
+            "--force",
+            "--words",
+            "on",
+            "--speech-model",
+            str(broken),
+            "--ad-phrases",
+            str(tmp_path / "mine.txt"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith("adcut: error:") and len(err.splitlines()) == 1, err
     assert "could not load this speech model" in err

@@ -33,15 +33,27 @@ class UpstreamEpisode:
 
 
 # Every episode's chapters (of its original audio).
-CHAPTERS = {"version": "1.2.0", "author": "Ann Example", "chapters": [
-    {"startTime": 0, "title": "Intro"},
-    {"startTime": 25, "title": "Sponsor"},
-    {"startTime": 45, "title": "Main part", "url": "https://example.org/notes", "img": "https://example.org/a.jpg"},
-]}
+CHAPTERS = {
+    "version": "1.2.0",
+    "author": "Ann Example",
+    "chapters": [
+        {"startTime": 0, "title": "Intro"},
+        {"startTime": 25, "title": "Sponsor"},
+        {
+            "startTime": 45,
+            "title": "Main part",
+            "url": "https://example.org/notes",
+            "img": "https://example.org/a.jpg",
+        },
+    ],
+}
 
 # Every episode's transcript (of its original audio), cues before, inside and after the ad at 25-45 s.
-CUES = [(5.0, 8.0, "Welcome to the show."), (30.0, 35.0, "Brought to you by Acme."),
-        (50.0, 53.5, "Back to the main part.")]
+CUES = [
+    (5.0, 8.0, "Welcome to the show."),
+    (30.0, 35.0, "Brought to you by Acme."),
+    (50.0, 53.5, "Back to the main part."),
+]
 
 
 def _stamp(t: float, separator: str) -> str:
@@ -49,12 +61,33 @@ def _stamp(t: float, separator: str) -> str:
 
 
 TRANSCRIPTS = {
-    "vtt": ("text/vtt", "WEBVTT\n\n" + "\n\n".join(
-        f"cue-{n}\n{_stamp(a, '.')} --> {_stamp(b, '.')}\n<v Ann>{text}" for n, (a, b, text) in enumerate(CUES)) + "\n"),
-    "srt": ("application/x-subrip", "\n\n".join(
-        f"{n + 1}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{text}" for n, (a, b, text) in enumerate(CUES)) + "\n"),
-    "json": ("application/json", json.dumps({"version": "1.0.0", "segments": [
-        {"speaker": "Ann", "startTime": a, "endTime": b, "body": text} for a, b, text in CUES]})),
+    "vtt": (
+        "text/vtt",
+        "WEBVTT\n\n"
+        + "\n\n".join(
+            f"cue-{n}\n{_stamp(a, '.')} --> {_stamp(b, '.')}\n<v Ann>{text}"
+            for n, (a, b, text) in enumerate(CUES)
+        )
+        + "\n",
+    ),
+    "srt": (
+        "application/x-subrip",
+        "\n\n".join(
+            f"{n + 1}\n{_stamp(a, ',')} --> {_stamp(b, ',')}\n{text}" for n, (a, b, text) in enumerate(CUES)
+        )
+        + "\n",
+    ),
+    "json": (
+        "application/json",
+        json.dumps(
+            {
+                "version": "1.0.0",
+                "segments": [
+                    {"speaker": "Ann", "startTime": a, "endTime": b, "body": text} for a, b, text in CUES
+                ],
+            }
+        ),
+    ),
     "html": ("text/html", "<p>" + " ".join(text for _, _, text in CUES) + "</p>"),
 }
 
@@ -69,11 +102,16 @@ BOMB = b"""<?xml version="1.0"?>
 """
 
 
-def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int], new_feed_url: str | None = None) -> bytes:
+def feed_xml(
+    base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int], new_feed_url: str | None = None
+) -> bytes:
     items = []
     for episode in episodes:
-        url = episode.file if episode.file.startswith("http") else (
-            f"{base}{episode.file}" if episode.file.startswith("/") else f"{base}/audio/{episode.file}")
+        url = (
+            episode.file
+            if episode.file.startswith("http")
+            else (f"{base}{episode.file}" if episode.file.startswith("/") else f"{base}/audio/{episode.file}")
+        )
         items.append(f"""
     <item>
       <title>{episode.title}</title>
@@ -113,7 +151,7 @@ def feed_xml(base: str, episodes: list[UpstreamEpisode], sizes: dict[str, int], 
     <itunes:type>episodic</itunes:type>
     <podcast:guid>917393e3-1b1e-5cef-ace4-edaa54e1f810</podcast:guid>
     <podcast:locked>no</podcast:locked>
-    <podcast:funding url="{base}/support">Support the show</podcast:funding>{''.join(items)}
+    <podcast:funding url="{base}/support">Support the show</podcast:funding>{"".join(items)}
   </channel>
 </rss>
 """.encode()
@@ -194,14 +232,18 @@ class UpstreamHost:
                 if self.path == "/missing.mp3":
                     return self._send(404, b"not found", "text/plain", head=head)
                 if self.path == "/page.mp3":
-                    return self._send(200, b"<!doctype html><html><body>Please log in</body></html>", "text/html", head=head)
+                    return self._send(
+                        200, b"<!doctype html><html><body>Please log in</body></html>", "text/html", head=head
+                    )
                 match = re.fullmatch(r"/transcripts/([\w-]+)\.(\w+)", self.path)
                 if match and match.group(2) in TRANSCRIPTS:
                     content_type, text = TRANSCRIPTS[match.group(2)]
                     return self._send(200, text.encode(), content_type, head=head)
                 match = re.fullmatch(r"/chapters/([\w-]+)\.json", self.path)
                 if match:
-                    return self._send(200, json.dumps(CHAPTERS).encode(), "application/json+chapters", head=head)
+                    return self._send(
+                        200, json.dumps(CHAPTERS).encode(), "application/json+chapters", head=head
+                    )
                 match = re.fullmatch(r"/audio/([\w.-]+)", self.path)
                 if match and host.fail_next.get(match.group(1), 0) > 0:
                     host.fail_next[match.group(1)] -= 1
@@ -235,7 +277,7 @@ class UpstreamHost:
                     step = 4096 if slow else len(data)
                     try:
                         for at in range(start, len(data), step):
-                            self.wfile.write(data[at:at + step])
+                            self.wfile.write(data[at : at + step])
                             if slow:
                                 time.sleep(0.05)
                     except (BrokenPipeError, ConnectionResetError):
@@ -248,8 +290,12 @@ class UpstreamHost:
                 if mode == "down":
                     return self._send(503, b"down for maintenance", "text/plain", head=head)
                 if mode == "html":
-                    return self._send(200, b"<!DOCTYPE html><html><head><title>Moved</title></head><body>hi</body></html>",
-                                      "text/html", head=head)
+                    return self._send(
+                        200,
+                        b"<!DOCTYPE html><html><head><title>Moved</title></head><body>hi</body></html>",
+                        "text/html",
+                        head=head,
+                    )
                 if mode == "malformed":
                     return self._send(200, host.feed_bytes()[:-40], "application/rss+xml", head=head)
                 if mode == "bomb":

@@ -60,10 +60,22 @@ _AFTER = "_after_command"
 def _add_global_flags(parser: argparse.ArgumentParser, after_command: bool) -> None:
     suffix = _AFTER if after_command else ""
     unset = argparse.SUPPRESS  # after the command: absent unless given
-    parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="count", default=unset if after_command else 0,
-                        help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", dest=f"quiet{suffix}", action="store_true",
-                        default=unset if after_command else False, help="no progress bars, only results and errors")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest=f"verbose{suffix}",
+        action="count",
+        default=unset if after_command else 0,
+        help="more log output (-vv for debug)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        dest=f"quiet{suffix}",
+        action="store_true",
+        default=unset if after_command else False,
+        help="no progress bars, only results and errors",
+    )
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

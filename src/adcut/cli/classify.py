@@ -17,15 +17,17 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="audio files")
-    parser.add_argument("--model", type=Path, default=None, metavar="MODEL", help="checkpoint (default: newest in ./models/)")
+    parser.add_argument(
+        "--model", type=Path, default=None, metavar="MODEL", help="checkpoint (default: newest in ./models/)"
+    )
     parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from adcut.models.checkpoint import resolve_model
-    from adcut.evaluate.clips import ClipClassifier
     from adcut.errors import AdcutError
+    from adcut.evaluate.clips import ClipClassifier
+    from adcut.models.checkpoint import resolve_model
     from adcut.models.inference import choose_device
 
     checkpoint = resolve_model(args.model)

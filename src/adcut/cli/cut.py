@@ -36,10 +36,14 @@ def _copied_help() -> str:
         lines.append("WAV is cut sample-exact by copying the kept PCM samples (no codec at all).")
     others = [x for x in copied if x != "WAV"]
     if others:
-        lines.append(f"{', '.join(others)}: the kept audio is copied as it is coded; only a few frames at each "
-                     "join are re-encoded.")
-    lines.append("Other formats (FLAC, Ogg Vorbis/Opus, ...), and --reencode, decode and re-encode the whole "
-                 "episode; a file the copy path cannot handle is re-encoded, with a one-line warning.")
+        lines.append(
+            f"{', '.join(others)}: the kept audio is copied as it is coded; only a few frames at each "
+            "join are re-encoded."
+        )
+    lines.append(
+        "Other formats (FLAC, Ogg Vorbis/Opus, ...), and --reencode, decode and re-encode the whole "
+        "episode; a file the copy path cannot handle is re-encoded, with a one-line warning."
+    )
     import textwrap
 
     return textwrap.fill(" ".join(lines), width=100, initial_indent="  ", subsequent_indent="  ")
@@ -56,19 +60,47 @@ def register(subparsers) -> None:
         epilog=CUT_HELP.format(copied=_copied_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("episode", metavar="EPISODE", help="the audio file to cut (mp3, m4a, wav, flac, ogg, ...)")
-    parser.add_argument("--labels", "-l", required=True, metavar="FILE",
-                        help="the segments: Audacity .txt, .csv, or a 'process' run's .adcut.json")
-    parser.add_argument("-o", "--outdir", default=None, metavar="OUTDIR",
-                        help="write the outputs here instead of next to the episode")
-    parser.add_argument("--remove", default=None, metavar="CLASSES",
-                        help="comma-separated classes to cut out (default: the first class, ad)")
-    parser.add_argument("--fade", type=float, default=None, metavar="S",
-                        help="fade length at each cut, on the kept side (default 0.03)")
-    parser.add_argument("--reencode", action="store_true",
-                        help="decode and re-encode the whole episode instead of copying the kept audio")
-    parser.add_argument("--format", default="", metavar="LIST",
-                        help="also write these, comma-separated: audacity,json,podcast,ffmetadata,cue (default: none)")
+    parser.add_argument(
+        "episode", metavar="EPISODE", help="the audio file to cut (mp3, m4a, wav, flac, ogg, ...)"
+    )
+    parser.add_argument(
+        "--labels",
+        "-l",
+        required=True,
+        metavar="FILE",
+        help="the segments: Audacity .txt, .csv, or a 'process' run's .adcut.json",
+    )
+    parser.add_argument(
+        "-o",
+        "--outdir",
+        default=None,
+        metavar="OUTDIR",
+        help="write the outputs here instead of next to the episode",
+    )
+    parser.add_argument(
+        "--remove",
+        default=None,
+        metavar="CLASSES",
+        help="comma-separated classes to cut out (default: the first class, ad)",
+    )
+    parser.add_argument(
+        "--fade",
+        type=float,
+        default=None,
+        metavar="S",
+        help="fade length at each cut, on the kept side (default 0.03)",
+    )
+    parser.add_argument(
+        "--reencode",
+        action="store_true",
+        help="decode and re-encode the whole episode instead of copying the kept audio",
+    )
+    parser.add_argument(
+        "--format",
+        default="",
+        metavar="LIST",
+        help="also write these, comma-separated: audacity,json,podcast,ffmetadata,cue (default: none)",
+    )
     parser.add_argument("--force", action="store_true", help="redo an episode whose outputs are up to date")
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.set_defaults(func=run)
@@ -84,7 +116,9 @@ def _options(args):
     options = CutOptions(
         formats=parse_formats(args.format) if args.format.strip() else (),
         outdir=Path(args.outdir) if args.outdir else None,
-        reencode=args.reencode, force=args.force, dry_run=args.dry_run,
+        reencode=args.reencode,
+        force=args.force,
+        dry_run=args.dry_run,
     )
     if args.remove is not None:
         remove = tuple(x.strip() for x in args.remove.split(",") if x.strip())
@@ -115,8 +149,10 @@ def run(args) -> int:
     cut = run_.cut
     assert cut is not None  # processed: the cut was written
     method = cut.method
-    print(f"wrote {cut.path} ({method}): kept {format_time(cut.kept_seconds, 1)}, "
-          f"removed {format_time(cut.removed_seconds, 1)} in {run_.wall_seconds:.2f} s")
+    print(
+        f"wrote {cut.path} ({method}): kept {format_time(cut.kept_seconds, 1)}, "
+        f"removed {format_time(cut.removed_seconds, 1)} in {run_.wall_seconds:.2f} s"
+    )
     for out in run_.outputs[1:]:
         print(f"wrote {out}")
     return 0

@@ -20,34 +20,71 @@ _FEATURE_FLAGS = {
 
 
 def _add_feature_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("features (defaults: the reference project's; a model must use its dataset's)")
+    group = parser.add_argument_group(
+        "features (defaults: the reference project's; a model must use its dataset's)"
+    )
     for name, text in _FEATURE_FLAGS.items():
         group.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, metavar="N", help=text)
 
 
 def _add_config_options(parser: argparse.ArgumentParser, split_options: bool = True) -> None:
     if split_options:
-        parser.add_argument("--validation-fraction", type=float, default=None, metavar="F",
-                            help="share of episodes held out for validation (default 0.2; split by episode, never by window)")
-        parser.add_argument("--validation", action="append", default=None, metavar="EPISODE",
-                            help="hold out this episode (id, file name or stem); repeatable; overrides --validation-fraction")
+        parser.add_argument(
+            "--validation-fraction",
+            type=float,
+            default=None,
+            metavar="F",
+            help="share of episodes held out for validation (default 0.2; split by episode, never by window)",
+        )
+        parser.add_argument(
+            "--validation",
+            action="append",
+            default=None,
+            metavar="EPISODE",
+            help="hold out this episode (id, file name or stem); repeatable; overrides --validation-fraction",
+        )
     straddling = parser.add_mutually_exclusive_group()
-    straddling.add_argument("--keep-straddling", dest="keep_straddling", action="store_true", default=None,
-                            help="keep windows that cross a label boundary, with their majority class (default)")
-    straddling.add_argument("--drop-straddling", dest="keep_straddling", action="store_false",
-                            help="leave windows that cross a label boundary out of training (the reference way; "
-                                 "measured to widen detected ads by about a window)")
-    parser.add_argument("--augment-half-swap", action="store_true", default=None,
-                        help="balance classes with new windows joining halves of two windows of the same class "
-                             "(the reference augmentation) instead of weighted sampling")
-    parser.add_argument("--learn-phrases", action="store_true", default=None,
-                        help="transcribe the training episodes' ads and some content once (pocketsphinx, several "
-                             "times realtime) and keep the phrases far more frequent in ads; the model carries them "
-                             "and 'process --words auto' listens for them")
-    parser.add_argument("--seed", type=int, default=None, help="seed for the validation choice and augmentation (default 0)")
-    parser.add_argument("--classes", default=None, metavar="A,B", help="class names, first = 'a' (default ad,content)")
-    parser.add_argument("--background", default=None, metavar="CLASS",
-                        help="class of time the label files leave unlabelled (default content)")
+    straddling.add_argument(
+        "--keep-straddling",
+        dest="keep_straddling",
+        action="store_true",
+        default=None,
+        help="keep windows that cross a label boundary, with their majority class (default)",
+    )
+    straddling.add_argument(
+        "--drop-straddling",
+        dest="keep_straddling",
+        action="store_false",
+        help="leave windows that cross a label boundary out of training (the reference way; "
+        "measured to widen detected ads by about a window)",
+    )
+    parser.add_argument(
+        "--augment-half-swap",
+        action="store_true",
+        default=None,
+        help="balance classes with new windows joining halves of two windows of the same class "
+        "(the reference augmentation) instead of weighted sampling",
+    )
+    parser.add_argument(
+        "--learn-phrases",
+        action="store_true",
+        default=None,
+        help="transcribe the training episodes' ads and some content once (pocketsphinx, several "
+        "times realtime) and keep the phrases far more frequent in ads; the model carries them "
+        "and 'process --words auto' listens for them",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed for the validation choice and augmentation (default 0)"
+    )
+    parser.add_argument(
+        "--classes", default=None, metavar="A,B", help="class names, first = 'a' (default ad,content)"
+    )
+    parser.add_argument(
+        "--background",
+        default=None,
+        metavar="CLASS",
+        help="class of time the label files leave unlabelled (default content)",
+    )
 
 
 def register(subparsers) -> None:
@@ -69,9 +106,15 @@ def register(subparsers) -> None:
             "reuses the features of unchanged audio."
         ),
     )
-    build.add_argument("episodes", nargs="+", type=Path, metavar="EPISODE", help="audio files or folders of them")
-    build.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder to write")
-    build.add_argument("--jobs", type=int, default=None, metavar="N", help="episodes decoded at once (default: CPU cores)")
+    build.add_argument(
+        "episodes", nargs="+", type=Path, metavar="EPISODE", help="audio files or folders of them"
+    )
+    build.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder to write"
+    )
+    build.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="episodes decoded at once (default: CPU cores)"
+    )
     _add_config_options(build)
     _add_feature_options(build)
     build.set_defaults(func=run_build)
@@ -85,22 +128,29 @@ def register(subparsers) -> None:
         ),
     )
     ref.add_argument("folder", type=Path, metavar="DIR")
-    ref.add_argument("-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder to write")
+    ref.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="DATASET_DIR", help="dataset folder to write"
+    )
     _add_config_options(ref, split_options=False)
     _add_feature_options(ref)
     ref.set_defaults(func=run_import_reference)
 
-    info = sub.add_parser("info", help="show a dataset's episodes, classes and window counts",
-                          description="Print a dataset's summary: windows per class and split, and its episodes.")
+    info = sub.add_parser(
+        "info",
+        help="show a dataset's episodes, classes and window counts",
+        description="Print a dataset's summary: windows per class and split, and its episodes.",
+    )
     info.add_argument("dataset", type=Path, metavar="DATASET_DIR")
     info.set_defaults(func=run_info)
 
 
 def _configs(args):
-    from adcut.learn.dataset import DatasetConfig
     from adcut.features.mfcc import FeatureConfig
+    from adcut.learn.dataset import DatasetConfig
 
-    feature_values = {name: getattr(args, name) for name in _FEATURE_FLAGS if getattr(args, name, None) is not None}
+    feature_values = {
+        name: getattr(args, name) for name in _FEATURE_FLAGS if getattr(args, name, None) is not None
+    }
     for name, value in feature_values.items():
         if value <= 0:
             raise AdcutError(f"--{name.replace('_', '-')} must be positive")
@@ -160,5 +210,7 @@ def run_info(args) -> int:
     print()
     for episode in dataset.episodes:
         counts = ", ".join(f"{n} {c}" for c, n in episode["windows"].items())
-        print(f"{episode['split']:<11}{episode['id']}  {episode['duration'] / 60:.1f} min  windows: {counts}  ({episode['source']})")
+        print(
+            f"{episode['split']:<11}{episode['id']}  {episode['duration'] / 60:.1f} min  windows: {counts}  ({episode['source']})"
+        )
     return 0

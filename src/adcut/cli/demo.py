@@ -18,9 +18,16 @@ def register(subparsers) -> None:
             "errors. Deterministic for a given --seed; takes about a minute on two cores."
         ),
     )
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="keep everything (episodes, dataset, model, outputs) in DIR (default: a temporary folder)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the episodes, the split and training (default 0)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep everything (episodes, dataset, model, outputs) in DIR (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for the episodes, the split and training (default 0)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,8 +45,10 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         result = run_demo(out, config, progress=not args.quiet)
         print(comparison_table(result))
-        print(f"\ndone in {result.seconds:.0f} s; everything is in {out}/ "
-              f"(try: adcut process {out}/unseen/unseen.mp3 --model {out}/models/demo.safetensors --force)")
+        print(
+            f"\ndone in {result.seconds:.0f} s; everything is in {out}/ "
+            f"(try: adcut process {out}/unseen/unseen.mp3 --model {out}/models/demo.safetensors --force)"
+        )
         return 0
     with tempfile.TemporaryDirectory(prefix="adcut-demo-") as folder:
         result = run_demo(Path(folder), config, progress=not args.quiet)

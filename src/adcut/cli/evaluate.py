@@ -196,7 +196,12 @@ def run_cross_validation(args: argparse.Namespace) -> int:
 
         try:
             results = cross_validate(
-                args.cross_validate, config, train_config, device, progress=False, on_fold=finished,
+                args.cross_validate,
+                config,
+                train_config,
+                device,
+                progress=False,
+                on_fold=finished,
                 map_folds=backend.map_tasks,
             )
         finally:

@@ -10,28 +10,42 @@ from adcut.errors import AdcutError
 
 
 def add_data_argument(parser) -> None:
-    parser.add_argument("--data", metavar="DIR", default=None,
-                        help="the server's data folder (default: the platform's user data folder, "
-                             "e.g. ~/.local/share/adcut)")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="the server's data folder (default: the platform's user data folder, e.g. ~/.local/share/adcut)",
+    )
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "feed",
         help="add, list, remove or refresh the podcast feeds that 'adcut serve' makes ad-free",
-        description=("Manage the upstream podcast feeds that 'adcut serve' follows. Each gets an ad-free feed URL "
-                     "to paste into a podcast app; its newest episodes are downloaded, their ads found and cut."),
+        description=(
+            "Manage the upstream podcast feeds that 'adcut serve' follows. Each gets an ad-free feed URL "
+            "to paste into a podcast app; its newest episodes are downloaded, their ads found and cut."
+        ),
     )
     sub = parser.add_subparsers(dest="feed_command", metavar="SUBCOMMAND")
 
-    add = sub.add_parser("add", help="follow an upstream feed; prints the ad-free feed's URL",
-                         description="Fetch the feed at URL (it must be an RSS podcast feed), register it, and "
-                                     "print the ad-free feed's URL for your podcast app.")
+    add = sub.add_parser(
+        "add",
+        help="follow an upstream feed; prints the ad-free feed's URL",
+        description="Fetch the feed at URL (it must be an RSS podcast feed), register it, and "
+        "print the ad-free feed's URL for your podcast app.",
+    )
     add.add_argument("url", metavar="URL", help="the podcast's RSS feed (http:// or https://)")
-    add.add_argument("--name", default=None, help="short name used in the URL (default: from the feed's title)")
-    add.add_argument("--model", "-m", default=None,
-                     help="checkpoint to cut this feed with (default: the newest in ./models/); a copy is kept by "
-                          "content hash, so retraining changes nothing until 'adcut feed set-model'")
+    add.add_argument(
+        "--name", default=None, help="short name used in the URL (default: from the feed's title)"
+    )
+    add.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="checkpoint to cut this feed with (default: the newest in ./models/); a copy is kept by "
+        "content hash, so retraining changes nothing until 'adcut feed set-model'",
+    )
     add_data_argument(add)
     add.set_defaults(func=run_add)
 
@@ -45,19 +59,32 @@ def register(subparsers) -> None:
     add_data_argument(remove)
     remove.set_defaults(func=run_remove)
 
-    refresh = sub.add_parser("refresh", help="fetch upstream now and queue the newest episodes",
-                             description="Fetch the feed (or every feed) now and queue its newest episodes; a running "
-                                         "'adcut serve' processes them.")
+    refresh = sub.add_parser(
+        "refresh",
+        help="fetch upstream now and queue the newest episodes",
+        description="Fetch the feed (or every feed) now and queue its newest episodes; a running "
+        "'adcut serve' processes them.",
+    )
     refresh.add_argument("name", metavar="NAME", nargs="?", default=None)
-    refresh.add_argument("--episodes", type=int, default=None, metavar="K",
-                         help="queue the K newest episodes (default 3; more to process older ones)")
+    refresh.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="queue the K newest episodes (default 3; more to process older ones)",
+    )
     add_data_argument(refresh)
     refresh.set_defaults(func=run_refresh)
 
     set_model = sub.add_parser("set-model", help="cut a feed's episodes with another model from now on")
     set_model.add_argument("name", metavar="NAME")
-    set_model.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                           help="checkpoint (default: the newest in ./models/)")
+    set_model.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default=None,
+        help="checkpoint (default: the newest in ./models/)",
+    )
     set_model.add_argument("--recut", action="store_true", help="also re-cut the episodes already processed")
     add_data_argument(set_model)
     set_model.set_defaults(func=run_set_model)
@@ -108,7 +135,9 @@ def run_add(args) -> int:
     model = store_model(data, args.model)
     response = fetch_feed(url)
     root = parse_feed(response.body or b"", url)
-    if response.moved_to and response.moved_to != url:  # registered under its new address, so a re-add is caught
+    if (
+        response.moved_to and response.moved_to != url
+    ):  # registered under its new address, so a re-add is caught
         print(f"the feed moved permanently: following {response.moved_to}")
         url = response.moved_to
     name = args.name or slug(channel_title(root) or urlsplit(url).hostname or "feed")
@@ -119,8 +148,10 @@ def run_add(args) -> int:
     print(f"added {feed.name}: {result.episodes} episodes, the newest {result.queued} queued")
     if result.moved:
         print(f"the feed moved permanently: following {result.moved}")
-    print(f"ad-free feed (paste into your podcast app while 'adcut serve' runs):\n  "
-          f"{feed_url(public_base(store), feed.name, store.token())}")
+    print(
+        f"ad-free feed (paste into your podcast app while 'adcut serve' runs):\n  "
+        f"{feed_url(public_base(store), feed.name, store.token())}"
+    )
     return 0
 
 
@@ -173,7 +204,9 @@ def run_refresh(args) -> int:
     feeds = [store.feed(args.name)] if args.name else store.feeds()
     failed = 0
     for feed in feeds:
-        result = refresh_feed(store, data, feed, args.episodes if args.episodes is not None else DEFAULT_EPISODES)
+        result = refresh_feed(
+            store, data, feed, args.episodes if args.episodes is not None else DEFAULT_EPISODES
+        )
         line = f"{feed.name}: {result.episodes} episodes, {result.queued} newly queued"
         if result.moved:
             line += f"; the feed moved permanently to {result.moved}"

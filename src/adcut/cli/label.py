@@ -1,6 +1,7 @@
 """``adcut label``: mark or review an episode's ads in a local browser page."""
 
 from __future__ import annotations
+
 import logging
 import sys
 from pathlib import Path
@@ -8,7 +9,6 @@ from pathlib import Path
 from adcut.cli.segmentation import add_segmentation_arguments, segmentation_config
 from adcut.errors import AdcutError
 from adcut.labeller.session import build_session
-
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,41 @@ def register(subparsers) -> None:
             "episode (EPISODE.txt, or --labels), keeping the previous one as .bak. " + KEYS_HELP + "."
         ),
     )
-    parser.add_argument("episode", metavar="EPISODE", help="the audio file to label (mp3, m4a, wav, ogg, flac, ...)")
     parser.add_argument(
-        "--labels", metavar="FILE", default=None,
-        help=("labels to start from: an Audacity .txt (also where saving writes; created if missing), or a "
-              "'process' run's .json/.csv (then saving writes EPISODE.txt). Default: EPISODE.txt if it exists"),
+        "episode", metavar="EPISODE", help="the audio file to label (mp3, m4a, wav, ogg, flac, ...)"
     )
-    parser.add_argument("--model", metavar="M", nargs="?", const="", default=None,
-                        help="pre-fill with model M's segments (just --model: the newest in ./models/), "
-                             "least confident listed first for review")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port to listen on (default {DEFAULT_PORT}, or a free one if that is taken; "
-                             "0: any free port)")
-    parser.add_argument("--host", default=None,
-                        help=f"address to listen on (default {DEFAULT_HOST}: only this machine can connect)")
-    parser.add_argument("--no-browser", action="store_true",
-                        help="only print the page's address, do not open a browser")
+    parser.add_argument(
+        "--labels",
+        metavar="FILE",
+        default=None,
+        help=(
+            "labels to start from: an Audacity .txt (also where saving writes; created if missing), or a "
+            "'process' run's .json/.csv (then saving writes EPISODE.txt). Default: EPISODE.txt if it exists"
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        nargs="?",
+        const="",
+        default=None,
+        help="pre-fill with model M's segments (just --model: the newest in ./models/), "
+        "least confident listed first for review",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port to listen on (default {DEFAULT_PORT}, or a free one if that is taken; 0: any free port)",
+    )
+    parser.add_argument(
+        "--host",
+        default=None,
+        help=f"address to listen on (default {DEFAULT_HOST}: only this machine can connect)",
+    )
+    parser.add_argument(
+        "--no-browser", action="store_true", help="only print the page's address, do not open a browser"
+    )
     add_segmentation_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -69,8 +88,11 @@ def run(args) -> int:
     )
     host = args.host or DEFAULT_HOST
     if not is_loopback(host):
-        print(f"adcut: warning: listening on {host}: anyone who can reach this machine and has the address "
-              "can hear the episode and change its labels", file=sys.stderr)
+        print(
+            f"adcut: warning: listening on {host}: anyone who can reach this machine and has the address "
+            "can hear the episode and change its labels",
+            file=sys.stderr,
+        )
     if args.port is not None:
         sock = bind(host, args.port)
     else:

@@ -28,25 +28,50 @@ def register(subparsers) -> None:
             "features are compared on the same audio and labels."
         ),
     )
-    compare.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="checkpoint files (*.safetensors, *.pt)")
     compare.add_argument(
-        "--data", nargs="+", type=Path, metavar="PATH",
-        help=("labelled windows to score on: a dataset folder (its validation episodes), or episode audio "
-              "files / folders of them, each with a label file beside it (same name, .txt/.json/.csv). "
-              "Without --data only size and speed are shown. Put --data after the models"),
+        "models", nargs="+", type=Path, metavar="MODEL", help="checkpoint files (*.safetensors, *.pt)"
     )
-    compare.add_argument("--no-episodes", action="store_true",
-                         help=("skip the whole-episode scores: by default each episode is also segmented as 'adcut "
-                               "process' does (smoothing, refinement) and scored: share of time right, F1 of 1 s cells "
-                               "of ads, and F0.5 of whole ad breaks (IoU >= 0.5)"))
-    compare.add_argument("--all-episodes", action="store_true",
-                         help="with a dataset, score on all its episodes rather than the validation ones")
+    compare.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help=(
+            "labelled windows to score on: a dataset folder (its validation episodes), or episode audio "
+            "files / folders of them, each with a label file beside it (same name, .txt/.json/.csv). "
+            "Without --data only size and speed are shown. Put --data after the models"
+        ),
+    )
+    compare.add_argument(
+        "--no-episodes",
+        action="store_true",
+        help=(
+            "skip the whole-episode scores: by default each episode is also segmented as 'adcut "
+            "process' does (smoothing, refinement) and scored: share of time right, F1 of 1 s cells "
+            "of ads, and F0.5 of whole ad breaks (IoU >= 0.5)"
+        ),
+    )
+    compare.add_argument(
+        "--all-episodes",
+        action="store_true",
+        help="with a dataset, score on all its episodes rather than the validation ones",
+    )
     compare.add_argument("--device", default=None, help="auto, cpu or cuda (default: auto)")
-    compare.add_argument("--threads", type=int, default=None,
-                         help="torch CPU threads for scoring and the speed test (default: all cores, or ADCUT_THREADS)")
-    compare.add_argument("--batch-size", type=int, default=None, help="windows per batch in the speed test (default 256)")
-    compare.add_argument("--min-seconds", type=float, default=None,
-                         help="time each model's speed test for at least this long (default 1.0)")
+    compare.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for scoring and the speed test (default: all cores, or ADCUT_THREADS)",
+    )
+    compare.add_argument(
+        "--batch-size", type=int, default=None, help="windows per batch in the speed test (default 256)"
+    )
+    compare.add_argument(
+        "--min-seconds",
+        type=float,
+        default=None,
+        help="time each model's speed test for at least this long (default 1.0)",
+    )
     compare.add_argument("--no-speed", action="store_true", help="skip the speed test")
     compare.add_argument("--json", action="store_true", help="print JSON instead of a table")
     compare.set_defaults(func=run_compare)
@@ -55,10 +80,16 @@ def register(subparsers) -> None:
         "info",
         help="describe a checkpoint",
         description="Print what a checkpoint holds: architecture, parameters, feature settings, classes, "
-                    "training settings, validation metrics and, for a distilled student, its teacher.",
+        "training settings, validation metrics and, for a distilled student, its teacher.",
     )
-    info.add_argument("model", type=Path, nargs="?", default=None, metavar="MODEL",
-                      help="checkpoint file (default: the newest in ./models/)")
+    info.add_argument(
+        "model",
+        type=Path,
+        nargs="?",
+        default=None,
+        metavar="MODEL",
+        help="checkpoint file (default: the newest in ./models/)",
+    )
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=run_info)
 
@@ -87,9 +118,13 @@ def run_compare(args) -> int:
     device = choose_device(args.device)
     set_torch_threads(args.threads)
     defaults = SpeedConfig()
-    speed = None if args.no_speed else SpeedConfig(
-        batch_size=args.batch_size or defaults.batch_size,
-        min_seconds=defaults.min_seconds if args.min_seconds is None else args.min_seconds,
+    speed = (
+        None
+        if args.no_speed
+        else SpeedConfig(
+            batch_size=args.batch_size or defaults.batch_size,
+            min_seconds=defaults.min_seconds if args.min_seconds is None else args.min_seconds,
+        )
     )
     data = _data_source(args.data, args.all_episodes) if args.data else None
     reports = compare_models(args.models, data, device=device, speed=speed, episodes=not args.no_episodes)
@@ -101,8 +136,8 @@ def run_compare(args) -> int:
 
 
 def run_info(args) -> int:
-    from adcut.models.checkpoint import resolve_model
     from adcut.evaluate.compare import count_parameters
+    from adcut.models.checkpoint import resolve_model
 
     ckpt = resolve_model(args.model)
     model = ckpt.build_model("cpu")
@@ -128,8 +163,11 @@ def run_info(args) -> int:
         ("file", info["file"]),
         ("model", f"{ckpt.model_type}, {info['parameters']:,} parameters, {info['file_bytes']:,} bytes"),
         ("architecture", _pairs(ckpt.model_config)),
-        ("features", f"{cfg.n_mfcc} MFCC + deltas at {cfg.sample_rate} Hz, window {cfg.window_frames} frames "
-                     f"({cfg.window_seconds:.2f} s), hop {cfg.window_hop_frames} frames ({cfg.window_hop_seconds:.2f} s)"),
+        (
+            "features",
+            f"{cfg.n_mfcc} MFCC + deltas at {cfg.sample_rate} Hz, window {cfg.window_frames} frames "
+            f"({cfg.window_seconds:.2f} s), hop {cfg.window_hop_frames} frames ({cfg.window_hop_seconds:.2f} s)",
+        ),
         ("classes", ", ".join(ckpt.class_names)),
         ("teacher", ckpt.teacher or "-"),
         ("dataset", ckpt.dataset_id or "-"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-
 from typing import TYPE_CHECKING
 
 from adcut.cli.segmentation import add_segmentation_arguments, add_words_arguments, segmentation_config
@@ -38,10 +37,12 @@ def _copied_help() -> str:
     copied = copied_formats()
     if not copied:
         return "Every format is\n                      decoded and re-encoded whole."
-    return (f"{', '.join(x.lstrip('.').upper() for x in copied)}: cut by\n"
-            "                      copying the kept audio as it is coded (WAV: the PCM samples, sample-exact),\n"
-            "                      re-encoding only a few frames at each join where the codec needs it; other\n"
-            "                      formats, and --reencode, decode and re-encode the whole episode.")
+    return (
+        f"{', '.join(x.lstrip('.').upper() for x in copied)}: cut by\n"
+        "                      copying the kept audio as it is coded (WAV: the PCM samples, sample-exact),\n"
+        "                      re-encoding only a few frames at each join where the codec needs it; other\n"
+        "                      formats, and --reencode, decode and re-encode the whole episode."
+    )
 
 
 def register(subparsers) -> None:
@@ -59,32 +60,74 @@ def register(subparsers) -> None:
         epilog=OUTPUT_HELP.format(copied=_copied_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", metavar="EPISODE_OR_DIR",
-                        help="audio files, folders of them, and @LIST files naming one path a line")
-    parser.add_argument("--model", "-m", default=None, help="checkpoint (.safetensors); default: the newest in ./models/")
-    parser.add_argument("-o", "--outdir", default=None, help="write outputs here instead of next to each episode")
-    parser.add_argument("--format", default=None, metavar="LIST",
-                        help="comma-separated: audacity,json,podcast,ffmetadata,cue (default: audacity,json)")
-    parser.add_argument("--no-cut", action="store_true", help="do not write the cut audio, only labels/chapters")
-    parser.add_argument("--remove", default=None, metavar="CLASSES",
-                        help=f"comma-separated classes to cut out (default: {','.join(defaults.remove)})")
-    parser.add_argument("--fade", type=float, default=None, metavar="S",
-                        help=f"fade length at each cut, on the kept side (default {defaults.fade_seconds:g})")
-    parser.add_argument("--reencode", action="store_true",
-                        help="write the cut audio by decoding and re-encoding the whole episode, even where "
-                             "the kept audio could be copied (see below)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="EPISODE_OR_DIR",
+        help="audio files, folders of them, and @LIST files naming one path a line",
+    )
+    parser.add_argument(
+        "--model", "-m", default=None, help="checkpoint (.safetensors); default: the newest in ./models/"
+    )
+    parser.add_argument(
+        "-o", "--outdir", default=None, help="write outputs here instead of next to each episode"
+    )
+    parser.add_argument(
+        "--format",
+        default=None,
+        metavar="LIST",
+        help="comma-separated: audacity,json,podcast,ffmetadata,cue (default: audacity,json)",
+    )
+    parser.add_argument(
+        "--no-cut", action="store_true", help="do not write the cut audio, only labels/chapters"
+    )
+    parser.add_argument(
+        "--remove",
+        default=None,
+        metavar="CLASSES",
+        help=f"comma-separated classes to cut out (default: {','.join(defaults.remove)})",
+    )
+    parser.add_argument(
+        "--fade",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"fade length at each cut, on the kept side (default {defaults.fade_seconds:g})",
+    )
+    parser.add_argument(
+        "--reencode",
+        action="store_true",
+        help="write the cut audio by decoding and re-encoding the whole episode, even where "
+        "the kept audio could be copied (see below)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     parser.add_argument("--force", action="store_true", help="redo episodes whose outputs are up to date")
-    parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
-                        help="worker processes for several episodes (default: number of cores; with --backend ray: "
-                             "Ray workers, default one per free CPU of the cluster, or per GPU with --device cuda)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="local: a process pool on this machine (default); ray: Ray actors on a local Ray "
-                             "instance or, with --address, a running cluster (pip install 'adcut[ray]')")
-    parser.add_argument("--address", default=None, metavar="ADDR",
-                        help="with --backend ray: join the cluster at ADDR (auto, host:port or ray://host:port); "
-                             "episodes and outputs must be on storage every node reads at the same path")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes for several episodes (default: number of cores; with --backend ray: "
+        "Ray workers, default one per free CPU of the cluster, or per GPU with --device cuda)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray actors on a local Ray "
+        "instance or, with --address, a running cluster (pip install 'adcut[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --backend ray: join the cluster at ADDR (auto, host:port or ray://host:port); "
+        "episodes and outputs must be on storage every node reads at the same path",
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs"
+    )
     add_segmentation_arguments(parser)
     add_words_arguments(parser)
     parser.set_defaults(func=run)
@@ -126,7 +169,15 @@ def segment_table(detection) -> str:
 
     rows = [("class", "start", "end", "duration", "mean p")]
     for seg, conf in zip(detection.segments, detection.confidences):
-        rows.append((seg.label, format_time(seg.start, 1), format_time(seg.end, 1), format_time(seg.duration), f"{conf:.3f}"))
+        rows.append(
+            (
+                seg.label,
+                format_time(seg.start, 1),
+                format_time(seg.end, 1),
+                format_time(seg.duration),
+                f"{conf:.3f}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -152,10 +203,10 @@ def report(result, write, show_name: bool) -> None:
 
 
 def run(args) -> int:
-    from adcut.models.checkpoint import resolve_model
     from adcut.core.units import format_time
-    from adcut.process.episode import FAILED, PROCESSED, SKIPPED, check_model
+    from adcut.models.checkpoint import resolve_model
     from adcut.process.batch import collect_episodes, process_many
+    from adcut.process.episode import FAILED, PROCESSED, SKIPPED, check_model
 
     if args.address is not None and args.backend != "ray":
         raise AdcutError("--address joins a Ray cluster: use it with --backend ray")
@@ -176,8 +227,13 @@ def run(args) -> int:
         backend = RayBackend(address=args.address, workers=args.jobs, device=args.device)
     try:
         summary = process_many(
-            episodes, checkpoint, options, jobs=args.jobs, progress=not args.quiet,
-            on_result=lambda result, write: report(result, write, several), backend=backend,
+            episodes,
+            checkpoint,
+            options,
+            jobs=args.jobs,
+            progress=not args.quiet,
+            on_result=lambda result, write: report(result, write, several),
+            backend=backend,
         )
     finally:
         if backend is not None:

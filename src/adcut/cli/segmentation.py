@@ -5,16 +5,15 @@ Defaults live in the settings dataclasses only; the help text reads them from th
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-import argparse
-from pathlib import Path
-from dataclasses import replace
-
 from adcut.detect.config import SegmentationConfig
-from adcut.errors import AdcutError
 from adcut.detect.refine import PREFERENCES, REFINE_METHODS, RefineConfig
 from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, METHODS
+from adcut.errors import AdcutError
 from adcut.features.mfcc import FeatureConfig
 
 
@@ -125,23 +124,38 @@ def add_words_arguments(parser: argparse.ArgumentParser) -> None:
     """``--words``, ``--ad-phrases``, ``--speech-model``: hearing host-read ads through their words."""
     group = parser.add_argument_group("words (sponsor phrases heard by offline speech recognition)")
     group.add_argument(
-        "--words", choices=("off", "auto", "on"), default="auto",
+        "--words",
+        choices=("off", "auto", "on"),
+        default="auto",
         help="listen for sponsor phrases in the speech the sound model calls content (pocketsphinx, offline, "
         "costly: tens of times realtime per core). auto (default): on when pocketsphinx is installed and the "
         "model carries phrases learned from its labels (dataset build --learn-phrases) or --ad-phrases is given",
     )
-    group.add_argument("--ad-phrases", type=Path, default=None, metavar="FILE",
-                       help="more sponsor phrases, one a line (optionally TAB weight TAB lead|cue|return)")
-    group.add_argument("--speech-model", type=Path, default=None, metavar="DIR",
-                       help="another pocketsphinx model folder (acoustic model, *.dict, *.lm.bin), e.g. another "
-                       "language; the built-in English phrases are then not used")
+    group.add_argument(
+        "--ad-phrases",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="more sponsor phrases, one a line (optionally TAB weight TAB lead|cue|return)",
+    )
+    group.add_argument(
+        "--speech-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another pocketsphinx model folder (acoustic model, *.dict, *.lm.bin), e.g. another "
+        "language; the built-in English phrases are then not used",
+    )
 
 
 def words_config(args: argparse.Namespace):
     from adcut.detect.words import WordsConfig
 
-    return WordsConfig(mode=getattr(args, "words", "off") or "off", phrases_file=getattr(args, "ad_phrases", None),
-                       model_dir=getattr(args, "speech_model", None))
+    return WordsConfig(
+        mode=getattr(args, "words", "off") or "off",
+        phrases_file=getattr(args, "ad_phrases", None),
+        model_dir=getattr(args, "speech_model", None),
+    )
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -151,7 +165,9 @@ def _given(**values: Any) -> dict[str, Any]:
 def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
     """The settings the flags of :func:`add_segmentation_arguments` ask for."""
     if args.no_refine and (args.refine or args.prefer):
-        raise AdcutError(f"--no-refine contradicts --{'refine' if args.refine else 'prefer'}: boundaries are not moved without refinement")
+        raise AdcutError(
+            f"--no-refine contradicts --{'refine' if args.refine else 'prefer'}: boundaries are not moved without refinement"
+        )
     defaults = SegmentationConfig()
     smoothing = replace(
         defaults.smoothing,
@@ -161,8 +177,12 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
             min_content_seconds=args.min_content_seconds,
         ),
     )
-    refine = None if args.no_refine else replace(
-        RefineConfig(), **_given(max_shift_seconds=args.max_shift, method=args.refine, prefer=args.prefer)
+    refine = (
+        None
+        if args.no_refine
+        else replace(
+            RefineConfig(), **_given(max_shift_seconds=args.max_shift, method=args.refine, prefer=args.prefer)
+        )
     )
     return replace(
         defaults,

@@ -19,16 +19,24 @@ def register(subparsers) -> None:
             "list, one per line, in the notation of the input."
         ),
     )
-    parser.add_argument("predictions", metavar="PREDICTIONS.txt", help="one class per line; blank lines and # comments are ignored")
-    parser.add_argument("--classes", default="ad,content", help="class names, first = A (default: ad,content)")
-    parser.add_argument("--max-run", type=int, default=5, metavar="N", help="longest outlier run the rules flip (default 5)")
+    parser.add_argument(
+        "predictions",
+        metavar="PREDICTIONS.txt",
+        help="one class per line; blank lines and # comments are ignored",
+    )
+    parser.add_argument(
+        "--classes", default="ad,content", help="class names, first = A (default: ad,content)"
+    )
+    parser.add_argument(
+        "--max-run", type=int, default=5, metavar="N", help="longest outlier run the rules flip (default 5)"
+    )
     parser.set_defaults(func=run)
 
 
 def read_predictions(path: str, classes: tuple[str, ...]) -> tuple[list[str], bool]:
     """Class names per line, and whether the file used the A/B letters."""
-    from adcut.core.segments import canonical_label
     from adcut.core.files import read_text_file
+    from adcut.core.segments import canonical_label
 
     text = sys.stdin.read() if path == "-" else read_text_file(Path(path), "predictions file", AdcutError)
     labels, letters = [], True
@@ -39,7 +47,9 @@ def read_predictions(path: str, classes: tuple[str, ...]) -> tuple[list[str], bo
         name = canonical_label(token, classes)
         if name is None:
             raise AdcutError(f"{path}:{number}: unknown class {token!r} (use A/B or {', '.join(classes)})")
-        letters = letters and token.lower() in ("a", "b") and token.lower() not in [c.lower() for c in classes]
+        letters = (
+            letters and token.lower() in ("a", "b") and token.lower() not in [c.lower() for c in classes]
+        )
         labels.append(name)
     if not labels:
         raise AdcutError(f"{path}: no predictions in the file")

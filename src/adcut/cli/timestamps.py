@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adcut.errors import AdcutError
 from adcut.core.units import format_time, parse_time
+from adcut.errors import AdcutError
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         description="Convert each time: seconds (600, 90.5) become h:mm:ss, and h:mm:ss or mm:ss become seconds.",
     )
     parser.add_argument("times", nargs="+", metavar="TIME", help="e.g. 1:30, 01:02:03, 600")
-    parser.add_argument("--decimals", type=int, default=None, help="digits after the second (default: as needed, up to 3)")
+    parser.add_argument(
+        "--decimals", type=int, default=None, help="digits after the second (default: as needed, up to 3)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -22,7 +24,9 @@ def run(args) -> int:
         try:
             seconds = parse_time(text)
         except ValueError:
-            raise AdcutError(f"{text!r} is not a time (use seconds like 90.5, or [h:]mm:ss like 1:02:03)") from None
+            raise AdcutError(
+                f"{text!r} is not a time (use seconds like 90.5, or [h:]mm:ss like 1:02:03)"
+            ) from None
         if ":" in text:
             print(f"{text} = {seconds:g}")
         else:

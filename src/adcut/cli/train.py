@@ -18,29 +18,79 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
-    parser.add_argument("-o", "--output", type=Path, default=None, metavar="MODEL.safetensors",
-                        help="checkpoint to write (default: models/<model>-<dataset id>-<time>.safetensors)")
-    parser.add_argument("--model", dest="model_type", default=None, help="architecture: lstm or transformer (default lstm)")
-    parser.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
-                        help="architecture setting, e.g. hidden_size=64; repeatable")
-    parser.add_argument("--teacher", type=Path, default=None, metavar="TEACHER",
-                        help=("distil from this trained model: loss = alpha * cross-entropy(labels) + (1 - alpha) * T^2 * "
-                              "KL(student/T || teacher/T). The student uses the dataset's features, which may be cheaper "
-                              "than the teacher's: then the teacher's inputs are computed from each episode's source audio "
-                              "with the teacher's own features, its window centred on the student's window (so that audio "
-                              "must still be where the dataset was built from). The checkpoint records the teacher"))
-    parser.add_argument("--alpha", type=float, default=None, help="distillation: weight of the label loss (default 0.5)")
-    parser.add_argument("--temperature", type=float, default=None, help="distillation temperature (default 2)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="MODEL.safetensors",
+        help="checkpoint to write (default: models/<model>-<dataset id>-<time>.safetensors)",
+    )
+    parser.add_argument(
+        "--model", dest="model_type", default=None, help="architecture: lstm or transformer (default lstm)"
+    )
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="architecture setting, e.g. hidden_size=64; repeatable",
+    )
+    parser.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        metavar="TEACHER",
+        help=(
+            "distil from this trained model: loss = alpha * cross-entropy(labels) + (1 - alpha) * T^2 * "
+            "KL(student/T || teacher/T). The student uses the dataset's features, which may be cheaper "
+            "than the teacher's: then the teacher's inputs are computed from each episode's source audio "
+            "with the teacher's own features, its window centred on the student's window (so that audio "
+            "must still be where the dataset was built from). The checkpoint records the teacher"
+        ),
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=None, help="distillation: weight of the label loss (default 0.5)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="distillation temperature (default 2)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="most epochs (default 30)")
-    parser.add_argument("--batches-per-epoch", type=int, default=None, help="default: one pass over the training windows")
-    parser.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement (default 8; 0 = never)")
+    parser.add_argument(
+        "--batches-per-epoch", type=int, default=None, help="default: one pass over the training windows"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without improvement (default 8; 0 = never)",
+    )
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--batch-size", type=int, default=None, help="windows per batch (default 32)")
-    parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same data, same machine -> same weights (default 0)")
-    parser.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto: a GPU when there is one")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1: fastest for small LSTM batches)")
-    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
-                        help="bf16 = mixed precision (default auto: bf16 where the CPU supports it natively, ~3x faster)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed: same seed, same data, same machine -> same weights (default 0)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        choices=("auto", "cpu", "cuda"),
+        help="default auto: a GPU when there is one",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default 1: fastest for small LSTM batches)",
+    )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("auto", "fp32", "bf16"),
+        help="bf16 = mixed precision (default auto: bf16 where the CPU supports it natively, ~3x faster)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -73,14 +123,22 @@ def default_output(model_type: str, dataset_id: str) -> Path:
 
 
 def run(args) -> int:
-    from adcut.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
     from adcut.learn.dataset import load_dataset
     from adcut.learn.train import TrainConfig, train
+    from adcut.models.checkpoint import CHECKPOINT_SUFFIXES, load_checkpoint
 
     values = {
-        "model_type": args.model_type, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-        "batches_per_epoch": args.batches_per_epoch, "seed": args.seed, "device": args.device,
-        "threads": args.threads, "precision": args.precision, "distill_alpha": args.alpha, "distill_temperature": args.temperature,
+        "model_type": args.model_type,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "batches_per_epoch": args.batches_per_epoch,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "precision": args.precision,
+        "distill_alpha": args.alpha,
+        "distill_temperature": args.temperature,
     }
     values = {k: v for k, v in values.items() if v is not None}
     if args.patience is not None:

@@ -1,13 +1,14 @@
 """Labelled time spans (``Segment``), class names, and tilings of an episode."""
 
 from __future__ import annotations
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from adcut.errors import AdcutError, LabelError
-from adcut.core.units import Seconds, TIME_EPSILON
 
+from adcut.core.units import TIME_EPSILON, Seconds
+from adcut.errors import AdcutError, LabelError
 
 DEFAULT_CLASSES: tuple[str, str] = ("ad", "content")
 
@@ -97,7 +98,9 @@ def validate_segments(
         if seg.start < previous_end - TIME_EPSILON:
             if i > 0 and seg.start < segments[i - 1].start:
                 raise LabelError(f"{where(i)}: labels are not sorted by start time")
-            raise LabelError(f"{where(i)}: overlaps the previous label (starts {seg.start:g} < {previous_end:g})")
+            raise LabelError(
+                f"{where(i)}: overlaps the previous label (starts {seg.start:g} < {previous_end:g})"
+            )
         if duration is not None and seg.end > duration + 0.05:
             raise LabelError(f"{where(i)}: ends at {seg.end:g} s, beyond the audio's end ({duration:.3f} s)")
         previous_end = seg.end

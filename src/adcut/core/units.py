@@ -1,9 +1,9 @@
 """Time in seconds: the ``Seconds`` unit, and reading and writing ``[h:]mm:ss`` times."""
 
 from __future__ import annotations
+
 import math
 import re
-
 
 Seconds = float
 

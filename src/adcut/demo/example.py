@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from adcut.core.segments import Segment, boundaries
-from adcut.core.units import format_time
-from adcut.core.units import Seconds
+from adcut.core.units import Seconds, format_time
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +47,58 @@ def make_episodes(folder: Path, config: DemoConfig) -> tuple[Path, list[Segment]
     unseen_dir.mkdir(parents=True, exist_ok=True)
     for i in range(config.train_episodes):
         spec = random_spec(config.episode_seconds, rng, ad_range=(15.0, 45.0), content_range=(30.0, 90.0))
-        write_labelled_episode(train_dir / f"episode{i + 1}.wav", spec, sample_rate=config.sample_rate, seed=config.seed * 1000 + i)
+        write_labelled_episode(
+            train_dir / f"episode{i + 1}.wav",
+            spec,
+            sample_rate=config.sample_rate,
+            seed=config.seed * 1000 + i,
+        )
     spec = random_spec(config.unseen_seconds, rng, ad_range=(15.0, 45.0), content_range=(40.0, 90.0))
     unseen = unseen_dir / "unseen.mp3"
     write_episode(unseen, spec, sample_rate=config.sample_rate, seed=config.seed * 1000 + 999, bit_rate=64000)
     return unseen, episode_segments(spec)
 
 
-def run_demo(folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool = True, say=print) -> DemoResult:
+def run_demo(
+    folder: Path, config: DemoConfig = DemoConfig(), *, progress: bool = True, say=print
+) -> DemoResult:
     """Every step of the adcut flow on generated audio; ``say`` receives the lines to show."""
     import torch
 
+    from adcut.evaluate.metrics import boundary_errors
+    from adcut.features.mfcc import FeatureConfig
     from adcut.learn.dataset import DatasetConfig, build_dataset
     from adcut.learn.sources import find_episodes
-    from adcut.features.mfcc import FeatureConfig
-    from adcut.evaluate.metrics import boundary_errors
-    from adcut.process.episode import ProcessOptions, process_file
     from adcut.learn.train import TrainConfig, train
+    from adcut.process.episode import ProcessOptions, process_file
 
     started = time.perf_counter()
     folder = Path(folder)
     torch.manual_seed(config.seed)
-    say(f"1/4 synthesising {config.train_episodes} labelled episodes of {config.episode_seconds:.0f} s and an unseen one in {folder}/")
+    say(
+        f"1/4 synthesising {config.train_episodes} labelled episodes of {config.episode_seconds:.0f} s and an unseen one in {folder}/"
+    )
     unseen, truth = make_episodes(folder, config)
     say("2/4 building the dataset (features of every episode, windows labelled from the label files)")
-    dataset = build_dataset(find_episodes([folder / "train"]), folder / "dataset", FeatureConfig(),
-                            DatasetConfig(seed=config.seed, keep_straddling=config.keep_straddling), progress=progress)
+    dataset = build_dataset(
+        find_episodes([folder / "train"]),
+        folder / "dataset",
+        FeatureConfig(),
+        DatasetConfig(seed=config.seed, keep_straddling=config.keep_straddling),
+        progress=progress,
+    )
     say(f"3/4 training a small LSTM (hidden {config.hidden_size}) for up to {config.epochs} epochs")
     model_path = folder / "models" / "demo.safetensors"
     checkpoint = train(
         dataset,
-        TrainConfig(model_config={"hidden_size": config.hidden_size, "num_layers": 1}, lr=config.lr,
-                    epochs=config.epochs, seed=config.seed, device="cpu", early_stopping_patience=None),
+        TrainConfig(
+            model_config={"hidden_size": config.hidden_size, "num_layers": 1},
+            lr=config.lr,
+            epochs=config.epochs,
+            seed=config.seed,
+            device="cpu",
+            early_stopping_patience=None,
+        ),
         model_path,
         progress=progress,
     )

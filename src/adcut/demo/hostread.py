@@ -28,47 +28,115 @@ from adcut.errors import AdcutError
 VOICES = {"train": ("en-us+m3", "en-us+f2", "en-us+m1"), "test": ("en-us+m7", "en-us+f4", "en-us+m2")}
 ANNOUNCERS = {"train": ("en-us+m4", "en-us+f1", "en-us+m6"), "test": ("en-us+m4", "en-us+f1", "en-us+m6")}
 BRANDS = {
-    "train": ("Fernwood Coffee", "Lumen Bank", "Brightline Shoes", "Harbor Mattress", "Pixel Print", "Green Basket"),
+    "train": (
+        "Fernwood Coffee",
+        "Lumen Bank",
+        "Brightline Shoes",
+        "Harbor Mattress",
+        "Pixel Print",
+        "Green Basket",
+    ),
     "test": ("Northstar Socks", "Cobalt Phone", "Maple Meals", "Atlas Travel", "River Books", "Summit Tea"),
 }
 # Ad copy: each draw has its own wording around the common sponsor language; {b} is the brand, {s} its slug.
 AD_OPENINGS = {
-    "train": ("This episode is brought to you by {b}.", "Support for this show comes from {b}.", "Today's show is sponsored by {b}."),
-    "test": ("This podcast is brought to you by {b}.", "Support for this podcast comes from {b}.", "This episode is sponsored by {b}."),
+    "train": (
+        "This episode is brought to you by {b}.",
+        "Support for this show comes from {b}.",
+        "Today's show is sponsored by {b}.",
+    ),
+    "test": (
+        "This podcast is brought to you by {b}.",
+        "Support for this podcast comes from {b}.",
+        "This episode is sponsored by {b}.",
+    ),
 }
 AD_MIDDLES = {
-    "train": ("{b} roasts small batches every week and ships them right to your door.",
-              "Thousands of listeners already trust {b} every single day.",
-              "It takes five minutes to get started, and you can cancel any time.",
-              "I have been using {b} for a year now and I honestly love it."),
-    "test": ("{b} is made by a small team who care about every detail.",
-             "Their customers keep coming back, and once you try it you will see why.",
-             "Setting it up is quick and the whole family can share it.",
-             "My own family switched to {b} last spring and we never looked back."),
+    "train": (
+        "{b} roasts small batches every week and ships them right to your door.",
+        "Thousands of listeners already trust {b} every single day.",
+        "It takes five minutes to get started, and you can cancel any time.",
+        "I have been using {b} for a year now and I honestly love it.",
+    ),
+    "test": (
+        "{b} is made by a small team who care about every detail.",
+        "Their customers keep coming back, and once you try it you will see why.",
+        "Setting it up is quick and the whole family can share it.",
+        "My own family switched to {b} last spring and we never looked back.",
+    ),
 }
 AD_OFFERS = {
-    "train": ("Go to {s} dot com slash show and use code listen for twenty percent off.",
-              "Start your free trial today at {s} dot com slash podcast. Terms apply.",
-              "Use promo code radio at checkout for fifteen percent off your first order."),
-    "test": ("Visit {s} dot com slash show and use code friends for thirty percent off.",
-             "Get a free trial at {s} dot com slash podcast today. Terms apply.",
-             "Enter promo code weekly for ten percent off your first order."),
+    "train": (
+        "Go to {s} dot com slash show and use code listen for twenty percent off.",
+        "Start your free trial today at {s} dot com slash podcast. Terms apply.",
+        "Use promo code radio at checkout for fifteen percent off your first order.",
+    ),
+    "test": (
+        "Visit {s} dot com slash show and use code friends for thirty percent off.",
+        "Get a free trial at {s} dot com slash podcast today. Terms apply.",
+        "Enter promo code weekly for ten percent off your first order.",
+    ),
 }
-AD_CLOSINGS = ("And now, back to the show.", "Now, back to the show.", "Thanks to {b} for supporting the show.")
+AD_CLOSINGS = (
+    "And now, back to the show.",
+    "Now, back to the show.",
+    "Thanks to {b} for supporting the show.",
+)
 LEAD_INS = ("And now a word from our sponsor.", "Let's take a quick break for our sponsor.")
 
 # Content: the host talking, sentences built from parts (the same parts in both draws: content is content).
-_SUBJECTS = ("My neighbour", "A listener from Ohio", "The old engineer", "Our producer", "My grandmother", "A friend of mine",
-             "The city council", "One of the guests", "The park ranger", "A student")
-_VERBS = ("told me about", "wrote to us about", "spent a whole summer on", "kept talking about", "found a book about",
-          "remembered", "was worried about", "laughed about", "asked a question about", "took pictures of")
-_OBJECTS = ("the stone bridge near the market", "the storm last winter", "an old fishing boat", "the history of the railway",
-            "a garden full of tomatoes", "the first radio in town", "the long walk up the hill", "a broken clock",
-            "the river when it flooded", "the lighthouse on the coast")
-_TAILS = ("and it was a lovely story.", "which surprised everyone.", "and we talked about it for an hour.",
-          "so we looked into it.", "and I still think about it.", "and nobody believed it at first.")
-_ASIDES = ("Anyway, let's get back to it.", "That reminds me of something.", "I think that is a really good point.",
-           "We will come back to that later.", "Let me read the next question.", "So that was the week.")
+_SUBJECTS = (
+    "My neighbour",
+    "A listener from Ohio",
+    "The old engineer",
+    "Our producer",
+    "My grandmother",
+    "A friend of mine",
+    "The city council",
+    "One of the guests",
+    "The park ranger",
+    "A student",
+)
+_VERBS = (
+    "told me about",
+    "wrote to us about",
+    "spent a whole summer on",
+    "kept talking about",
+    "found a book about",
+    "remembered",
+    "was worried about",
+    "laughed about",
+    "asked a question about",
+    "took pictures of",
+)
+_OBJECTS = (
+    "the stone bridge near the market",
+    "the storm last winter",
+    "an old fishing boat",
+    "the history of the railway",
+    "a garden full of tomatoes",
+    "the first radio in town",
+    "the long walk up the hill",
+    "a broken clock",
+    "the river when it flooded",
+    "the lighthouse on the coast",
+)
+_TAILS = (
+    "and it was a lovely story.",
+    "which surprised everyone.",
+    "and we talked about it for an hour.",
+    "so we looked into it.",
+    "and I still think about it.",
+    "and nobody believed it at first.",
+)
+_ASIDES = (
+    "Anyway, let's get back to it.",
+    "That reminds me of something.",
+    "I think that is a really good point.",
+    "We will come back to that later.",
+    "Let me read the next question.",
+    "So that was the week.",
+)
 
 
 def espeak_available() -> bool:
@@ -81,7 +149,9 @@ def speak(text: str, voice: str, sample_rate: int, speed: int = 160) -> np.ndarr
 
     if not espeak_available():
         raise AdcutError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
-    result = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=False)
+    result = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=False
+    )
     if result.returncode != 0 or not result.stdout:
         raise AdcutError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()[:200]}")
     with wave.open(io.BytesIO(result.stdout)) as w:
@@ -96,7 +166,9 @@ def content_text(rng: np.random.Generator, sentences: int, mention: str | None =
         if rng.random() < 0.2:
             parts.append(str(rng.choice(_ASIDES)))
         else:
-            parts.append(f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}, {rng.choice(_TAILS)}")
+            parts.append(
+                f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}, {rng.choice(_TAILS)}"
+            )
     if mention:
         parts.insert(int(rng.integers(0, len(parts) + 1)), mention)
     return " ".join(parts)
@@ -123,9 +195,17 @@ class HostReadEpisode:
         return len(self.audio) / self.sample_rate
 
 
-def hostread_episode(seed: int, *, draw: str = "train", ads: int = 2, host_share: float = 0.5,
-                     content_sentences: tuple[int, int] = (12, 20), sample_rate: int = 16000,
-                     lead_in: float = 0.5, mention: str | None = None) -> HostReadEpisode:
+def hostread_episode(
+    seed: int,
+    *,
+    draw: str = "train",
+    ads: int = 2,
+    host_share: float = 0.5,
+    content_sentences: tuple[int, int] = (12, 20),
+    sample_rate: int = 16000,
+    lead_in: float = 0.5,
+    mention: str | None = None,
+) -> HostReadEpisode:
     """Content, then ``ads`` breaks each followed by content; about ``host_share`` of the ads host-read.
 
     ``mention``: a sentence the host says once inside the content (a product name in passing).
@@ -160,7 +240,9 @@ def hostread_episode(seed: int, *, draw: str = "train", ads: int = 2, host_share
 
     mention_at = int(rng.integers(0, ads + 1)) if mention else -1
     for block in range(ads + 1):
-        text = content_text(rng, int(rng.integers(*content_sentences)), mention if block == mention_at else None)
+        text = content_text(
+            rng, int(rng.integers(*content_sentences)), mention if block == mention_at else None
+        )
         texts.append(("content", text))
         add(0.3 * _norm(speak(text, host, sample_rate, speed)))
         if block == ads:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from adcut.core.segments import Segment, fill_background
-from adcut.formats.labels import format_audacity
 from adcut.core.units import Seconds
+from adcut.formats.labels import format_audacity
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,9 @@ def music_bed(n: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     return (out / (np.std(out) + 1e-9)).astype(np.float32)
 
 
-def render_episode(spec: EpisodeSpec, sample_rate: int, seed: int = 0, pause_seconds: Seconds = 0.4) -> np.ndarray:
+def render_episode(
+    spec: EpisodeSpec, sample_rate: int, seed: int = 0, pause_seconds: Seconds = 0.4
+) -> np.ndarray:
     """Mono float32 audio for ``spec``: content everywhere, ads over a music bed inside ``spec.ads``."""
     if spec.hard is not None:
         return render_hard(spec, sample_rate, seed)
@@ -127,7 +129,9 @@ def render_episode(spec: EpisodeSpec, sample_rate: int, seed: int = 0, pause_sec
     for start, end in spec.ads:
         a, b = int(start * sample_rate), min(n, int(end * sample_rate))
         length = b - a
-        ad = 0.12 * speech_like(length, sample_rate, rng, brightness=1.3) + 0.07 * music_bed(length, sample_rate, rng)
+        ad = 0.12 * speech_like(length, sample_rate, rng, brightness=1.3) + 0.07 * music_bed(
+            length, sample_rate, rng
+        )
         audio[a:b] = ad
         # A short pause on each side of the break.
         gap = int(pause_seconds * sample_rate)
@@ -143,7 +147,9 @@ def episode_segments(spec: EpisodeSpec, classes: Sequence[str] = ("ad", "content
     return fill_background(ads, spec.duration, classes[1])
 
 
-def random_spec(duration: Seconds, rng: np.random.Generator, *, ad_range=(15.0, 60.0), content_range=(30.0, 120.0)) -> EpisodeSpec:
+def random_spec(
+    duration: Seconds, rng: np.random.Generator, *, ad_range=(15.0, 60.0), content_range=(30.0, 120.0)
+) -> EpisodeSpec:
     """An episode starting with content, with ad breaks of random length at random gaps."""
     ads = []
     cursor = rng.uniform(*content_range)
@@ -155,7 +161,9 @@ def random_spec(duration: Seconds, rng: np.random.Generator, *, ad_range=(15.0, 
     return EpisodeSpec(duration, tuple(ads))
 
 
-def write_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: int = 0, bit_rate: int | None = None) -> np.ndarray:
+def write_episode(
+    path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: int = 0, bit_rate: int | None = None
+) -> np.ndarray:
     """Render ``spec`` and encode it to ``path`` (format by suffix); returns the samples."""
     from adcut.media.encode import write_audio
 
@@ -164,8 +172,9 @@ def write_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: in
     return samples
 
 
-def write_labelled_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: int = 0,
-                           bit_rate: int | None = None) -> list[Segment]:
+def write_labelled_episode(
+    path, spec: EpisodeSpec, *, sample_rate: int = 16000, seed: int = 0, bit_rate: int | None = None
+) -> list[Segment]:
     """``write_episode``, plus the ads as an Audacity label file beside it (``path`` with ``.txt``); the true segments."""
     from pathlib import Path
 
@@ -175,8 +184,15 @@ def write_labelled_episode(path, spec: EpisodeSpec, *, sample_rate: int = 16000,
     return truth
 
 
-def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channels: int = 2,
-                   bit_rate: int = 128_000, seed: int = 0) -> None:
+def write_long_mp3(
+    path,
+    spec: EpisodeSpec,
+    *,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    bit_rate: int = 128_000,
+    seed: int = 0,
+) -> None:
     """Encode a long episode (hours) to MP3 minute by minute, so it never sits in memory whole.
 
     Each minute is rendered at 16 kHz (the synth's FFTs would dominate otherwise) and resampled
@@ -191,12 +207,15 @@ def write_long_mp3(path, spec: EpisodeSpec, *, sample_rate: int = 44100, channel
     container = av.open(str(path), mode="w", format="mp3")
     try:
         layout = "mono" if channels == 1 else "stereo"
-        stream = open_audio_stream(container, "libmp3lame", sample_rate, layout, bit_rate,
-                                   options={"compression_level": "9"})
+        stream = open_audio_stream(
+            container, "libmp3lame", sample_rate, layout, bit_rate, options={"compression_level": "9"}
+        )
         encoder = StreamEncoder(container, stream, "fltp", layout, sample_rate)
         for minute in range(int(np.ceil(spec.duration / 60.0))):
             start, end = minute * 60.0, min(minute * 60.0 + 60.0, spec.duration)
-            ads = tuple((max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start)
+            ads = tuple(
+                (max(a, start) - start, min(b, end) - start) for a, b in spec.ads if a < end and b > start
+            )
             mono = render_episode(EpisodeSpec(end - start, ads), render_rate, seed=seed + minute)
             if sample_rate != render_rate:
                 mono = soxr.resample(mono, render_rate, sample_rate).astype(np.float32)
@@ -368,10 +387,18 @@ def _draw_voice(rng: np.random.Generator, *, ad: bool) -> Voice:
 
 
 def _draw_music(rng: np.random.Generator, *, role: str) -> Music:
-    beat = {"pad": (0.5, 1.0, 0.0, 0.1), "theme": (1.5, 3.0, 0.3, 0.5),
-            "bed": (1.5, 3.0, 0.2, 0.6), "jingle": (2.0, 4.0, 0.4, 0.6)}[role]
-    notes = {"pad": 0.0, "theme": rng.uniform(0.2, 0.5), "bed": rng.choice([0.0, rng.uniform(0.3, 0.8)]),
-             "jingle": rng.uniform(0.12, 0.3)}[role]
+    beat = {
+        "pad": (0.5, 1.0, 0.0, 0.1),
+        "theme": (1.5, 3.0, 0.3, 0.5),
+        "bed": (1.5, 3.0, 0.2, 0.6),
+        "jingle": (2.0, 4.0, 0.4, 0.6),
+    }[role]
+    notes = {
+        "pad": 0.0,
+        "theme": rng.uniform(0.2, 0.5),
+        "bed": rng.choice([0.0, rng.uniform(0.3, 0.8)]),
+        "jingle": rng.uniform(0.12, 0.3),
+    }[role]
     chords = ((1.0, 1.25, 1.5), (1.0, 1.2, 1.5), (1.0, 1.25, 1.5, 2.0), (1.0, 1.5, 2.0))
     return Music(
         root=float(rng.choice([98.0, 110.0, 130.8, 146.8, 164.8, 196.0])),
@@ -383,8 +410,15 @@ def _draw_music(rng: np.random.Generator, *, role: str) -> Music:
     )
 
 
-def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[str, list[str]] | None = None,
-              pause_probability: float = 0.25, ad_range=(15.0, 45.0), content_range=(40.0, 150.0)) -> EpisodeSpec:
+def hard_spec(
+    duration: Seconds,
+    rng: np.random.Generator,
+    *,
+    recordings: dict[str, list[str]] | None = None,
+    pause_probability: float = 0.25,
+    ad_range=(15.0, 45.0),
+    content_range=(40.0, 150.0),
+) -> EpisodeSpec:
     """A harder episode (see the module docstring): pre-roll, theme, talk with mid-roll breaks, theme, post-roll.
 
     ``rng`` draws everything, voices and music included: give train and test draws their own
@@ -397,7 +431,9 @@ def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[s
         voices[1] = replace(voices[1], recording=str(rng.choice(recordings["speech"])))
     if recordings.get("music") and rng.random() < 0.4:
         musics[0] = replace(musics[0], recording=str(rng.choice(recordings["music"])))
-    host_reading = replace(voices[0], rate=min(6.5, voices[0].rate * 1.15), pause_fraction=voices[0].pause_fraction * 0.4)
+    host_reading = replace(
+        voices[0], rate=min(6.5, voices[0].rate * 1.15), pause_fraction=voices[0].pause_fraction * 0.4
+    )
     voices.append(host_reading)  # 2: the host reading an ad script
     show_level = 0.08 * rng.uniform(0.8, 1.25)
     pieces: list[tuple[str, float, int, int, float]] = []  # kind, length, voice, music, level
@@ -423,11 +459,15 @@ def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[s
         # loudness-matched (dynamically inserted) most of the time, else mastered louder
         gain = rng.uniform(-1.0, 1.0) if rng.random() < 0.6 else rng.uniform(2.0, 5.0)
         level = show_level * 10 ** (gain / 20)
-        pieces[-1:] = [(k, ln, v, m, level if k == "jingle" and lv == 0.0 else lv) for k, ln, v, m, lv in pieces[-1:]]
+        pieces[-1:] = [
+            (k, ln, v, m, level if k == "jingle" and lv == 0.0 else lv) for k, ln, v, m, lv in pieces[-1:]
+        ]
         pieces.append(("ad", length, voice, len(musics) - 1, level))
 
     def theme() -> None:
-        pieces.append(("theme", rng.uniform(6.0, 15.0), -1, 0, show_level * 10 ** (rng.uniform(-1.5, 1.5) / 20)))
+        pieces.append(
+            ("theme", rng.uniform(6.0, 15.0), -1, 0, show_level * 10 ** (rng.uniform(-1.5, 1.5) / 20))
+        )
 
     def talk(length: float) -> None:
         while length > 1.0:
@@ -436,7 +476,9 @@ def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[s
                 part = length
             with_music = rng.random() < 0.25
             voice = 0 if rng.random() < 0.7 else 1
-            pieces.append(("talk_music" if with_music else "talk", part, voice, 1 if with_music else -1, show_level))
+            pieces.append(
+                ("talk_music" if with_music else "talk", part, voice, 1 if with_music else -1, show_level)
+            )
             length -= part
 
     if rng.random() < 0.75:
@@ -470,7 +512,13 @@ def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[s
             continue
         pause = 0.0 if i == 0 or rng.random() >= pause_probability else float(rng.uniform(0.2, 0.5))
         tail = 0.0
-        if not pause and laid and laid[-1].kind == "ad" and kind in ("talk", "talk_music") and rng.random() < 0.35:
+        if (
+            not pause
+            and laid
+            and laid[-1].kind == "ad"
+            and kind in ("talk", "talk_music")
+            and rng.random() < 0.35
+        ):
             tail = float(rng.uniform(0.5, 1.5))
         laid.append(Piece(round(t, 3), round(end, 3), kind, voice, music, pause, tail))
         levels.append(float(level))
@@ -482,4 +530,6 @@ def hard_spec(duration: Seconds, rng: np.random.Generator, *, recordings: dict[s
                 ads[-1] = (ads[-1][0], piece.end)
             else:
                 ads.append((piece.start, piece.end))
-    return EpisodeSpec(duration, tuple(ads), HardParts(tuple(voices), tuple(musics), tuple(laid), tuple(levels)))
+    return EpisodeSpec(
+        duration, tuple(ads), HardParts(tuple(voices), tuple(musics), tuple(laid), tuple(levels))
+    )

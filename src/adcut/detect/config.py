@@ -1,14 +1,15 @@
 """How an episode is turned into segments: the settings shared by process, evaluate and the labeller."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from adcut.core.segments import CUT_CLASSES
 from adcut.core.units import Seconds
 from adcut.detect.refine import RefineConfig
-from adcut.detect.words import WordsConfig
 from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, SmoothingConfig
+from adcut.detect.words import WordsConfig
 from adcut.errors import AdcutError
 
 if TYPE_CHECKING:

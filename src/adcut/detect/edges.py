@@ -1,9 +1,9 @@
 """Moving ad edges by the lateness measured at training (learn/alignment.py measures it)."""
 
 from __future__ import annotations
+
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
-
 
 MIN_KEEP_SECONDS = 1.0  # shift_edges leaves every segment at least this long (or as long as it was)
 
@@ -47,5 +47,7 @@ def shift_edges(
                 moves[j - 1] *= scale
             if from_right:
                 moves[j] *= scale
-    edges = [segments[0].start] + [s.start + float(m) for s, m in zip(segments[1:], moves)] + [segments[-1].end]
+    edges = (
+        [segments[0].start] + [s.start + float(m) for s, m in zip(segments[1:], moves)] + [segments[-1].end]
+    )
     return [Segment(a, b, seg.label) for seg, a, b in zip(segments, edges, edges[1:])]

@@ -1,18 +1,21 @@
 """Whole episode -> per-step class probability curve -> segments that tile the episode."""
 
 from __future__ import annotations
+
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
-from adcut.errors import AdcutError
+
 from adcut.core.segments import Segment, make_tiling
 from adcut.core.units import Seconds
 from adcut.detect.config import SegmentationConfig, anchor_for, edge_offsets_for, resolve_minimums
 from adcut.detect.windows import resample_curve, stream_window_probs, window_curve
+from adcut.errors import AdcutError
 
 if TYPE_CHECKING:
     from adcut.features.mfcc import FeatureConfig
@@ -20,7 +23,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -47,7 +49,11 @@ class Detection:
 
 
 def smooth_curve(
-    curve: np.ndarray, step_seconds: Seconds, duration: Seconds, classes: tuple[str, ...], config: SegmentationConfig
+    curve: np.ndarray,
+    step_seconds: Seconds,
+    duration: Seconds,
+    classes: tuple[str, ...],
+    config: SegmentationConfig,
 ) -> list[Segment]:
     from adcut.detect.smoothing import smooth
 
@@ -79,9 +85,15 @@ def refine(
 
     # Refinement must not undo the smoother's minimum durations (first class: ad minimum, others: content);
     # ad edges may move further into the ad than out of it (cutting ads must not cost content).
-    return refine_boundaries(segments, features, feature_config, config.refine.max_shift_seconds, config.refine,
-                             min_seconds=config.smoothing.minimums(classes),
-                             shrink_label=classes[0] if classes else None)
+    return refine_boundaries(
+        segments,
+        features,
+        feature_config,
+        config.refine.max_shift_seconds,
+        config.refine,
+        min_seconds=config.smoothing.minimums(classes),
+        shrink_label=classes[0] if classes else None,
+    )
 
 
 def _best_class_confidence(segment: Segment, curve: np.ndarray, step_seconds: Seconds) -> float:
@@ -103,15 +115,21 @@ def model_id(checkpoint) -> str:
     return f"{checkpoint.path.name}@{digest.hexdigest()[:12]}"
 
 
-def detect(path, checkpoint, config: SegmentationConfig | None = None, device: str = "cpu", model=None,
-           threads: int | None = None) -> Detection:
+def detect(
+    path,
+    checkpoint,
+    config: SegmentationConfig | None = None,
+    device: str = "cpu",
+    model=None,
+    threads: int | None = None,
+) -> Detection:
     """Decode ``path``, run ``checkpoint``'s model over it and return its tiling segments.
 
     ``model`` may be passed to reuse an already built predictor (folder mode builds it once).
     """
+    from adcut.detect.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
     from adcut.features.mfcc import window_starts
     from adcut.models.inference import build_predictor, set_torch_threads, uses_torch
-    from adcut.detect.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
 
     config = config or SegmentationConfig()
     fcfg = checkpoint.feature_config
@@ -126,14 +144,22 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
     hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
     temperature = (checkpoint.metrics or {}).get("temperature")
     features, starts, probs, duration = stream_window_probs(
-        path, fcfg, model, hop_frames, batch_size=config.batch_size, device=device, stride=config.scan_stride,
+        path,
+        fcfg,
+        model,
+        hop_frames,
+        batch_size=config.batch_size,
+        device=device,
+        stride=config.scan_stride,
         calibrate=lambda p: calibrate_probs(p, temperature),
     )
     if duration <= 0:
         raise AdcutError(f"{path}: contains no audio samples")
     probs = calibrate_probs(probs, temperature)
     anchor = anchor_for(checkpoint, config)
-    curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration)
+    curve = window_curve(
+        probs, starts, fcfg.window_frames, fcfg.frame_seconds, anchor, config.step_seconds, duration
+    )
     classes = tuple(checkpoint.class_names)
     segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
     words_record = None
@@ -141,8 +167,17 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         from adcut.detect.words import hear_words, words_enabled
 
         if words_enabled(checkpoint, config.words):
-            curve, words_record = hear_words(path, curve, config.step_seconds, duration, segments, classes, checkpoint,
-                                             config.words, background=getattr(checkpoint, "background", None))
+            curve, words_record = hear_words(
+                path,
+                curve,
+                config.step_seconds,
+                duration,
+                segments,
+                classes,
+                checkpoint,
+                config.words,
+                background=getattr(checkpoint, "background", None),
+            )
     segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
     if words_record is not None and words_record["word_ads"]:
@@ -156,11 +191,18 @@ def detect(path, checkpoint, config: SegmentationConfig | None = None, device: s
         segments = mark_review(segments, confidences, config.review_below, only=config.review_classes)
         confidences = segment_confidences(segments, curve, config.step_seconds, classes)
         # a review segment's confidence is that of the class it was unsure about
-        confidences = [_best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
-                       for s, c in zip(segments, confidences)]
-    settings = {**config.settings(), "anchor": anchor, "measured_edge_offsets": edge_offsets_for(checkpoint, config),
-                "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
-                "windows_read": int(len(starts)), "window_seconds": fcfg.window_seconds}
+        confidences = [
+            _best_class_confidence(s, curve, config.step_seconds) if s.label == REVIEW_LABEL else c
+            for s, c in zip(segments, confidences)
+        ]
+    settings = {
+        **config.settings(),
+        "anchor": anchor,
+        "measured_edge_offsets": edge_offsets_for(checkpoint, config),
+        "windows": len(window_starts(len(features), fcfg.window_frames, hop_frames)),
+        "windows_read": int(len(starts)),
+        "window_seconds": fcfg.window_seconds,
+    }
     if words_record is not None:
         settings["words_heard"] = words_record
     elif config.words is not None:

@@ -50,7 +50,6 @@ from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import AdcutError
 
-
 # pause: the feature jump, then the nearest pause (issue 4); change: the change point of the
 # short-term feature statistics, searched near the boundary (issue 13); change+pause: a pause
 # close to that change point, else the change point itself.
@@ -101,8 +100,17 @@ class RefineConfig:
             raise AdcutError(f"--refine must be one of {', '.join(REFINE_METHODS)}, not {self.method!r}")
         if self.prefer not in PREFERENCES:
             raise AdcutError(f"--prefer must be one of {', '.join(PREFERENCES)}, not {self.prefer!r}")
-        for name in ("max_shift_seconds", "context_seconds", "snap_seconds", "min_gap_seconds", "shrink_factor",
-                     "grow_fraction", "change_context_seconds", "distance_cost", "change_snap_seconds"):
+        for name in (
+            "max_shift_seconds",
+            "context_seconds",
+            "snap_seconds",
+            "min_gap_seconds",
+            "shrink_factor",
+            "grow_fraction",
+            "change_context_seconds",
+            "distance_cost",
+            "change_snap_seconds",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
                 raise AdcutError(f"{name.replace('_', '-')} must be a number >= 0, not {value!r}")
@@ -162,7 +170,9 @@ def change_curve(features: np.ndarray, n_mfcc: int, context_frames: int) -> np.n
         before = (csum[f - lo_read] - csum[lo - lo_read]) / np.maximum(f - lo, 1)[:, None]
         after = (csum[hi - lo_read] - csum[f - lo_read]) / np.maximum(hi - f, 1)[:, None]
         jump[a:b] = np.linalg.norm(after - before, axis=1)
-        jump[a:b][(f - lo < context_frames // 2) | (hi - f < context_frames // 2)] = 0.0  # too little audio on one side
+        jump[a:b][(f - lo < context_frames // 2) | (hi - f < context_frames // 2)] = (
+            0.0  # too little audio on one side
+        )
     return jump
 
 
@@ -214,8 +224,18 @@ def refine_boundaries(
         floor, ceiling = before + keep_left, after - keep_right
         ad_end, ad_start = segments[i].label == shrink_label, segments[i + 1].label == shrink_label
         if config.method != "pause":
-            found = _change_point(features, feature_config, t, floor, ceiling, max_shift_seconds, config,
-                                  ad_end=ad_end, ad_start=ad_start, segment_span=(before, after))
+            found = _change_point(
+                features,
+                feature_config,
+                t,
+                floor,
+                ceiling,
+                max_shift_seconds,
+                config,
+                ad_end=ad_end,
+                ad_start=ad_start,
+                segment_span=(before, after),
+            )
             if found is not None:
                 moved[i] = found
             continue
@@ -247,7 +267,9 @@ def refine_boundaries(
                 best += 1
         if jump[best] < threshold:
             continue
-        best = _snap_to_pause(best, lo, hi, level, surround, int(round(config.snap_seconds / frame)), config.min_dip_db)
+        best = _snap_to_pause(
+            best, lo, hi, level, surround, int(round(config.snap_seconds / frame)), config.min_dip_db
+        )
         moved[i] = float(min(max(best * frame, left), right))
 
     out = []
@@ -283,9 +305,19 @@ def bic_change_scores(x: np.ndarray, context: int, penalty: float = 1.0) -> np.n
     return gain
 
 
-def _change_point(features: np.ndarray, feature_config, t: Seconds, floor: Seconds, ceiling: Seconds,
-                  max_shift: Seconds, config: RefineConfig, *, ad_end: bool, ad_start: bool,
-                  segment_span: tuple[Seconds, Seconds] | None = None) -> Seconds | None:
+def _change_point(
+    features: np.ndarray,
+    feature_config,
+    t: Seconds,
+    floor: Seconds,
+    ceiling: Seconds,
+    max_shift: Seconds,
+    config: RefineConfig,
+    *,
+    ad_end: bool,
+    ad_start: bool,
+    segment_span: tuple[Seconds, Seconds] | None = None,
+) -> Seconds | None:
     """Where near boundary ``t`` the audio stops sounding like the segment before it and starts sounding
     like the one after (``change``/``change+pause``); None: no change found, the boundary stays.
 
@@ -336,9 +368,13 @@ def _change_point(features: np.ndarray, feature_config, t: Seconds, floor: Secon
         snap = int(round(config.change_snap_seconds / frame))
         ctx = max(2, int(round(config.context_seconds / frame)))
         pa, pb = max(0, lo - 2 * ctx), min(n, hi + 2 * ctx + 1)
-        level = _moving_mean(energy_db(features[pa:pb], feature_config.n_mels), max(1, int(round(0.25 / frame))))
+        level = _moving_mean(
+            energy_db(features[pa:pb], feature_config.n_mels), max(1, int(round(0.25 / frame)))
+        )
         surround = _moving_mean(level, 2 * ctx)
-        best = _snap_to_pause(best + lo - pa, lo - pa, hi - pa, level, surround, snap, config.min_dip_db) - (lo - pa)
+        best = _snap_to_pause(best + lo - pa, lo - pa, hi - pa, level, surround, snap, config.min_dip_db) - (
+            lo - pa
+        )
     return float(min(max((lo + best) * frame, left), right))
 
 
@@ -359,8 +395,9 @@ BIC_SNAP_FRAMES = 6
 SPLIT_MIN_GAIN = 50.0
 
 
-def _split_score(features: np.ndarray, feature_config, lo: int, hi: int, t: Seconds,
-                 segment_span: tuple[Seconds, Seconds]) -> np.ndarray | None:
+def _split_score(
+    features: np.ndarray, feature_config, lo: int, hi: int, t: Seconds, segment_span: tuple[Seconds, Seconds]
+) -> np.ndarray | None:
     """Per split ``k`` = 0 .. ``hi - lo + 1``: the log-likelihood of frames ``[lo, lo + k)`` under the left
     segment's model and ``[lo + k, hi]`` under the right one's, relative to the best split; None when a
     side has under 3 s of interior to fit its model on."""
@@ -378,20 +415,30 @@ def _split_score(features: np.ndarray, feature_config, lo: int, hi: int, t: Seco
         ``SIDE_CHUNK_FRAMES`` of the reference stretch (a side may hold theme music and talk)."""
         ref = features[max(0, int(start / frame)) : min(n, int(stop / frame)), dims].astype(np.float64)
         k = max(1, len(ref) // SIDE_CHUNK_FRAMES)
-        blocks = ref[: k * SIDE_CHUNK_FRAMES].reshape(k, -1, ref.shape[1]) if len(ref) >= SIDE_CHUNK_FRAMES else ref[None]
+        blocks = (
+            ref[: k * SIDE_CHUNK_FRAMES].reshape(k, -1, ref.shape[1])
+            if len(ref) >= SIDE_CHUNK_FRAMES
+            else ref[None]
+        )
         means = blocks.mean(axis=1)
         variances = blocks.var(axis=1) + SIDE_VARIANCE_FLOOR * ref.var(axis=0) + 1e-3
-        ll = -0.5 * (((x[:, None, :] - means[None]) ** 2) / variances[None] + np.log(variances)[None]).sum(axis=2)
+        ll = -0.5 * (((x[:, None, :] - means[None]) ** 2) / variances[None] + np.log(variances)[None]).sum(
+            axis=2
+        )
         top = ll.max(axis=1, keepdims=True)
         return top[:, 0] + np.log(np.exp(ll - top).sum(axis=1)) - np.log(len(means))
 
-    llr = np.clip(loglik(la, lb) - loglik(ra, rb), -SIDE_LLR_CLIP, SIDE_LLR_CLIP)  # > 0: sounds like the left side
+    llr = np.clip(
+        loglik(la, lb) - loglik(ra, rb), -SIDE_LLR_CLIP, SIDE_LLR_CLIP
+    )  # > 0: sounds like the left side
     c = np.concatenate([[0.0], np.cumsum(llr)])
     q = c - (c[-1] - c)  # split before frame k = 0 .. len (k = len: every frame to the left side)
     return q - q.max()
 
 
-def _snap_to_pause(best: int, lo: int, hi: int, level: np.ndarray, surround: np.ndarray, snap: int, min_dip_db: float) -> int:
+def _snap_to_pause(
+    best: int, lo: int, hi: int, level: np.ndarray, surround: np.ndarray, snap: int, min_dip_db: float
+) -> int:
     """The middle of the real pause nearest to frame ``best`` within ``snap`` frames (and ``[lo, hi]``), else ``best``.
 
     The nearest pause, not the quietest: the pause that marks a break sits at the feature jump,

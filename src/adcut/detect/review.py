@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from adcut.errors import AdcutError
 from adcut.core.segments import Segment, extend_tiling
 from adcut.core.units import Seconds
+from adcut.errors import AdcutError
 
 REVIEW_LABEL = "review"
 _PROB_FLOOR = 1e-7

@@ -48,13 +48,19 @@ class CoarseToFineScan:
     (``segment.stream_window_probs`` runs them one after another on its model thread).
     """
 
-    def __init__(self, predict: Callable[[np.ndarray, np.ndarray], np.ndarray], stride: int,
-                 calibrate: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        stride: int,
+        calibrate: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         self.predict = predict
         self.calibrate = calibrate or (lambda probs: probs)
         self.stride = max(1, int(stride))
         self.considered = 0  # fine windows already looked at
-        self.last: tuple[int, np.ndarray] | None = None  # the latest read coarse window: (index, calibrated probabilities)
+        self.last: tuple[int, np.ndarray] | None = (
+            None  # the latest read coarse window: (index, calibrated probabilities)
+        )
         self.read_index: list[np.ndarray] = []
         self.read_probs: list[np.ndarray] = []
 

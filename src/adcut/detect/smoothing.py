@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adcut.errors import AdcutError
 from adcut.core.segments import DEFAULT_CLASSES, Segment, extend_tiling
 from adcut.core.units import Seconds
+from adcut.errors import AdcutError
 
 METHODS = ("hmm", "reference", "none")
 # Probabilities are clipped away from 0 so that one confident step cannot veto a whole path.
@@ -108,12 +108,18 @@ def smooth(
         return _reference_segments(probs, step_seconds, duration, classes, config)
     else:
         mins = [max(1, math.ceil(config.min_seconds(c) / step_seconds - 1e-9)) for c in range(len(classes))]
-        path = viterbi_min_duration(np.log(np.clip(probs, _PROB_FLOOR, 1.0)) * step_seconds,
-                                    mins, config.switch_penalty, short_edges=config.short_edges)
+        path = viterbi_min_duration(
+            np.log(np.clip(probs, _PROB_FLOOR, 1.0)) * step_seconds,
+            mins,
+            config.switch_penalty,
+            short_edges=config.short_edges,
+        )
     return path_to_segments(path, step_seconds, duration, classes)
 
 
-def path_to_segments(path: np.ndarray, step_seconds: Seconds, duration: Seconds, classes: Sequence[str]) -> list[Segment]:
+def path_to_segments(
+    path: np.ndarray, step_seconds: Seconds, duration: Seconds, classes: Sequence[str]
+) -> list[Segment]:
     """Runs of equal class indices in ``path`` as segments tiling ``[0, duration]``."""
     path = np.asarray(path)
     change = np.flatnonzero(np.diff(path)) + 1
@@ -240,7 +246,9 @@ def _merge(runs: list[list]) -> list[list]:
     return merged
 
 
-def reference_rules(labels: Sequence[str], classes: Sequence[str] = DEFAULT_CLASSES, max_run: int = 5) -> list[str]:
+def reference_rules(
+    labels: Sequence[str], classes: Sequence[str] = DEFAULT_CLASSES, max_run: int = 5
+) -> list[str]:
     """The four "forgiving" pattern rules on a per-window class sequence, applied until nothing changes.
 
     Runs are maximal stretches of one class. In order, each pass applies the first rule that changes
@@ -333,7 +341,11 @@ def _rule_edge_stub(runs: list[list]) -> bool:
 
 
 def _reference_segments(
-    probs: np.ndarray, step_seconds: Seconds, duration: Seconds, classes: Sequence[str], config: SmoothingConfig
+    probs: np.ndarray,
+    step_seconds: Seconds,
+    duration: Seconds,
+    classes: Sequence[str],
+    config: SmoothingConfig,
 ) -> list[Segment]:
     """Average the curve into reference-hop blocks, argmax, apply the rules, expand back."""
     per_block = max(1, round(config.reference_hop_seconds / step_seconds))

@@ -1,9 +1,10 @@
 """Window probabilities of a whole episode, streamed from the decoder, and the per-step curve they make."""
 
 from __future__ import annotations
-import numpy as np
-from adcut.core.units import Seconds
 
+import numpy as np
+
+from adcut.core.units import Seconds
 
 # Windows turned into a tensor at a time: bounds memory for multi-hour episodes at a fine hop.
 WINDOW_CHUNK = 512
@@ -57,10 +58,14 @@ def resample_curve(curve: np.ndarray, step: Seconds, new_step: Seconds, duration
         return (sums / counts[:, None]).astype(np.float32)
     means = sums[filled] / counts[filled, None]
     grid = np.arange(n_new)
-    return np.stack([np.interp(grid, filled, means[:, c]) for c in range(curve.shape[1])], axis=1).astype(np.float32)
+    return np.stack([np.interp(grid, filled, means[:, c]) for c in range(curve.shape[1])], axis=1).astype(
+        np.float32
+    )
 
 
-def predict_episode(model, features: np.ndarray, starts: np.ndarray, window_frames: int, *, batch_size: int, device: str) -> np.ndarray:
+def predict_episode(
+    model, features: np.ndarray, starts: np.ndarray, window_frames: int, *, batch_size: int, device: str
+) -> np.ndarray:
     """Window probabilities, building windows a chunk at a time so memory stays small."""
     from adcut.features.mfcc import windows
     from adcut.models.inference import predict_windows
@@ -109,8 +114,18 @@ def _final_rows(mfcc: np.ndarray, done: int, upto: int, config) -> np.ndarray:
     return np.concatenate([part[a:b], d1[a:b], d2[a:b]], axis=1).astype(np.float32)
 
 
-def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int, device: str,
-                        decode_workers: int | None = None, stride: int = 1, calibrate=None):
+def stream_window_probs(
+    path,
+    config,
+    model,
+    hop_frames: int,
+    *,
+    batch_size: int,
+    device: str,
+    decode_workers: int | None = None,
+    stride: int = 1,
+    calibrate=None,
+):
     """Decode, compute features and run the model at the same time: ``(features, starts, probs, duration)``.
 
     Decoding runs in a background thread (``audio.prefetch``), features in this one, and the model in
@@ -123,10 +138,10 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from adcut.media.decode import probe
-    from adcut.features.mfcc import finish_features, window_starts
-    from adcut.features.episode import EpisodeMfcc
     from adcut.detect.scan import CoarseToFineScan, effective_stride
+    from adcut.features.episode import EpisodeMfcc
+    from adcut.features.mfcc import finish_features, window_starts
+    from adcut.media.decode import probe
 
     width, window = config.delta_width, config.window_frames
     # This process decodes the first time range itself, a smaller one since it also runs the model
@@ -152,7 +167,9 @@ def stream_window_probs(path, config, model, hop_frames: int, *, batch_size: int
         if scan.coarse_count(submitted, ready) >= batch_size:
             # Rows below feats.n never change (new rows go after them, or into a new buffer), so the
             # model thread may read this view while the buffer grows.
-            futures.append(pool.submit(scan.advance, feats.rows, np.arange(ready, dtype=np.int64) * hop_frames))
+            futures.append(
+                pool.submit(scan.advance, feats.rows, np.arange(ready, dtype=np.int64) * hop_frames)
+            )
             submitted = ready
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adcut-model") as pool:

@@ -40,9 +40,13 @@ class WordsConfig:
     phrases_file: Path | None = None  # --ad-phrases: more phrases (one a line, optional TAB weight TAB role)
     model_dir: Path | None = None  # --speech-model: another pocketsphinx model folder (another language)
     per_phone: float = 5.0  # keyword threshold exponent per phone (recognise.py)
-    min_score: float = 1.6  # summed weight of the distinct phrases (strong and the weak beside them) that makes an ad
+    min_score: float = (
+        1.6  # summed weight of the distinct phrases (strong and the weak beside them) that makes an ad
+    )
     max_gap: float = 20.0  # seconds between hits of one ad
-    max_ad_seconds: float = 120.0  # a core of phrases spread wider is not one read ad (phrases firing in talk)
+    max_ad_seconds: float = (
+        120.0  # a core of phrases spread wider is not one read ad (phrases firing in talk)
+    )
     strong_weight: float = 0.8  # phrases at least this heavy make an ad's core; lighter ones only join one
     min_strong: int = 2  # distinct strong phrases an ad's core needs
     weak_gap: float = 4.0  # seconds from a strong hit within which a weak phrase joins its ad
@@ -51,15 +55,20 @@ class WordsConfig:
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
     workers: int | None = None  # recognition processes (None: the cores)
-    learned: bool = True  # also the phrases the checkpoint learned from its labels (False: built-in and --ad-phrases)
+    learned: bool = (
+        True  # also the phrases the checkpoint learned from its labels (False: built-in and --ad-phrases)
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in WORDS_MODES:
             raise AdcutError(f"--words must be one of {', '.join(WORDS_MODES)}, not {self.mode!r}")
 
     def settings(self) -> dict:
-        return {"words": self.mode, "ad_phrases": str(self.phrases_file) if self.phrases_file else None,
-                "speech_model": str(self.model_dir) if self.model_dir else None}
+        return {
+            "words": self.mode,
+            "ad_phrases": str(self.phrases_file) if self.phrases_file else None,
+            "speech_model": str(self.model_dir) if self.model_dir else None,
+        }
 
 
 def checkpoint_phrases(checkpoint) -> list[Phrase]:
@@ -90,7 +99,11 @@ def words_enabled(checkpoint, config: WordsConfig | None) -> bool:
 
 def content_stretches(segments, background: str, min_seconds: float = 3.0) -> list[tuple[float, float]]:
     """Where the first smoothing says ``background``: (start, end) of each stretch at least ``min_seconds`` long."""
-    return [(float(s.start), float(s.end)) for s in segments if s.label == background and s.duration >= min_seconds]
+    return [
+        (float(s.start), float(s.end))
+        for s in segments
+        if s.label == background and s.duration >= min_seconds
+    ]
 
 
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
@@ -119,8 +132,13 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
         current = clusters[-1] if clusters else None
         near = current is not None and hit.start - max(h.end for h in current) <= config.max_gap
         closed = current is not None and any(current[-1].end - 1.0 <= r.start <= hit.start for r in returns)
-        lead_starts_new = near and by_text[hit.phrase].role == LEAD and current is not None \
-            and any(by_text[h.phrase].role == LEAD for h in current) and hit.start - current[-1].end > 3.0
+        lead_starts_new = (
+            near
+            and by_text[hit.phrase].role == LEAD
+            and current is not None
+            and any(by_text[h.phrase].role == LEAD for h in current)
+            and hit.start - current[-1].end > 3.0
+        )
         if near and not closed and not lead_starts_new:
             current.append(hit)  # type: ignore[union-attr]
         else:
@@ -130,10 +148,16 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     ads = []
     for core in clusters:
         first_strong, last_strong = core[0].start, max(h.end for h in core)
-        members = list(core) + [h for h in weak if first_strong - config.weak_gap <= h.start
-                                and h.end <= last_strong + config.weak_gap
-                                and any(abs(h.start - c.start) <= config.weak_gap or abs(h.end - c.end) <= config.weak_gap
-                                        for c in core)]
+        members = list(core) + [
+            h
+            for h in weak
+            if first_strong - config.weak_gap <= h.start
+            and h.end <= last_strong + config.weak_gap
+            and any(
+                abs(h.start - c.start) <= config.weak_gap or abs(h.end - c.end) <= config.weak_gap
+                for c in core
+            )
+        ]
         closing = [r for r in returns if last_strong - 1.0 <= r.start <= last_strong + config.return_gap]
         weights: dict[str, float] = {}
         for hit in members:
@@ -144,15 +168,27 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
         first = min(h.start for h in members)
         last = closing[0].end if closing else max(h.end for h in members)
         if last - first > config.max_ad_seconds:
-            log.info("words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken", last - first, first)
+            log.info(
+                "words: phrases heard over %.0f s from %.0f s on: longer than any read ad, not taken",
+                last - first,
+                first,
+            )
             continue
         before = pause_ends[(pause_ends <= first + 0.05) & (pause_ends >= first - config.sentence_back)]
-        forward = 1.5 if closing else config.sentence_forward  # the return cue ends its own sentence, and the ad
+        forward = (
+            1.5 if closing else config.sentence_forward
+        )  # the return cue ends its own sentence, and the ad
         after = pause_starts[(pause_starts >= last - 0.05) & (pause_starts <= last + forward)]
         start = float(before.max()) if len(before) else max(0.0, first - 1.0)
         end = float(after.min()) if len(after) else min(duration, last + (0.3 if closing else 1.0))
-        ads.append({"start": round(start, 2), "end": round(end, 2), "score": round(score, 3),
-                    "phrases": sorted({h.phrase for h in members + closing[:1]})})
+        ads.append(
+            {
+                "start": round(start, 2),
+                "end": round(end, 2),
+                "score": round(score, 3),
+                "phrases": sorted({h.phrase for h in members + closing[:1]}),
+            }
+        )
     return ads
 
 
@@ -166,7 +202,9 @@ def evidence_curve(hits, phrases, duration: float) -> np.ndarray:
     return curve
 
 
-def fuse(curve: np.ndarray, step_seconds: float, ads: list[dict], ad_index: int, ad_probability: float) -> np.ndarray:
+def fuse(
+    curve: np.ndarray, step_seconds: float, ads: list[dict], ad_index: int, ad_probability: float
+) -> np.ndarray:
     """``curve`` with the ad class raised to at least ``ad_probability`` inside each word ad (rows still sum to 1)."""
     out = curve.copy()
     for ad in ads:
@@ -189,8 +227,10 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
     Content left shorter than ``min_gap`` between two ads joins them."""
     from adcut.core.segments import Segment, make_tiling
 
-    spans = sorted([(float(s.start), float(s.end)) for s in segments if s.label == ad_label] +
-                   [(float(a["start"]), float(a["end"])) for a in ads])
+    spans = sorted(
+        [(float(s.start), float(s.end)) for s in segments if s.label == ad_label]
+        + [(float(a["start"]), float(a["end"])) for a in ads]
+    )
     merged: list[list[float]] = []
     for a, b in spans:
         if merged and a <= merged[-1][1] + min_gap:
@@ -203,14 +243,25 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
             continue
         pieces = [(float(seg.start), float(seg.end))]
         for a, b in merged:
-            pieces = [p for lo, hi in pieces for p in ((lo, min(hi, a)), (max(lo, b), hi)) if p[1] - p[0] > 1e-6]
+            pieces = [
+                p for lo, hi in pieces for p in ((lo, min(hi, a)), (max(lo, b), hi)) if p[1] - p[0] > 1e-6
+            ]
         out += [Segment(lo, hi, seg.label) for lo, hi in pieces]
     out += [Segment(max(0.0, a), min(duration, b), ad_label) for a, b in merged]
     return make_tiling(sorted(out, key=lambda s: s.start), duration)
 
 
-def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, segments, classes, checkpoint,
-               config: WordsConfig, background: str | None = None) -> tuple[np.ndarray, dict]:
+def hear_words(
+    path,
+    curve: np.ndarray,
+    step_seconds: float,
+    duration: float,
+    segments,
+    classes,
+    checkpoint,
+    config: WordsConfig,
+    background: str | None = None,
+) -> tuple[np.ndarray, dict]:
     """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
     from adcut.media.decode import iter_blocks
     from adcut.words.recognise import SAMPLE_RATE, speech_pauses, spot_stretches, to_pcm16
@@ -220,7 +271,9 @@ def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, se
     background = background or (classes[1] if len(classes) > 1 else classes[0])
     stretches = content_stretches(segments, background)
     # 16-bit, block by block: an hour is 115 MB (float32 blocks joined would peak at four times that).
-    blocks = [np.frombuffer(to_pcm16(block), dtype=np.int16) for block in iter_blocks(Path(path), SAMPLE_RATE)]
+    blocks = [
+        np.frombuffer(to_pcm16(block), dtype=np.int16) for block in iter_blocks(Path(path), SAMPLE_RATE)
+    ]
     audio = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
     del blocks
     workers = config.workers or os.cpu_count() or 1
@@ -236,6 +289,12 @@ def hear_words(path, curve: np.ndarray, step_seconds: float, duration: float, se
         "word_ads": ads,
         "evidence_per_second": [round(float(v), 3) for v in evidence_curve(hits, phrases, duration)],
     }
-    log.info("words: read %.0f s of %.0f s in %.1f s; %d phrases heard, %d word ads",
-             record["recognised_seconds"], duration, record["recognition_wall_seconds"], len(hits), len(ads))
+    log.info(
+        "words: read %.0f s of %.0f s in %.1f s; %d phrases heard, %d word ads",
+        record["recognised_seconds"],
+        duration,
+        record["recognition_wall_seconds"],
+        len(hits),
+        len(ads),
+    )
     return fused, record

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.media.decode import AUDIO_SUFFIXES
-from adcut.models.checkpoint import Checkpoint
+from adcut.core.segments import canonical_label
 from adcut.errors import AdcutError
 from adcut.features.episode import episode_features
 from adcut.features.mfcc import window_starts, windows
-from adcut.core.segments import canonical_label
+from adcut.media.decode import AUDIO_SUFFIXES
+from adcut.models.checkpoint import Checkpoint
 
 _CLASS_SUFFIX = re.compile(r"_([A-Za-z]+)$")
 
@@ -59,7 +59,12 @@ class ClipClassifier:
         fcfg = self.checkpoint.feature_config
         feats, _ = episode_features(path, fcfg)
         starts = window_starts(len(feats), fcfg.window_frames, fcfg.window_hop_frames)
-        probs = predict_windows(self.model, windows(feats, starts, fcfg.window_frames), batch_size=self.batch_size, device=self.device)
+        probs = predict_windows(
+            self.model,
+            windows(feats, starts, fcfg.window_frames),
+            batch_size=self.batch_size,
+            device=self.device,
+        )
         return probs.mean(axis=0)
 
     def classify(self, path: Path, truth: str | None = None) -> ClipResult:
@@ -119,7 +124,9 @@ def evaluate_clips(classifier: ClipClassifier, folder: Path, on_result=None) -> 
     classes = tuple(classifier.checkpoint.class_names)
     clips = labelled_clips(folder, classes)
     if not clips:
-        raise AdcutError(f"{folder}: no clips named *_a / *_b (or *_{classes[0]} / *_{classes[-1]}) with an audio suffix")
+        raise AdcutError(
+            f"{folder}: no clips named *_a / *_b (or *_{classes[0]} / *_{classes[-1]}) with an audio suffix"
+        )
     results = []
     for path, truth in clips:
         result = classifier.classify(path, truth)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adcut.errors import DatasetError, ModelError
-from adcut.features.mfcc import FeatureConfig, window_starts, windows
-from adcut.features.episode import episode_features
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
+from adcut.errors import DatasetError, ModelError
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import FeatureConfig, window_starts, windows
 
 if TYPE_CHECKING:
     from adcut.learn.sources import EpisodeSource
@@ -73,18 +73,29 @@ class ModelReport:
     accuracy: float | None = None
     f1: float | None = None  # of the positive class (``ad`` where present)
     windows_per_second: float | None = None
-    episode_accuracy: float | None = None  # after segmentation (adcut.detect.pipeline.detect): share of time right
+    episode_accuracy: float | None = (
+        None  # after segmentation (adcut.detect.pipeline.detect): share of time right
+    )
     segment_f1: float | None = None  # 1 s cells of the positive class (adcut.metrics)
     event_f05: float | None = None  # whole ad breaks matched at IoU >= 0.5
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "model_type": self.model_type, "parameters": self.parameters,
-            "file_bytes": self.file_bytes, "feature_config": self.feature_config.to_dict(),
-            "class_names": list(self.class_names), "teacher": self.teacher, "windows": self.n_windows,
-            "accuracy": self.accuracy, "f1": self.f1, "windows_per_second": self.windows_per_second,
-            "episode_accuracy": self.episode_accuracy, "segment_f1": self.segment_f1, "event_f05": self.event_f05,
+            "name": self.name,
+            "model_type": self.model_type,
+            "parameters": self.parameters,
+            "file_bytes": self.file_bytes,
+            "feature_config": self.feature_config.to_dict(),
+            "class_names": list(self.class_names),
+            "teacher": self.teacher,
+            "windows": self.n_windows,
+            "accuracy": self.accuracy,
+            "f1": self.f1,
+            "windows_per_second": self.windows_per_second,
+            "episode_accuracy": self.episode_accuracy,
+            "segment_f1": self.segment_f1,
+            "event_f05": self.event_f05,
             **self.extra,
         }
 
@@ -118,8 +129,13 @@ class EpisodeWindows:
     boundary are left out unless ``keep_straddling``, as in a dataset's validation windows.
     """
 
-    def __init__(self, episodes: Sequence[LabelledEpisode], *, keep_straddling: bool = False,
-                 cached: dict[FeatureConfig, list[tuple[np.ndarray, float]]] | None = None):
+    def __init__(
+        self,
+        episodes: Sequence[LabelledEpisode],
+        *,
+        keep_straddling: bool = False,
+        cached: dict[FeatureConfig, list[tuple[np.ndarray, float]]] | None = None,
+    ):
         self._episodes = list(episodes)
         self._keep_straddling = keep_straddling
         self._cache: dict[FeatureConfig, list[tuple[np.ndarray, float]]] = dict(cached or {})
@@ -128,7 +144,9 @@ class EpisodeWindows:
         if config not in self._cache:
             for episode in self._episodes:
                 if not episode.audio.is_file():
-                    raise DatasetError(f"{episode.audio}: audio is gone, so features for another feature config cannot be computed")
+                    raise DatasetError(
+                        f"{episode.audio}: audio is gone, so features for another feature config cannot be computed"
+                    )
             self._cache[config] = [episode_features(e.audio, config) for e in self._episodes]
         return self._cache[config]
 
@@ -136,16 +154,24 @@ class EpisodeWindows:
     def episodes(self) -> list[LabelledEpisode]:
         return list(self._episodes)
 
-    def truth(self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str], background: str) -> list[Segment]:
+    def truth(
+        self, episode: LabelledEpisode, duration: Seconds, class_names: Sequence[str], background: str
+    ) -> list[Segment]:
         """The episode's labels tiling ``[0, duration]`` (unlabelled time is the model's ``background``)."""
         from adcut.core.segments import fill_background
 
         if episode.segments:
             unknown = {s.label for s in episode.segments} - set(class_names)
             if unknown:
-                raise ModelError(f"{episode.audio}: labelled {', '.join(sorted(unknown))}, which the model does not "
-                                 f"know (its classes: {', '.join(class_names)})")
-            inside = [Segment(s.start, min(s.end, duration), s.label) for s in episode.segments if s.start < duration]
+                raise ModelError(
+                    f"{episode.audio}: labelled {', '.join(sorted(unknown))}, which the model does not "
+                    f"know (its classes: {', '.join(class_names)})"
+                )
+            inside = [
+                Segment(s.start, min(s.end, duration), s.label)
+                for s in episode.segments
+                if s.start < duration
+            ]
             return fill_background(inside, duration, background)
         assert episode.source is not None  # an episode has labels or a dataset source
         return episode.source.segments(duration, class_names, background)
@@ -157,7 +183,9 @@ class EpisodeWindows:
         for episode, (feats, duration) in zip(self._episodes, self._features(config)):
             segments = self.truth(episode, duration, class_names, background)
             starts = window_starts(len(feats), config.window_frames, config.window_hop_frames)
-            labels = window_labels(segments, starts, len(feats), duration, config, tuple(class_names), self._keep_straddling)
+            labels = window_labels(
+                segments, starts, len(feats), duration, config, tuple(class_names), self._keep_straddling
+            )
             all_windows.append(windows(feats, starts, config.window_frames))
             all_labels.append(labels)
         return LabelledWindows(np.concatenate(all_windows), np.concatenate(all_labels))
@@ -166,7 +194,9 @@ class EpisodeWindows:
 # --------------------------------------------------------------------------- scores
 
 
-def accuracy_and_f1(predicted: np.ndarray, labels: np.ndarray, positive: int) -> tuple[float | None, float | None]:
+def accuracy_and_f1(
+    predicted: np.ndarray, labels: np.ndarray, positive: int
+) -> tuple[float | None, float | None]:
     """Window accuracy, and F1 of class ``positive``; windows labelled -1 are left out."""
     keep = labels >= 0
     predicted, labels = predicted[keep], labels[keep]
@@ -180,8 +210,15 @@ def accuracy_and_f1(predicted: np.ndarray, labels: np.ndarray, positive: int) ->
     return accuracy, float(f1)
 
 
-def windows_per_second(model, window_frames: int, n_features: int, *, device: str = "cpu",
-                       speed: SpeedConfig = SpeedConfig(), sample: np.ndarray | None = None) -> float:
+def windows_per_second(
+    model,
+    window_frames: int,
+    n_features: int,
+    *,
+    device: str = "cpu",
+    speed: SpeedConfig = SpeedConfig(),
+    sample: np.ndarray | None = None,
+) -> float:
     """Inference throughput on one fixed batch (real windows when given, else noise of that shape)."""
     import torch
 
@@ -199,7 +236,9 @@ def windows_per_second(model, window_frames: int, n_features: int, *, device: st
         best = 0.0
         for _ in range(max(1, speed.rounds)):
             runs, started = 0, time.perf_counter()
-            while runs < speed.min_batches or time.perf_counter() - started < speed.min_seconds / max(1, speed.rounds):
+            while runs < speed.min_batches or time.perf_counter() - started < speed.min_seconds / max(
+                1, speed.rounds
+            ):
                 model(batch)
                 runs += 1
             _sync(device)
@@ -221,22 +260,31 @@ def episode_scores(ckpt, model, data: EpisodeWindows, device: str = "cpu"):
     """Pooled ``adcut.evaluate.metrics`` scores of the full segmentation (``adcut.detect.pipeline.detect``) over ``data``'s episodes."""
     import torch
 
-    from adcut.evaluate.metrics import pool, score_episode
     from adcut.detect.pipeline import detect
+    from adcut.evaluate.metrics import pool, score_episode
 
     positive = ckpt.class_names[positive_class(ckpt.class_names)]
     scores = []
     for episode in data.episodes:
         if not episode.audio.is_file():
-            raise DatasetError(f"{episode.audio}: audio is gone, so the episode cannot be segmented (use --no-episodes)")
+            raise DatasetError(
+                f"{episode.audio}: audio is gone, so the episode cannot be segmented (use --no-episodes)"
+            )
         found = detect(episode.audio, ckpt, device=device, model=model, threads=torch.get_num_threads())
         truth = data.truth(episode, found.duration, ckpt.class_names, ckpt.background)
         scores.append(score_episode(truth, found.segments, found.duration, positive=positive))
     return pool(scores)
 
 
-def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", speed: SpeedConfig | None = SpeedConfig(),
-                   batch_size: int = 256, episodes: bool = False) -> list[ModelReport]:
+def compare_models(
+    model_paths: Sequence[Path],
+    data,
+    *,
+    device: str = "cpu",
+    speed: SpeedConfig | None = SpeedConfig(),
+    batch_size: int = 256,
+    episodes: bool = False,
+) -> list[ModelReport]:
     """A report per checkpoint; ``data`` is an ``EpisodeWindows`` or None.
 
     With ``episodes``, each episode is also segmented as ``adcut process`` would (smoothing and
@@ -250,9 +298,13 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
         ckpt = load_checkpoint(path)
         model = ckpt.build_model(device)
         report = ModelReport(
-            name=path.name, model_type=ckpt.model_type, parameters=count_parameters(model),
-            file_bytes=path.stat().st_size, feature_config=ckpt.feature_config,
-            class_names=tuple(ckpt.class_names), teacher=ckpt.teacher,
+            name=path.name,
+            model_type=ckpt.model_type,
+            parameters=count_parameters(model),
+            file_bytes=path.stat().st_size,
+            feature_config=ckpt.feature_config,
+            class_names=tuple(ckpt.class_names),
+            teacher=ckpt.teacher,
         )
         sample = None
         if data is not None:
@@ -260,16 +312,22 @@ def compare_models(model_paths: Sequence[Path], data, *, device: str = "cpu", sp
             check_window_shape(labelled.windows, ckpt, path)
             probs = predict_windows(model, labelled.windows, batch_size=batch_size, device=device)
             report.n_windows = int(np.sum(labelled.labels >= 0))
-            report.accuracy, report.f1 = accuracy_and_f1(probs.argmax(axis=1), labelled.labels, positive_class(ckpt.class_names))
+            report.accuracy, report.f1 = accuracy_and_f1(
+                probs.argmax(axis=1), labelled.labels, positive_class(ckpt.class_names)
+            )
             sample = labelled.windows[: (speed or SpeedConfig()).batch_size]
             if episodes:
                 pooled = episode_scores(ckpt, model, data, device)
                 report.episode_accuracy, report.segment_f1, report.event_f05 = (
-                    pooled.frame_accuracy, pooled.segment_f1, pooled.event_f05)
+                    pooled.frame_accuracy,
+                    pooled.segment_f1,
+                    pooled.event_f05,
+                )
         if speed is not None:
             cfg = ckpt.feature_config
-            report.windows_per_second = windows_per_second(model, cfg.window_frames, cfg.n_features, device=device,
-                                                           speed=speed, sample=sample)
+            report.windows_per_second = windows_per_second(
+                model, cfg.window_frames, cfg.n_features, device=device, speed=speed, sample=sample
+            )
         log.info("%s: %s", path.name, report.to_dict())
         reports.append(report)
     return reports
@@ -303,21 +361,34 @@ def format_table(reports: Sequence[ModelReport]) -> str:
     rows = []
     for r in reports:
         row = [
-            r.name, r.model_type, f"{r.parameters:,}", _size(r.file_bytes), describe_features(r.feature_config),
-            (r.teacher or "-").split(" ")[0], str(r.n_windows) if r.accuracy is not None else "-",
-            number(r.accuracy), number(r.f1),
+            r.name,
+            r.model_type,
+            f"{r.parameters:,}",
+            _size(r.file_bytes),
+            describe_features(r.feature_config),
+            (r.teacher or "-").split(" ")[0],
+            str(r.n_windows) if r.accuracy is not None else "-",
+            number(r.accuracy),
+            number(r.f1),
         ]
-        row += [number(r.episode_accuracy), number(r.segment_f1), number(r.event_f05)] if with_episodes else []
+        row += (
+            [number(r.episode_accuracy), number(r.segment_f1), number(r.event_f05)] if with_episodes else []
+        )
         row += [f"{r.windows_per_second:,.0f}" if r.windows_per_second is not None else "-"]
         rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
     left = {0, 1, 4, 5}
+
     def line(cells):
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 # --------------------------------------------------------------------------- datasets
+
 
 def is_dataset(path: Path) -> bool:
     from adcut.learn.dataset import MANIFEST_NAME
@@ -334,7 +405,9 @@ def dataset_windows(path: Path, *, validation_only: bool = True) -> EpisodeWindo
     dataset = load_dataset(path)
     chosen = [i for i, e in enumerate(dataset.episodes) if e["split"] == VALIDATION or not validation_only]
     if not chosen:
-        raise DatasetError(f"{path}: dataset has no validation episodes (use --all-episodes to score on all of them)")
+        raise DatasetError(
+            f"{path}: dataset has no validation episodes (use --all-episodes to score on all of them)"
+        )
     episodes, cached = [], []
     for i in chosen:
         record = dataset.episodes[i]
@@ -343,5 +416,6 @@ def dataset_windows(path: Path, *, validation_only: bool = True) -> EpisodeWindo
         n_frames = int(record["n_frames"])
         start = int(dataset.offsets[i])
         cached.append((dataset.frames[start : start + n_frames], float(record["duration"])))
-    return EpisodeWindows(episodes, keep_straddling=dataset.config.keep_straddling,
-                          cached={dataset.feature_config: cached})
+    return EpisodeWindows(
+        episodes, keep_straddling=dataset.config.keep_straddling, cached={dataset.feature_config: cached}
+    )

@@ -165,7 +165,12 @@ FoldMapper = Callable[[Callable[[int], "EpisodeResult"], list[int]], Iterable["E
 
 
 def run_fold(
-    dataset_dir: Path, k: int, config: SegmentationConfig, train_config: TrainConfig, device: str, progress: bool = False
+    dataset_dir: Path,
+    k: int,
+    config: SegmentationConfig,
+    train_config: TrainConfig,
+    device: str,
+    progress: bool = False,
 ) -> EpisodeResult:
     """Fold ``k``: train as ``adcut train`` does without episode ``k``, then score that episode.
 
@@ -178,9 +183,13 @@ def run_fold(
     dataset = load_dataset(dataset_dir)
     episode = dataset.episodes[k]
     with tempfile.TemporaryDirectory(prefix="adcut-cv-") as tmp:
-        checkpoint = train(fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.safetensors", progress=progress)
+        checkpoint = train(
+            fold_dataset(dataset, k), train_config, Path(tmp) / f"fold{k}.safetensors", progress=progress
+        )
         truth = [Segment.from_dict(s) for s in episode["segments"]]
-        return evaluate_episode(episode["id"], Path(episode["source"]), partial(_fixed, truth), checkpoint, config, device)
+        return evaluate_episode(
+            episode["id"], Path(episode["source"]), partial(_fixed, truth), checkpoint, config, device
+        )
 
 
 def cross_validate(
@@ -221,7 +230,9 @@ def cross_validate(
                 on_fold(k, n, episode["id"])
             results.append(run_fold(dataset_dir, k, config, train_config, device, progress))
         return results
-    fold = partial(run_fold, Path(dataset_dir).resolve(), config=config, train_config=train_config, device=device)
+    fold = partial(
+        run_fold, Path(dataset_dir).resolve(), config=config, train_config=train_config, device=device
+    )
     by_id = {}
     for done, result in enumerate(map_folds(fold, list(range(n)))):
         by_id[result.name] = result

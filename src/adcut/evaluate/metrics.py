@@ -64,7 +64,9 @@ def class_spans(segments: Iterable[Segment], label: str) -> list[tuple[Seconds, 
     return [(s, e) for s, e in spans]
 
 
-def active_cells(spans: Sequence[tuple[Seconds, Seconds]], duration: Seconds, resolution: Seconds = 1.0) -> np.ndarray:
+def active_cells(
+    spans: Sequence[tuple[Seconds, Seconds]], duration: Seconds, resolution: Seconds = 1.0
+) -> np.ndarray:
     """Boolean per ``resolution``-second cell of ``[0, duration]``: does any span overlap it?"""
     n = max(1, int(np.ceil(duration / resolution - 1e-9)))
     active = np.zeros(n, dtype=bool)
@@ -85,7 +87,9 @@ def iou(a: tuple[Seconds, Seconds], b: tuple[Seconds, Seconds]) -> float:
 
 
 def match_events(
-    truth: Sequence[tuple[Seconds, Seconds]], pred: Sequence[tuple[Seconds, Seconds]], min_iou: float = EVENT_IOU
+    truth: Sequence[tuple[Seconds, Seconds]],
+    pred: Sequence[tuple[Seconds, Seconds]],
+    min_iou: float = EVENT_IOU,
 ) -> list[tuple[int, int]]:
     """One-to-one matches ``(true index, predicted index)`` with IoU >= ``min_iou``, greedy by best IoU."""
     pairs = sorted(
@@ -268,8 +272,20 @@ def pool(scores: Iterable[EpisodeScores]) -> EpisodeScores:
     total = EpisodeScores(episodes=0)
     errors = [total.boundary_errors]
     for s in scores:
-        for name in ("duration", "agree_seconds", "cell_tp", "cell_fp", "cell_fn", "event_tp", "event_fp",
-                     "event_fn", "content_removed", "ad_kept", "short_segments", "episodes"):
+        for name in (
+            "duration",
+            "agree_seconds",
+            "cell_tp",
+            "cell_fp",
+            "cell_fn",
+            "event_tp",
+            "event_fp",
+            "event_fn",
+            "content_removed",
+            "ad_kept",
+            "short_segments",
+            "episodes",
+        ):
             setattr(total, name, getattr(total, name) + getattr(s, name))
         errors.append(s.boundary_errors)
     total.boundary_errors = np.concatenate(errors)
@@ -304,6 +320,8 @@ def format_table(rows: Sequence[tuple[str, EpisodeScores]]) -> str:
             cells.append("-" if value != value else ("inf" if value == float("inf") else fmt.format(value)))
         body.append(cells)
     widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in [header] + body]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in [header] + body
+    ]
     return "\n".join(lines)

@@ -22,17 +22,16 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, cast
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
-from adcut.media import decode as audio
-from adcut.features.mfcc import FeatureConfig, MfccStream
 from adcut.core.units import Seconds
-from adcut.features.mfcc import finish_features
+from adcut.features.mfcc import FeatureConfig, MfccStream, finish_features
+from adcut.media import decode as audio
 
 # Shorter files are decoded in one pass: a worker's start-up (~0.3 s) and warm-up would not pay off.
 MIN_SPLIT_SECONDS: Seconds = 600.0
@@ -82,7 +81,9 @@ def _input_sample(frame: int, input_rate: int, config: FeatureConfig) -> int:
     return frame * config.hop_length * input_rate // config.sample_rate  # exact for frames on the grid
 
 
-def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_share: float | None = None) -> list[int | None] | None:
+def plan_ranges(
+    info: audio.AudioInfo, config: FeatureConfig, parts: int, first_share: float | None = None
+) -> list[int | None] | None:
     """First frame of each range (then the end, None), or None when one pass is the way."""
     duration = info.duration or 0.0
     seekable = info.codec in SPLIT_CODECS or info.codec.startswith("pcm_")
@@ -90,7 +91,11 @@ def plan_ranges(info: audio.AudioInfo, config: FeatureConfig, parts: int, first_
         return None
     grid = grid_frames(info.sample_rate, config)
     frames = duration * config.sample_rate / config.hop_length
-    shares = np.full(parts, 1.0 / parts) if first_share is None else np.r_[first_share, np.full(parts - 1, (1 - first_share) / (parts - 1))]
+    shares = (
+        np.full(parts, 1.0 / parts)
+        if first_share is None
+        else np.r_[first_share, np.full(parts - 1, (1 - first_share) / (parts - 1))]
+    )
     bounds = [0]
     for edge in np.cumsum(shares)[:-1]:
         frame = int(round(frames * edge / grid)) * grid
@@ -134,7 +139,9 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
         s_end = s_stop + int(POSTROLL_SECONDS * rate) + CHECK_SAMPLES if s_stop is not None else None
         origin = stream.start_time or 0
         time_base = stream.time_base
-        checks_wanted = ([("head", s_first)] if first else []) + ([("tail", s_stop)] if s_stop is not None else [])
+        checks_wanted = ([("head", s_first)] if first else []) + (
+            [("tail", s_stop)] if s_stop is not None else []
+        )
         pieces: dict[str, list[np.ndarray]] = {name: [] for name, _ in checks_wanted}
         ready: list[tuple] = []
         if s_begin > 0:
@@ -182,19 +189,25 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
             if s_end is not None:
                 raise SplitUnavailable("file ended before the range did")
             declared = info.duration
-            if position is None or (declared and position / rate < declared * (1 - audio._TRUNCATION_TOLERANCE) - 1.0):
+            if position is None or (
+                declared and position / rate < declared * (1 - audio._TRUNCATION_TOLERANCE) - 1.0
+            ):
                 raise SplitUnavailable("truncated")  # the single pass reports it
 
         mfcc = MfccStream(config)
         next_frame = begin  # global index of the next frame mfcc hands over
         try:
-            blocks = audio.resampled_blocks(frames(), lambda: rate, config.sample_rate, flush_at_end=stop is None)
+            blocks = audio.resampled_blocks(
+                frames(), lambda: rate, config.sample_rate, flush_at_end=stop is None
+            )
             for block in blocks:
                 mfcc.push(block)
                 yield from ready
                 ready.clear()
                 for part in mfcc.take():
-                    keep = part[max(0, first - next_frame) : None if stop is None else max(0, stop - next_frame)]
+                    keep = part[
+                        max(0, first - next_frame) : None if stop is None else max(0, stop - next_frame)
+                    ]
                     next_frame += len(part)
                     if len(keep):
                         yield ("frames", keep)
@@ -243,9 +256,19 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         env.setdefault("OPENBLAS_NUM_THREADS", "1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "adcut.features.episode", str(path), json.dumps(config.to_dict()), str(first),
-             "-" if stop is None else str(stop)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            [
+                sys.executable,
+                "-m",
+                "adcut.features.episode",
+                str(path),
+                json.dumps(config.to_dict()),
+                str(first),
+                "-" if stop is None else str(stop),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         assert self.process.stdout is not None  # stdout=PIPE
         self.stdout = self.process.stdout
@@ -294,8 +317,16 @@ class EpisodeMfcc:
     decoding takes a smaller first range (``segment.stream_window_probs``).
     """
 
-    def __init__(self, path: Path, config: FeatureConfig, workers: int | None = None, *, prefetch: bool = True,
-                 first_size: float = 1.0, local_first: bool | None = None):
+    def __init__(
+        self,
+        path: Path,
+        config: FeatureConfig,
+        workers: int | None = None,
+        *,
+        prefetch: bool = True,
+        first_size: float = 1.0,
+        local_first: bool | None = None,
+    ):
         self.path = Path(path)
         self.config = config
         self.workers = workers
@@ -313,7 +344,9 @@ class EpisodeMfcc:
             workers = self.workers or default_workers()
             ranges = None
             if workers > 1:
-                first_share = None if self.first_size == 1.0 else self.first_size / (self.first_size + workers - 1)
+                first_share = (
+                    None if self.first_size == 1.0 else self.first_size / (self.first_size + workers - 1)
+                )
                 ranges = plan_ranges(audio.probe(self.path), self.config, workers, first_share)
             if ranges is None:
                 yield from self._single_pass(skip=0)
@@ -343,7 +376,7 @@ class EpisodeMfcc:
         # every range has a first frame; only the last one's end is None (the end of the file)
         spans = [(cast(int, first), stop) for first, stop in zip(ranges[:-1], ranges[1:])]
         local = spans[:1] if self.local_first else []
-        workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[len(local):]]
+        workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[len(local) :]]
         yielded = 0
         try:
             try:
@@ -360,7 +393,9 @@ class EpisodeMfcc:
                             yielded += len(message[1])
                         elif kind == "check" and message[1] == "tail":
                             tail = message[2]
-                        elif kind == "check":  # head of this range: must be what the previous one decoded there
+                        elif (
+                            kind == "check"
+                        ):  # head of this range: must be what the previous one decoded there
                             if tail is None or not np.array_equal(tail, message[2]):
                                 raise SplitUnavailable("ranges do not meet exactly")
                         elif kind == "end":

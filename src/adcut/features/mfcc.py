@@ -11,13 +11,14 @@ small for multi-hour episodes; deltas are taken over the finished MFCC matrix.
 """
 
 from __future__ import annotations
+
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
+
 import numpy as np
-from adcut.errors import ModelError
+
 from adcut.core.units import Seconds
-
-
+from adcut.errors import ModelError
 
 FEATURE_KIND = "mfcc-delta-v1"
 
@@ -34,7 +35,9 @@ class FeatureConfig:
     delta_width: int = 5  # frames used for delta and delta-delta (Savitzky-Golay, as librosa)
     amin: float = 1e-10  # power floor before the log
     window_frames: int = 131  # 8.1875 s: the reference model's sequence length
-    window_hop_frames: int = 64  # 4.0 s between windows, about half a window (4.096 s is not on the 62.5 ms frame grid)
+    window_hop_frames: int = (
+        64  # 4.0 s between windows, about half a window (4.096 s is not on the 62.5 ms frame grid)
+    )
     kind: str = FEATURE_KIND
 
     @property
@@ -188,16 +191,24 @@ def deltas(values: np.ndarray, width: int, order: int) -> np.ndarray:
     if n < width:
         raise ValueError(f"need at least {width} frames for deltas, got {n}")
     kernel = savgol_derivative_kernel(width, order)
-    windows = np.lib.stride_tricks.sliding_window_view(values.astype(np.float64), width, axis=0)  # (n-w+1, d, w)
+    windows = np.lib.stride_tricks.sliding_window_view(
+        values.astype(np.float64), width, axis=0
+    )  # (n-w+1, d, w)
     inner = windows @ kernel  # (n-w+1, d)
     half = width // 2
-    return np.concatenate([np.repeat(inner[:1], half, 0), inner, np.repeat(inner[-1:], half, 0)]).astype(np.float32)
+    return np.concatenate([np.repeat(inner[:1], half, 0), inner, np.repeat(inner[-1:], half, 0)]).astype(
+        np.float32
+    )
 
 
 def finish_features(mfcc: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """``(frames, 3 * n_mfcc)``: MFCC, delta, delta-delta side by side."""
     if len(mfcc) < config.delta_width:
-        pad = np.repeat(mfcc[-1:] if len(mfcc) else np.zeros((1, config.n_mfcc), np.float32), config.delta_width - len(mfcc), 0)
+        pad = np.repeat(
+            mfcc[-1:] if len(mfcc) else np.zeros((1, config.n_mfcc), np.float32),
+            config.delta_width - len(mfcc),
+            0,
+        )
         mfcc = np.concatenate([mfcc, pad])
     return np.concatenate(
         [mfcc, deltas(mfcc, config.delta_width, 1), deltas(mfcc, config.delta_width, 2)], axis=1

@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from adcut.errors import AdcutError
 from adcut.core.files import atomic_write_text
+from adcut.errors import AdcutError
 from adcut.formats.labels import format_audacity
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,10 @@ class JsonWriter(Writer):
             # Probability of each class for each second of the episode (index = second).
             "probabilities": {
                 "step_seconds": 1.0,
-                **{name: [round(float(p), 3) for p in per_second[:, i]] for i, name in enumerate(detection.classes)},
+                **{
+                    name: [round(float(p), 3) for p in per_second[:, i]]
+                    for i, name in enumerate(detection.classes)
+                },
             },
         }
         return json.dumps(data, indent=1) + "\n"
@@ -89,7 +92,11 @@ class PodcastChaptersWriter(Writer):
 
     def render(self, detection) -> str:
         chapters = [
-            {"startTime": round(seg.start, 3), "endTime": round(seg.end, 3), "title": chapter_title(seg.label)}
+            {
+                "startTime": round(seg.start, 3),
+                "endTime": round(seg.end, 3),
+                "title": chapter_title(seg.label),
+            }
             for seg in detection.segments
         ]
         data = {"version": "1.2.0", "fileName": detection.path.name, "chapters": chapters}
@@ -147,8 +154,12 @@ class CueWriter(Writer):
         file_type = _CUE_FILE_TYPES.get(detection.path.suffix.lower(), "WAVE")
         segments = detection.segments
         if len(segments) > CUE_MAX_TRACKS:
-            log.warning("%s: CUE sheets hold at most %d tracks; the last %d segments are left out",
-                        detection.path.name, CUE_MAX_TRACKS, len(segments) - CUE_MAX_TRACKS)
+            log.warning(
+                "%s: CUE sheets hold at most %d tracks; the last %d segments are left out",
+                detection.path.name,
+                CUE_MAX_TRACKS,
+                len(segments) - CUE_MAX_TRACKS,
+            )
             segments = segments[:CUE_MAX_TRACKS]
         lines = [f"FILE {cue_quote(detection.path.name)} {file_type}"]
         for number, seg in enumerate(segments, start=1):

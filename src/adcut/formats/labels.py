@@ -17,15 +17,24 @@ so a person only has to mark the ads.
 """
 
 from __future__ import annotations
+
 import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from adcut.errors import LabelError
-from adcut.core.segments import DEFAULT_BACKGROUND, DEFAULT_CLASSES, Segment, _require_label, fill_background, validate_segments
-from adcut.core.units import Seconds, parse_time
+
 from adcut.core.files import atomic_write_text, read_text_file
+from adcut.core.segments import (
+    DEFAULT_BACKGROUND,
+    DEFAULT_CLASSES,
+    Segment,
+    _require_label,
+    fill_background,
+    validate_segments,
+)
+from adcut.core.units import Seconds, parse_time
+from adcut.errors import LabelError
 
 
 def _parse_number(text: str, where: str, what: str) -> float:

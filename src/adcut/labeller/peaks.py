@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.media.decode import iter_frames
-from adcut.errors import AdcutError
 from adcut.core.units import Seconds
+from adcut.errors import AdcutError
+from adcut.media.decode import iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ def coarsen(level: np.ndarray, factor: int) -> np.ndarray:
     if n == 0:
         return level.copy()
     starts = np.arange(0, n, factor)
-    return np.stack([np.minimum.reduceat(level[:, 0], starts), np.maximum.reduceat(level[:, 1], starts)], axis=1)
+    return np.stack(
+        [np.minimum.reduceat(level[:, 0], starts), np.maximum.reduceat(level[:, 1], starts)], axis=1
+    )
 
 
 def build_levels(finest: np.ndarray, config: PeaksConfig) -> list[np.ndarray]:
@@ -138,7 +140,11 @@ class PeakBuilder:
         self._pending, self._pending_n = [], 0
         spb = self.samples_per_bin
         whole = (lo.size // spb) * spb
-        parts = [np.stack([lo[:whole].reshape(-1, spb).min(axis=1), hi[:whole].reshape(-1, spb).max(axis=1)], axis=1)]
+        parts = [
+            np.stack(
+                [lo[:whole].reshape(-1, spb).min(axis=1), hi[:whole].reshape(-1, spb).max(axis=1)], axis=1
+            )
+        ]
         if final and whole < lo.size:
             parts.append(np.array([[lo[whole:].min(), hi[whole:].max()]], np.float32))
             self._carry_lo = self._carry_hi = np.zeros(0, np.float32)
@@ -207,8 +213,9 @@ class BackgroundPeaks:
         self.config = config
         self._ready = threading.Event()
         self._holder: dict = {}
-        self._thread = threading.Thread(target=_run, args=(self.path, config, self._ready, self._holder),
-                                        name="adcut-peaks", daemon=True)
+        self._thread = threading.Thread(
+            target=_run, args=(self.path, config, self._ready, self._holder), name="adcut-peaks", daemon=True
+        )
         self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -227,8 +234,15 @@ class BackgroundPeaks:
         self._ready.wait(5.0)  # the first frame comes within milliseconds unless the file is broken
         builder: PeakBuilder | None = self._holder.get("builder")
         if builder is None:
-            return Peaks(100, 1, self.config.level_factor, [np.zeros((0, 2), np.float32)], 0.0,
-                         complete=not self._thread.is_alive(), error=self._holder.get("error"))
+            return Peaks(
+                100,
+                1,
+                self.config.level_factor,
+                [np.zeros((0, 2), np.float32)],
+                0.0,
+                complete=not self._thread.is_alive(),
+                error=self._holder.get("error"),
+            )
         return builder.snapshot()
 
 

@@ -32,12 +32,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from adcut.errors import AdcutError, LabelError, OutputError
-from adcut.labeller.peaks import BackgroundPeaks
-from adcut.core.segments import Segment, validate_segments
 from adcut.core.files import atomic_write_bytes, atomic_write_text
-from adcut.formats.labels import format_audacity
+from adcut.core.segments import Segment, validate_segments
 from adcut.core.units import Seconds
+from adcut.errors import AdcutError, LabelError, OutputError
+from adcut.formats.labels import format_audacity
+from adcut.labeller.peaks import BackgroundPeaks
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,13 @@ TOKEN_HEADER = "x-adcut-token"
 # A label list is a few kB; anything much larger is not from the page.
 MAX_BODY_BYTES = 2_000_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 # The page loads nothing from elsewhere, and nothing elsewhere may frame it.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; media-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
@@ -54,9 +59,18 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-AUDIO_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg",
-               ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".m4b": "audio/mp4",
-               ".aac": "audio/aac", ".mp4": "audio/mp4"}
+AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".m4a": "audio/mp4",
+    ".m4b": "audio/mp4",
+    ".aac": "audio/aac",
+    ".mp4": "audio/mp4",
+}
 
 
 @dataclass
@@ -194,26 +208,35 @@ def create_app(session: LabelSession) -> Starlette:
         if not authorised(request):
             return denied()
         duration = session.duration()
-        return JSONResponse({
-            "name": session.episode.name,
-            "duration": duration,
-            "classes": list(session.classes),
-            "background": session.background,
-            "mark_class": session.mark_class,
-            "labels_path": str(session.labels_path),
-            # Beside the episode (the usual case) the name says it all.
-            "labels_shown": (session.labels_path.name if session.labels_path.parent.resolve()
-                             == session.episode.parent.resolve() else str(session.labels_path)),
-            "source": session.source,
-            "segments": session.current_segments(),
-        }, headers=SECURITY_HEADERS)
+        return JSONResponse(
+            {
+                "name": session.episode.name,
+                "duration": duration,
+                "classes": list(session.classes),
+                "background": session.background,
+                "mark_class": session.mark_class,
+                "labels_path": str(session.labels_path),
+                # Beside the episode (the usual case) the name says it all.
+                "labels_shown": (
+                    session.labels_path.name
+                    if session.labels_path.parent.resolve() == session.episode.parent.resolve()
+                    else str(session.labels_path)
+                ),
+                "source": session.source,
+                "segments": session.current_segments(),
+            },
+            headers=SECURITY_HEADERS,
+        )
 
     async def audio(request: Request) -> Response:
         if not authorised(request):
             return denied()
         suffix = session.episode.suffix.lower()
-        media_type = (AUDIO_TYPES.get(suffix) or mimetypes.guess_type(session.episode.name)[0]
-                      or "application/octet-stream")
+        media_type = (
+            AUDIO_TYPES.get(suffix)
+            or mimetypes.guess_type(session.episode.name)[0]
+            or "application/octet-stream"
+        )
         # FileResponse answers Range requests (206 + Content-Range) and sends Accept-Ranges.
         return FileResponse(session.episode, media_type=media_type, headers={"Cache-Control": "no-store"})
 
@@ -244,7 +267,9 @@ def create_app(session: LabelSession) -> Starlette:
         except AdcutError as error:
             return _error(500, str(error))
         log.info("saved %d labels to %s", len(segments), session.labels_path)
-        return JSONResponse({"saved": str(session.labels_path), "count": len(segments)}, headers=SECURITY_HEADERS)
+        return JSONResponse(
+            {"saved": str(session.labels_path), "count": len(segments)}, headers=SECURITY_HEADERS
+        )
 
     async def not_found(request: Request, exc) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -283,7 +308,9 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         if error.errno == 98:  # EADDRINUSE
-            raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
+            raise AdcutError(
+                f"port {port} is in use; choose another with --port (0: any free port)"
+            ) from None
         raise AdcutError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
     return sock
 
@@ -301,6 +328,11 @@ def make_server(session: LabelSession):
     import uvicorn
 
     # An open page keeps connections alive (audio streaming): do not wait for it on Ctrl+C.
-    config = uvicorn.Config(create_app(session), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        create_app(session),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
     return uvicorn.Server(config)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +20,9 @@ def read_prefill(
     path: Path, classes: tuple[str, ...], duration: float | None
 ) -> tuple[tuple[str, ...], list[PrefilledSegment]]:
     """``(classes, [PrefilledSegment])`` from a label file; a .json may carry ``confidence`` and ``classes``."""
-    from adcut.labeller.server import PrefilledSegment
-    from adcut.formats.labels import read_json, read_labels
     from adcut.core.segments import validate_segments
+    from adcut.formats.labels import read_json, read_labels
+    from adcut.labeller.server import PrefilledSegment
 
     if path.suffix.lower() != ".json":
         segments = read_labels(path, classes=classes, background=None)
@@ -41,8 +41,11 @@ def read_prefill(
     prefill = []
     for i, seg in enumerate(segments):
         confidence = items[i].get("confidence")
-        if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))
-                                       or not 0.0 <= confidence <= 1.0):
+        if confidence is not None and (
+            isinstance(confidence, bool)
+            or not isinstance(confidence, (int, float))
+            or not 0.0 <= confidence <= 1.0
+        ):
             raise LabelError(f"{path}: segment {i + 1}: confidence must be a number from 0 to 1")
         prefill.append(PrefilledSegment(seg, confidence))
     return classes, prefill
@@ -108,6 +111,12 @@ def build_session(
         source = f"labels {labels_path.name}"
     if len(classes) < 2:
         raise AdcutError("the labeller needs at least two classes")
-    return LabelSession(episode=episode, labels_path=labels_path, classes=classes,
-                        background=background or default_background(classes), declared_duration=duration, prefill=prefill,
-                        source=source)
+    return LabelSession(
+        episode=episode,
+        labels_path=labels_path,
+        classes=classes,
+        background=background or default_background(classes),
+        declared_duration=duration,
+        prefill=prefill,
+        source=source,
+    )

@@ -17,13 +17,13 @@ moves each detected edge back by its offset before refinement.
 """
 
 from __future__ import annotations
+
 import numpy as np
-from adcut.features.mfcc import window_starts, windows
+
 from adcut.core.segments import Segment, fill_background
-from adcut.detect.edges import EDGE_KINDS
 from adcut.core.units import Seconds
-
-
+from adcut.detect.edges import EDGE_KINDS
+from adcut.features.mfcc import window_starts, windows
 
 ANCHOR_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
@@ -48,7 +48,9 @@ EDGE_REACH_SECONDS = 4.0
 CONTENT_CUT_WEIGHT = 2.0
 
 
-def truth_per_step(segments: list[Segment], classes: tuple[str, ...], step: float, n_steps: int) -> np.ndarray:
+def truth_per_step(
+    segments: list[Segment], classes: tuple[str, ...], step: float, n_steps: int
+) -> np.ndarray:
     """Class index at the centre of each step."""
     centres = (np.arange(n_steps) + 0.5) * step
     truth = np.zeros(n_steps, dtype=np.int64)
@@ -71,8 +73,14 @@ def true_edges(truth: np.ndarray, cls: int) -> dict[str, np.ndarray]:
     return {"start": change[inside[change]], "end": change[~inside[change]]}
 
 
-def edge_cost(predicted: np.ndarray, truth: np.ndarray, edges: np.ndarray, reach: int, cls: int = 0,
-              content_weight: float = CONTENT_CUT_WEIGHT) -> np.ndarray:
+def edge_cost(
+    predicted: np.ndarray,
+    truth: np.ndarray,
+    edges: np.ndarray,
+    reach: int,
+    cls: int = 0,
+    content_weight: float = CONTENT_CUT_WEIGHT,
+) -> np.ndarray:
     """Per shift ``d`` in ``-reach..reach``: the cost of reading ``predicted[k + d]`` for ``truth[k]``
     at the steps within ``reach`` of each edge: ``content_weight`` per step of other audio taken for
     class ``cls`` (content cut), 1 per step of ``cls`` missed (ad kept).
@@ -111,7 +119,8 @@ def _validation_episodes(model, dataset, device: str, batch_size: int):
         duration = float(episode["duration"])
         segments = fill_background(
             [Segment.from_dict(s) for s in episode["segments"]],
-            duration, dataset.config.background,
+            duration,
+            dataset.config.background,
         )
         if len({s.label for s in segments}) < 2:
             continue  # one class throughout: every anchor agrees equally
@@ -119,7 +128,9 @@ def _validation_episodes(model, dataset, device: str, batch_size: int):
         offset = int(dataset.offsets[number])
         features = dataset.frames[offset : offset + max(n_frames, fcfg.window_frames)]
         starts = window_starts(n_frames, fcfg.window_frames, hop_frames)
-        probs = predict_windows(model, windows(features, starts, fcfg.window_frames), batch_size=batch_size, device=device)
+        probs = predict_windows(
+            model, windows(features, starts, fcfg.window_frames), batch_size=batch_size, device=device
+        )
         n_steps = max(1, int(np.ceil(duration / CURVE_STEP_SECONDS - 1e-9)))
         yield probs, starts, truth_per_step(segments, dataset.classes, CURVE_STEP_SECONDS, n_steps), duration
 
@@ -139,7 +150,9 @@ def measure_alignment(model, dataset, *, device: str = "cpu", batch_size: int = 
         return None
 
     def predicted(probs, starts, duration, anchor):
-        curve = window_curve(probs, starts, fcfg.window_frames, fcfg.frame_seconds, float(anchor), CURVE_STEP_SECONDS, duration)
+        curve = window_curve(
+            probs, starts, fcfg.window_frames, fcfg.frame_seconds, float(anchor), CURVE_STEP_SECONDS, duration
+        )
         return curve.argmax(axis=1)
 
     agreement = np.zeros(len(ANCHOR_GRID))

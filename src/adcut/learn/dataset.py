@@ -17,8 +17,6 @@ then keeps the last epoch's model).
 
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import json
 import logging
@@ -28,17 +26,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from adcut.errors import DatasetError
-from adcut.features.mfcc import FeatureConfig, check_compatible, window_starts
-from adcut.features.episode import episode_features
-from adcut.core.segments import DEFAULT_BACKGROUND, DEFAULT_CLASSES, Segment
-from adcut.formats.labels import read_labels
 from adcut.core.files import atomic_write, atomic_write_text
+from adcut.core.segments import DEFAULT_BACKGROUND, DEFAULT_CLASSES, Segment
 from adcut.core.units import Seconds
-
+from adcut.errors import DatasetError
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import FeatureConfig, check_compatible, window_starts
+from adcut.formats.labels import read_labels
 from adcut.learn.sources import TRAIN, VALIDATION, EpisodeSource
 from adcut.learn.windows import WindowSamples, gather_windows, plain_plus_half_swaps, window_labels
 
@@ -54,7 +52,9 @@ class DatasetConfig:
     """How episodes become training windows; stored in the manifest."""
 
     validation_fraction: float = 0.2  # share of episodes held out (rounded, at least one when >= 2 episodes)
-    validation_episodes: tuple[str, ...] = ()  # explicit held-out episodes (id, file name or stem); overrides the fraction
+    validation_episodes: tuple[
+        str, ...
+    ] = ()  # explicit held-out episodes (id, file name or stem); overrides the fraction
     # Windows crossing a label boundary are kept with their majority label. The issue asked to leave
     # them out; benchmarks/segmentation_quality.py measured that a model which never sees them calls
     # any window touching an ad an ad, so every break comes out a window too wide (p90 boundary error
@@ -64,7 +64,9 @@ class DatasetConfig:
     seed: int = 0  # for the validation choice and the augmentation pairs
     classes: tuple[str, ...] = DEFAULT_CLASSES
     background: str = DEFAULT_BACKGROUND  # class of time a label file leaves unlabelled
-    learn_phrases: bool = False  # transcribe the training ads and some content once; keep the ad phrases (words/learner.py)
+    learn_phrases: bool = (
+        False  # transcribe the training ads and some content once; keep the ad phrases (words/learner.py)
+    )
 
     def to_dict(self) -> dict:
         data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -75,7 +77,9 @@ class DatasetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> DatasetConfig:
         known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known
+        }
         return cls(**values)
 
 
@@ -119,7 +123,9 @@ class Dataset:
         plain = self.samples(TRAIN)
         if not self.config.augment_half_swap:
             return plain
-        return plain_plus_half_swaps(plain, self.feature_config.window_frames, len(self.classes), self.config.seed)
+        return plain_plus_half_swaps(
+            plain, self.feature_config.window_frames, len(self.classes), self.config.seed
+        )
 
     def gather(self, samples: WindowSamples) -> np.ndarray:
         """``(n, window_frames, n_features)`` float32 windows for ``samples``."""
@@ -155,7 +161,9 @@ def load_dataset(path: Path, feature_config: FeatureConfig | None = None) -> Dat
         total += len(feats)
         segments = [Segment.from_dict(s) for s in episode["segments"]]
         starts = window_starts(n_frames, fcfg.window_frames, fcfg.window_hop_frames)
-        labels = window_labels(segments, starts, n_frames, float(episode["duration"]), fcfg, classes, config.keep_straddling)
+        labels = window_labels(
+            segments, starts, n_frames, float(episode["duration"]), fcfg, classes, config.keep_straddling
+        )
         keep = labels >= 0
         w_episode.append(np.full(int(keep.sum()), number, np.int64))
         w_start.append(starts[keep])
@@ -164,10 +172,18 @@ def load_dataset(path: Path, feature_config: FeatureConfig | None = None) -> Dat
     if not chunks:
         raise DatasetError(f"{path}: dataset has no episodes")
     return Dataset(
-        path=path, manifest=manifest, feature_config=fcfg, config=config, classes=classes,
-        frames=np.concatenate(chunks), offsets=np.asarray(offsets, np.int64),
-        window_episode=np.concatenate(w_episode), window_start=np.concatenate(w_start),
-        window_label=np.concatenate(w_label), window_validation=np.concatenate(w_val), episodes=episodes,
+        path=path,
+        manifest=manifest,
+        feature_config=fcfg,
+        config=config,
+        classes=classes,
+        frames=np.concatenate(chunks),
+        offsets=np.asarray(offsets, np.int64),
+        window_episode=np.concatenate(w_episode),
+        window_start=np.concatenate(w_start),
+        window_label=np.concatenate(w_label),
+        window_validation=np.concatenate(w_val),
+        episodes=episodes,
     )
 
 
@@ -179,14 +195,18 @@ def read_manifest(path: Path) -> dict:
         raise DatasetError(f"{path}: not a dataset folder")
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise DatasetError(f"{path}: not an adcut dataset (no {MANIFEST_NAME}; make one with 'adcut dataset build')")
+        raise DatasetError(
+            f"{path}: not an adcut dataset (no {MANIFEST_NAME}; make one with 'adcut dataset build')"
+        )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{manifest_path}: damaged ({error})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise DatasetError(f"{manifest_path}: dataset format {found} is not supported (this adcut reads format {DATASET_FORMAT}); rebuild it")
+        raise DatasetError(
+            f"{manifest_path}: dataset format {found} is not supported (this adcut reads format {DATASET_FORMAT}); rebuild it"
+        )
     return manifest
 
 
@@ -195,11 +215,15 @@ def _load_features(root: Path, episode: dict, fcfg: FeatureConfig) -> np.ndarray
     try:
         feats = np.load(file, allow_pickle=False)
     except FileNotFoundError:
-        raise DatasetError(f"{root}: features of episode {episode.get('id')} are missing ({file.name}); rebuild the dataset") from None
+        raise DatasetError(
+            f"{root}: features of episode {episode.get('id')} are missing ({file.name}); rebuild the dataset"
+        ) from None
     except (OSError, ValueError, EOFError) as error:
         raise DatasetError(f"{file}: damaged feature file ({error}); rebuild the dataset") from None
     if feats.ndim != 2 or feats.shape[1] != fcfg.n_features or feats.shape[0] != episode.get("n_frames"):
-        raise DatasetError(f"{file}: has shape {feats.shape}, the manifest expects ({episode.get('n_frames')}, {fcfg.n_features}); rebuild the dataset")
+        raise DatasetError(
+            f"{file}: has shape {feats.shape}, the manifest expects ({episode.get('n_frames')}, {fcfg.n_features}); rebuild the dataset"
+        )
     return np.ascontiguousarray(feats, dtype=np.float32)
 
 
@@ -216,7 +240,9 @@ def _feature_key(audio: Path, stat: dict, fcfg: FeatureConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def choose_validation(ids: Sequence[str], config: DatasetConfig, fixed: dict[str, str], names: dict[str, set[str]]) -> set[str]:
+def choose_validation(
+    ids: Sequence[str], config: DatasetConfig, fixed: dict[str, str], names: dict[str, set[str]]
+) -> set[str]:
     """Held-out episode ids: fixed splits first, then the named ones, else a seeded fraction."""
     free = [i for i in ids if i not in fixed]
     chosen = {i for i, split in fixed.items() if split == VALIDATION}
@@ -224,7 +250,9 @@ def choose_validation(ids: Sequence[str], config: DatasetConfig, fixed: dict[str
         for wanted in config.validation_episodes:
             matches = [i for i in free if wanted in names[i]]
             if not matches:
-                raise DatasetError(f"--validation {wanted}: no such episode (episodes: {', '.join(free[:8])}{' ...' if len(free) > 8 else ''})")
+                raise DatasetError(
+                    f"--validation {wanted}: no such episode (episodes: {', '.join(free[:8])}{' ...' if len(free) > 8 else ''})"
+                )
             chosen.update(matches)
         return chosen
     if len(free) < 2:
@@ -255,7 +283,9 @@ def build_dataset(
 
     out_dir = Path(out_dir)
     if config.background not in config.classes:
-        raise DatasetError(f"background class {config.background!r} is not one of the classes ({', '.join(config.classes)})")
+        raise DatasetError(
+            f"background class {config.background!r} is not one of the classes ({', '.join(config.classes)})"
+        )
     old = _previous_manifest(out_dir)
     created_dir = not out_dir.exists()
     features_dir = out_dir / FEATURES_DIR
@@ -299,7 +329,14 @@ def build_dataset(
         computed = {}
         with ThreadPoolExecutor(workers) as pool:
             results = pool.map(compute_and_store, todo)
-            bar = tqdm(results, total=len(todo), desc="features", unit="episode", disable=not progress or len(todo) < 2, leave=False)
+            bar = tqdm(
+                results,
+                total=len(todo),
+                desc="features",
+                unit="episode",
+                disable=not progress or len(todo) < 2,
+                leave=False,
+            )
             try:
                 for plan, result in zip(todo, bar):
                     computed[plan[2]] = result
@@ -308,27 +345,37 @@ def build_dataset(
                 raise
         for source, stat, file_name, cached in plans:
             if cached is not None:
-                duration, n_frames, digest = float(cached["duration"]), int(cached["n_frames"]), cached.get("features_sha256")
+                duration, n_frames, digest = (
+                    float(cached["duration"]),
+                    int(cached["n_frames"]),
+                    cached.get("features_sha256"),
+                )
                 log.debug("%s: features reused", source.audio)
             else:
                 duration, n_frames, digest = computed[file_name]
             segments = source.segments(duration, config.classes, config.background)
-            episodes.append({
-                "id": source.id,
-                "source": str(source.audio.resolve()),
-                **stat,
-                "labels": str(source.labels) if source.labels else None,
-                "duration": round(duration, 6),
-                "n_frames": n_frames,
-                "features": file_name,
-                "features_sha256": digest,
-                "segments": [s.to_dict() for s in segments],
-                "fixed_split": source.split,
-            })
+            episodes.append(
+                {
+                    "id": source.id,
+                    "source": str(source.audio.resolve()),
+                    **stat,
+                    "labels": str(source.labels) if source.labels else None,
+                    "duration": round(duration, 6),
+                    "n_frames": n_frames,
+                    "features": file_name,
+                    "features_sha256": digest,
+                    "segments": [s.to_dict() for s in segments],
+                    "fixed_split": source.split,
+                }
+            )
         validation = choose_validation(
-            [e["id"] for e in episodes], config,
+            [e["id"] for e in episodes],
+            config,
             {e["id"]: e["fixed_split"] for e in episodes if e["fixed_split"]},
-            {e["id"]: {e["id"], Path(e["source"]).name, Path(e["source"]).stem, e["source"]} for e in episodes},
+            {
+                e["id"]: {e["id"], Path(e["source"]).name, Path(e["source"]).stem, e["source"]}
+                for e in episodes
+            },
         )
         for episode in episodes:
             episode["split"] = VALIDATION if episode["id"] in validation else TRAIN
@@ -336,7 +383,15 @@ def build_dataset(
             n_frames = episode["n_frames"]
             starts = window_starts(n_frames, feature_config.window_frames, feature_config.window_hop_frames)
             segments = [Segment.from_dict(s) for s in episode["segments"]]
-            labels = window_labels(segments, starts, n_frames, episode["duration"], feature_config, config.classes, config.keep_straddling)
+            labels = window_labels(
+                segments,
+                starts,
+                n_frames,
+                episode["duration"],
+                feature_config,
+                config.classes,
+                config.keep_straddling,
+            )
             episode["windows"] = {name: int((labels == c).sum()) for c, name in enumerate(config.classes)}
             episode["straddling_left_out"] = int((labels < 0).sum())
         phrases = None
@@ -344,9 +399,15 @@ def build_dataset(
             from adcut.words.learner import learn_from_episodes
 
             learned = learn_from_episodes(
-                [(Path(e["source"]), [Segment.from_dict(s) for s in e["segments"]]) for e in episodes if e["split"] == TRAIN],
-                config.classes[0] if config.classes[0] != config.background else config.classes[-1], config.background,
-                seed=config.seed)
+                [
+                    (Path(e["source"]), [Segment.from_dict(s) for s in e["segments"]])
+                    for e in episodes
+                    if e["split"] == TRAIN
+                ],
+                config.classes[0] if config.classes[0] != config.background else config.classes[-1],
+                config.background,
+                seed=config.seed,
+            )
             phrases = [p.to_dict() for p in learned]
         manifest = {
             "format": DATASET_FORMAT,
@@ -360,7 +421,9 @@ def build_dataset(
             manifest["phrases"] = phrases
         manifest["dataset_id"] = dataset_id_of(manifest)
         if len(episodes) == 1:
-            log.warning("only one episode: no validation split is possible, so training keeps its last epoch; add episodes to validate")
+            log.warning(
+                "only one episode: no validation split is possible, so training keeps its last epoch; add episodes to validate"
+            )
         elif not validation:
             log.warning("no validation episodes: training keeps its last epoch")
         elif len(validation) == len(episodes):
@@ -390,7 +453,9 @@ def _previous_manifest(out_dir: Path) -> dict | None:
         except DatasetError:
             return None  # damaged or old: rebuilt from scratch
     if any(out_dir.iterdir()):
-        raise DatasetError(f"{out_dir}: folder exists and is not an adcut dataset; choose an empty or new folder")
+        raise DatasetError(
+            f"{out_dir}: folder exists and is not an adcut dataset; choose an empty or new folder"
+        )
     return None
 
 
@@ -420,15 +485,23 @@ def report(dataset: Dataset) -> str:
         f"({fcfg.window_seconds:.2f} s) every {fcfg.window_hop_frames} ({fcfg.window_hop_seconds:.2f} s)",
     ]
     width = max(10, *(len(c) for c in dataset.classes))
-    header = f"{'split':<11}{'episodes':>9}" + "".join(f"{c:>{width + 2}}" for c in dataset.classes) + f"{'straddling':>12}"
+    header = (
+        f"{'split':<11}{'episodes':>9}"
+        + "".join(f"{c:>{width + 2}}" for c in dataset.classes)
+        + f"{'straddling':>12}"
+    )
     lines.append(header)
     for split in (TRAIN, VALIDATION):
         eps = [e for e in dataset.episodes if e["split"] == split]
         counts = [sum(e["windows"].get(c, 0) for e in eps) for c in dataset.classes]
         straddling = sum(e.get("straddling_left_out", 0) for e in eps)
-        lines.append(f"{split:<11}{len(eps):>9}" + "".join(f"{n:>{width + 2}}" for n in counts) + f"{straddling:>12}")
+        lines.append(
+            f"{split:<11}{len(eps):>9}" + "".join(f"{n:>{width + 2}}" for n in counts) + f"{straddling:>12}"
+        )
     if dataset.config.keep_straddling:
-        lines.append("windows across a label boundary are kept with their majority class (--drop-straddling leaves them out)")
+        lines.append(
+            "windows across a label boundary are kept with their majority class (--drop-straddling leaves them out)"
+        )
     else:
         lines.append("'straddling' windows cross a label boundary and are left out")
     if dataset.config.augment_half_swap:

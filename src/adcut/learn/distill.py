@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adcut.models.checkpoint import Checkpoint
+from adcut.errors import DatasetError, ModelError
+from adcut.features.episode import episode_features
+from adcut.features.mfcc import FeatureConfig
 from adcut.learn.dataset import Dataset
 from adcut.learn.windows import WindowSamples, gather_windows
-from adcut.errors import DatasetError, ModelError
-from adcut.features.mfcc import FeatureConfig
-from adcut.features.episode import episode_features
+from adcut.models.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def teacher_episode_features(dataset: Dataset, config: FeatureConfig) -> list[np
     return out
 
 
-def map_to_teacher(samples: WindowSamples, dataset: Dataset, teacher_config: FeatureConfig,
-                   teacher_frames: list[int]) -> tuple[WindowSamples, np.ndarray]:
+def map_to_teacher(
+    samples: WindowSamples, dataset: Dataset, teacher_config: FeatureConfig, teacher_frames: list[int]
+) -> tuple[WindowSamples, np.ndarray]:
     """Teacher window samples (global positions in the concatenated teacher features) for ``samples``.
 
     Returns the samples and the teacher-side offsets of each episode.
@@ -88,8 +89,13 @@ def map_to_teacher(samples: WindowSamples, dataset: Dataset, teacher_config: Fea
     return WindowSamples(first, second, cut, samples.label), offsets_t
 
 
-def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples, device: str = "cpu",
-                   batch_size: int = TEACHER_BATCH):
+def teacher_logits(
+    teacher: Checkpoint,
+    dataset: Dataset,
+    samples: WindowSamples,
+    device: str = "cpu",
+    batch_size: int = TEACHER_BATCH,
+):
     """``(len(samples), n_classes)`` float tensor of the teacher's logits for the student's windows."""
     import torch
 
@@ -98,7 +104,11 @@ def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples
     if tcfg == dataset.feature_config:
         frames, mapped = dataset.frames, samples
     else:
-        log.info("teacher %s uses other features (%s); computing them from the audio", teacher.name, _differences(tcfg, dataset.feature_config))
+        log.info(
+            "teacher %s uses other features (%s); computing them from the audio",
+            teacher.name,
+            _differences(tcfg, dataset.feature_config),
+        )
         per_episode = teacher_episode_features(dataset, tcfg)
         mapped, _ = map_to_teacher(samples, dataset, tcfg, [len(f) for f in per_episode])
         frames = np.concatenate(per_episode)
@@ -108,7 +118,9 @@ def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples
     with torch.inference_mode():
         for start in range(0, len(samples), batch_size):
             part = mapped.take(np.arange(start, min(start + batch_size, len(samples))))
-            batch = torch.from_numpy(np.ascontiguousarray(gather_windows(frames, part, tcfg.window_frames))).to(device)
+            batch = torch.from_numpy(
+                np.ascontiguousarray(gather_windows(frames, part, tcfg.window_frames))
+            ).to(device)
             out.append(model(batch).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, len(dataset.classes)))
 
@@ -116,5 +128,8 @@ def teacher_logits(teacher: Checkpoint, dataset: Dataset, samples: WindowSamples
 def _differences(a: FeatureConfig, b: FeatureConfig) -> str:
     from dataclasses import fields
 
-    return ", ".join(f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}" for f in fields(FeatureConfig)
-                     if getattr(a, f.name) != getattr(b, f.name))
+    return ", ".join(
+        f"{f.name} {getattr(a, f.name)} vs {getattr(b, f.name)}"
+        for f in fields(FeatureConfig)
+        if getattr(a, f.name) != getattr(b, f.name)
+    )

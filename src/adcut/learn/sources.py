@@ -45,7 +45,9 @@ class EpisodeSource:
             for time, line in zip(self.boundaries, self.boundary_lines or [None] * len(self.boundaries)):
                 if time > duration + 0.05:
                     where = f"{source}:{line}" if line else str(source)
-                    raise LabelError(f"{where}: boundary {time:g} s is beyond the end of {self.audio.name} ({duration:.3f} s)")
+                    raise LabelError(
+                        f"{where}: boundary {time:g} s is beyond the end of {self.audio.name} ({duration:.3f} s)"
+                    )
             segments = segments_from_boundaries(self.boundaries, duration, classes)
             validate_segments(segments, duration=duration, classes=classes, source=str(source))
             return fill_background(segments, duration, background)
@@ -89,7 +91,9 @@ def _source_for(audio: Path, cache: dict) -> EpisodeSource | None:
     entry = _segments_txt_entry(audio, cache)
     if entry is not None:
         table_path, times, lines = entry
-        return EpisodeSource(id=audio.stem, audio=audio, labels=table_path, boundaries=times, boundary_lines=lines)
+        return EpisodeSource(
+            id=audio.stem, audio=audio, labels=table_path, boundaries=times, boundary_lines=lines
+        )
     return None
 
 
@@ -103,20 +107,31 @@ def find_episodes(paths: Sequence[Path]) -> list[EpisodeSource]:
     sources: list[EpisodeSource] = []
     for path in map(Path, paths):
         if path.is_dir():
-            audio_files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            audio_files = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            )
             found = 0
             for audio in audio_files:
                 source = _source_for(audio, cache)
                 if source is None:
-                    log.warning("%s: no label file beside it (%s) and not in %s; skipped", audio, "/".join(LABEL_SUFFIXES), SEGMENTS_TXT)
+                    log.warning(
+                        "%s: no label file beside it (%s) and not in %s; skipped",
+                        audio,
+                        "/".join(LABEL_SUFFIXES),
+                        SEGMENTS_TXT,
+                    )
                     continue
                 sources.append(source)
                 found += 1
             if not found:
-                raise DatasetError(f"{path}: no audio file with labels in this folder (labels: same name with {', '.join(LABEL_SUFFIXES)}, or {SEGMENTS_TXT})")
+                raise DatasetError(
+                    f"{path}: no audio file with labels in this folder (labels: same name with {', '.join(LABEL_SUFFIXES)}, or {SEGMENTS_TXT})"
+                )
         elif path.is_file():
             if path.suffix.lower() not in AUDIO_SUFFIXES:
-                raise DatasetError(f"{path}: not an audio file name (expected one of {', '.join(AUDIO_SUFFIXES)})")
+                raise DatasetError(
+                    f"{path}: not an audio file name (expected one of {', '.join(AUDIO_SUFFIXES)})"
+                )
             source = _source_for(path, cache)
             if source is None:
                 raise DatasetError(
@@ -166,9 +181,15 @@ def find_reference_chunks(root: Path, classes: Sequence[str] = DEFAULT_CLASSES) 
                 log.warning("%s: not A or B; skipped", class_dir)
                 continue
             label = classes[position]
-            for audio in sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
+            for audio in sorted(
+                p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+            ):
                 ident = f"{split_dir.name}-{class_dir.name}-{audio.stem}"
-                sources.append(_with_unique_id(EpisodeSource(id=ident, audio=audio, whole_label=label, split=split), used))
+                sources.append(
+                    _with_unique_id(
+                        EpisodeSource(id=ident, audio=audio, whole_label=label, split=split), used
+                    )
+                )
     if not sources:
         raise DatasetError(f"{root}: no audio chunks found in train/A, train/B, val/A or val/B")
     return sources

@@ -10,22 +10,21 @@ validation loss. At the end it warns when the kept model (almost) never predicts
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from adcut.models.checkpoint import Checkpoint, save_checkpoint
+from adcut.errors import AdcutError, ModelError
 from adcut.learn.dataset import Dataset
 from adcut.learn.sources import VALIDATION
 from adcut.learn.windows import WindowSamples
-from adcut.errors import AdcutError, ModelError
+from adcut.models.checkpoint import Checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,10 @@ def choose_precision(requested: str, device: str) -> str:
     if requested != "auto":
         return requested
     if device == "cpu":
-        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        native = (
+            getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+            or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        )
         return "bf16" if native else "fp32"
     return "fp32"
 
@@ -106,10 +108,16 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
     return alpha * hard + (1.0 - alpha) * (t * t) * soft
 
 
-def normalisation_stats(dataset: Dataset, samples: WindowSamples, limit: int = 4096, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def normalisation_stats(
+    dataset: Dataset, samples: WindowSamples, limit: int = 4096, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and std over (up to ``limit``) training windows."""
     rng = np.random.default_rng(seed)
-    pick = samples if len(samples) <= limit else samples.take(np.sort(rng.choice(len(samples), limit, replace=False)))
+    pick = (
+        samples
+        if len(samples) <= limit
+        else samples.take(np.sort(rng.choice(len(samples), limit, replace=False)))
+    )
     windows = dataset.gather(pick).reshape(-1, dataset.frames.shape[1]).astype(np.float64)
     return windows.mean(axis=0), windows.std(axis=0)
 
@@ -140,9 +148,14 @@ def label_durations(manifest: dict) -> dict[str, dict]:
         for label, start, end in runs[1:-1]:
             lengths.setdefault(label, []).append(end - start)
     return {
-        label: {"count": len(values), "min": round(min(values), 3), "p10": round(float(np.percentile(values, 10)), 3),
-                "median": round(float(np.median(values)), 3)}
-        for label, values in sorted(lengths.items()) if values
+        label: {
+            "count": len(values),
+            "min": round(min(values), 3),
+            "p10": round(float(np.percentile(values, 10)), 3),
+            "median": round(float(np.median(values)), 3),
+        }
+        for label, values in sorted(lengths.items())
+        if values
     }
 
 
@@ -152,7 +165,9 @@ def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray, n_classes: int)
     return float(np.mean(recalls)) if recalls else 0.0
 
 
-RARE_PREDICTION = 0.02  # a class with validation windows that the model predicts for fewer than this share of them
+RARE_PREDICTION = (
+    0.02  # a class with validation windows that the model predicts for fewer than this share of them
+)
 
 
 def class_warnings(metrics: Mapping, classes) -> list[str]:
@@ -223,11 +238,17 @@ def train(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model_config = {"n_features": dataset.feature_config.n_features, "n_classes": len(dataset.classes), **dict(config.model_config)}
+    model_config = {
+        "n_features": dataset.feature_config.n_features,
+        "n_classes": len(dataset.classes),
+        **dict(config.model_config),
+    }
     for name in ("n_features", "n_classes"):
         expected = dataset.feature_config.n_features if name == "n_features" else len(dataset.classes)
         if model_config[name] != expected:
-            raise ModelError(f"model option {name}={model_config[name]} does not fit the dataset, which has {expected}")
+            raise ModelError(
+                f"model option {name}={model_config[name]} does not fit the dataset, which has {expected}"
+            )
     model = build_model(config.model_type, model_config)
     mean, std = normalisation_stats(dataset, train_samples, seed=config.seed)
     if hasattr(model, "norm"):  # every model standardises its input inside itself
@@ -248,12 +269,19 @@ def train(
     labels_all = torch.from_numpy(train_samples.label)
 
     training_record = {
-        **config.to_dict(), "device": device, "threads": threads, "precision_used": precision, "train_windows": len(train_samples),
-        "validation_windows": len(val_samples), "batches_per_epoch_used": per_epoch,
+        **config.to_dict(),
+        "device": device,
+        "threads": threads,
+        "precision_used": precision,
+        "train_windows": len(train_samples),
+        "validation_windows": len(val_samples),
+        "batches_per_epoch_used": per_epoch,
         "balancing": "half-swap augmentation" if uniform else "weighted sampling",
         "history": [],  # every epoch's metrics, so the choice of the best one can be checked
         "label_durations": label_durations(dataset.manifest),  # detection's minimum durations come from these
-        "phrases": list(dataset.manifest.get("phrases") or []),  # learned sponsor phrases (process --words spots them)
+        "phrases": list(
+            dataset.manifest.get("phrases") or []
+        ),  # learned sponsor phrases (process --words spots them)
     }
     best: tuple[float, float] | None = None  # (balanced accuracy, -loss): larger is better
     best_metrics: dict = {}
@@ -263,9 +291,15 @@ def train(
 
     def make_checkpoint(state, metrics) -> Checkpoint:
         return Checkpoint(
-            model_type=config.model_type, model_config=config_dict(model), feature_config=dataset.feature_config,
-            class_names=tuple(dataset.classes), state_dict=state, training=training_record, metrics=metrics,
-            dataset_id=dataset.dataset_id, background=dataset.config.background,
+            model_type=config.model_type,
+            model_config=config_dict(model),
+            feature_config=dataset.feature_config,
+            class_names=tuple(dataset.classes),
+            state_dict=state,
+            training=training_record,
+            metrics=metrics,
+            dataset_id=dataset.dataset_id,
+            background=dataset.config.background,
             teacher=(f"{teacher.name} (dataset {teacher.dataset_id})" if teacher is not None else None),
         )
 
@@ -273,11 +307,19 @@ def train(
         began = time.perf_counter()
         model.train()
         draws = per_epoch * config.batch_size
-        picks = rng.choice(len(train_samples), draws, replace=True, p=weights) if not uniform else rng.permutation(
-            np.resize(np.arange(len(train_samples)), draws)
+        picks = (
+            rng.choice(len(train_samples), draws, replace=True, p=weights)
+            if not uniform
+            else rng.permutation(np.resize(np.arange(len(train_samples)), draws))
         )
         total_loss = 0.0
-        bar = tqdm(range(per_epoch), desc=f"epoch {epoch}/{config.epochs}", unit="batch", disable=not progress, leave=False)
+        bar = tqdm(
+            range(per_epoch),
+            desc=f"epoch {epoch}/{config.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
         for step in bar:
             index = picks[step * config.batch_size : (step + 1) * config.batch_size]
             x = torch.from_numpy(dataset.gather(train_samples.take(index))).to(device)
@@ -285,7 +327,13 @@ def train(
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 logits = model(x).float()
             if teacher_logits is not None:
-                loss = distillation_loss(logits, teacher_logits[index].to(device), y, config.distill_alpha, config.distill_temperature)
+                loss = distillation_loss(
+                    logits,
+                    teacher_logits[index].to(device),
+                    y,
+                    config.distill_alpha,
+                    config.distill_temperature,
+                )
             else:
                 loss = F.cross_entropy(logits, y)
             optimiser.zero_grad(set_to_none=True)
@@ -306,14 +354,20 @@ def train(
             accuracy = float((predicted == val_samples.label).mean())
             recalls = {
                 name: round(float((predicted[val_samples.label == c] == c).mean()), 6)
-                for c, name in enumerate(dataset.classes) if (val_samples.label == c).any()
+                for c, name in enumerate(dataset.classes)
+                if (val_samples.label == c).any()
             }
             balanced = balanced_accuracy(predicted, val_samples.label, len(dataset.classes))
             predicted_share = {
                 name: round(float((predicted == c).mean()), 6) for c, name in enumerate(dataset.classes)
             }
-            metrics.update(val_loss=round(val_loss, 6), val_accuracy=round(accuracy, 6), val_balanced_accuracy=round(balanced, 6),
-                           val_recall=recalls, val_predicted_share=predicted_share)
+            metrics.update(
+                val_loss=round(val_loss, 6),
+                val_accuracy=round(accuracy, 6),
+                val_balanced_accuracy=round(balanced, 6),
+                val_recall=recalls,
+                val_predicted_share=predicted_share,
+            )
             score = (round(balanced, 6), -val_loss)
             improved = best is None or score > best
         else:
@@ -321,8 +375,10 @@ def train(
         elapsed = time.perf_counter() - began
         line = f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}"
         if len(val_samples):
-            line += (f", val loss {metrics['val_loss']:.4f}, val accuracy {metrics['val_accuracy']:.3f}"
-                     f", balanced {metrics['val_balanced_accuracy']:.3f}")
+            line += (
+                f", val loss {metrics['val_loss']:.4f}, val accuracy {metrics['val_accuracy']:.3f}"
+                f", balanced {metrics['val_balanced_accuracy']:.3f}"
+            )
         line += f", {elapsed:.1f} s" + (" *" if improved else "")
         log.info(line)
         training_record["history"].append(metrics)
@@ -347,7 +403,9 @@ def train(
     if len(val_samples):
         from adcut.learn.alignment import measure_alignment
 
-        best_metrics.update(measure_alignment(model, dataset, device=device) or {})  # window_anchor, edge_offsets
+        best_metrics.update(
+            measure_alignment(model, dataset, device=device) or {}
+        )  # window_anchor, edge_offsets
     for message in class_warnings(best_metrics, dataset.classes):
         log.warning(message)
     checkpoint = make_checkpoint(best_state, best_metrics)

@@ -14,8 +14,13 @@ from adcut.features.mfcc import FeatureConfig
 
 
 def window_labels(
-    segments: Sequence[Segment], starts: np.ndarray, n_frames: int, duration: Seconds,
-    feature_config: FeatureConfig, classes: Sequence[str], keep_straddling: bool,
+    segments: Sequence[Segment],
+    starts: np.ndarray,
+    n_frames: int,
+    duration: Seconds,
+    feature_config: FeatureConfig,
+    classes: Sequence[str],
+    keep_straddling: bool,
 ) -> np.ndarray:
     """Class index of each window, or -1 for a window that straddles a boundary (when not kept).
 
@@ -66,7 +71,9 @@ def gather_windows(frames: np.ndarray, samples: WindowSamples, window_frames: in
     return frames[index]
 
 
-def plain_plus_half_swaps(plain: WindowSamples, window_frames: int, n_classes: int, seed: int) -> WindowSamples:
+def plain_plus_half_swaps(
+    plain: WindowSamples, window_frames: int, n_classes: int, seed: int
+) -> WindowSamples:
     """The reference augmentation: new windows = second half of one window + first half of another, same class.
 
     Each smaller class is topped up to the size of the largest, so sampling can then be uniform.
@@ -88,4 +95,6 @@ def plain_plus_half_swaps(plain: WindowSamples, window_frames: int, n_classes: i
         first = plain.first[a] + half  # the second half of window a ...
         cut = np.full(missing, window_frames - half, np.int64)  # ... fills the new window up to here
         parts.append(WindowSamples(first, plain.first[b], cut, np.full(missing, c, np.int64)))
-    return WindowSamples(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(WindowSamples)))
+    return WindowSamples(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(WindowSamples))
+    )

@@ -17,15 +17,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, cast
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
-from adcut.errors import AudioError, CopyUnsupported, OutputError
 from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
+from adcut.errors import AudioError, CopyUnsupported, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ def cut_path(episode: Path, outdir: Path | None = None) -> Path:
     return Path(outdir or episode.parent) / f"{episode.stem}{CUT_SUFFIX}{episode.suffix}"
 
 
-def kept_spans(segments: Sequence[Segment], remove: Sequence[str], duration: Seconds) -> list[tuple[Seconds, Seconds]]:
+def kept_spans(
+    segments: Sequence[Segment], remove: Sequence[str], duration: Seconds
+) -> list[tuple[Seconds, Seconds]]:
     """Merged ``(start, end)`` spans of the segments whose class is not removed."""
     spans: list[tuple[Seconds, Seconds]] = []
     for seg in sorted(segments):
@@ -111,13 +113,15 @@ def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict
         new_start, new_end = retime(start, spans), retime(end, spans)
         if new_end - new_start < MIN_CHAPTER_SECONDS:
             continue
-        out.append({
-            "id": len(out) + 1,
-            "start": round(new_start * 1000),
-            "end": round(new_end * 1000),
-            "time_base": Fraction(1, 1000),
-            "metadata": dict(chapter.get("metadata") or {}),
-        })
+        out.append(
+            {
+                "id": len(out) + 1,
+                "start": round(new_start * 1000),
+                "end": round(new_end * 1000),
+                "time_base": Fraction(1, 1000),
+                "metadata": dict(chapter.get("metadata") or {}),
+            }
+        )
     return out
 
 
@@ -133,7 +137,9 @@ class GainPlan:
             b = sys.maxsize if at_end else int(round(end * sample_rate))
             if b <= a:
                 continue
-            fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
+            fade = (
+                max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
+            )
             self.spans.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
         self._next = 0
 
@@ -174,7 +180,9 @@ def _output_codec(info, suffix: str) -> tuple[str, str, str]:
     if codec not in _ENCODERS:
         codec = _CODEC_BY_SUFFIX.get(suffix, codec)
     if codec not in _ENCODERS or suffix not in _FORMAT_BY_SUFFIX:
-        raise OutputError(f"{info.path}: cannot write a cut file in this format ({suffix or 'no suffix'}, codec {info.codec})")
+        raise OutputError(
+            f"{info.path}: cannot write a cut file in this format ({suffix or 'no suffix'}, codec {info.codec})"
+        )
     encoder, sample_format = _ENCODERS[codec]
     return encoder, sample_format, _FORMAT_BY_SUFFIX[suffix]
 
@@ -212,7 +220,9 @@ def cut_episode(
         function = getattr(importlib.import_module(module_name), function_name)
         try:
             with atomic_write(out_path) as tmp:
-                result = function(path, info, segments, tmp, out_path, remove=remove, fade_seconds=fade_seconds)
+                result = function(
+                    path, info, segments, tmp, out_path, remove=remove, fade_seconds=fade_seconds
+                )
             return result
         except CopyUnsupported as error:
             log.warning("%s: re-encoding the whole episode instead of copying (%s)", path.name, error)
@@ -221,23 +231,48 @@ def cut_episode(
         except Exception as error:  # noqa: BLE001 - a copy path's failure must never cost the cut itself
             log.debug("copy path failed", exc_info=True)
             first = (str(error).strip().splitlines() or [""])[0][:200]
-            log.warning("%s: re-encoding the whole episode instead of copying (%s: %s)", path.name, type(error).__name__, first)
+            log.warning(
+                "%s: re-encoding the whole episode instead of copying (%s: %s)",
+                path.name,
+                type(error).__name__,
+                first,
+            )
     return reencode_episode(path, info, segments, out_path, remove=remove, fade_seconds=fade_seconds)
 
 
-def reencode_episode(path: Path, info, segments: Sequence[Segment], out_path: Path, *, remove: Sequence[str] = ("ad",),
-                     fade_seconds: Seconds = DEFAULT_FADE_SECONDS) -> CutResult:
+def reencode_episode(
+    path: Path,
+    info,
+    segments: Sequence[Segment],
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = DEFAULT_FADE_SECONDS,
+) -> CutResult:
     """The re-encode path: decode the whole episode, drop and fade by time, encode it again in its own format."""
     encoder, sample_format, container_format = _output_codec(info, path.suffix.lower())
     with atomic_write(out_path) as tmp:
-        return _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format)
+        return _write_cut(
+            path,
+            info,
+            segments,
+            tmp,
+            out_path,
+            remove,
+            fade_seconds,
+            encoder,
+            sample_format,
+            container_format,
+        )
 
 
-def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format) -> CutResult:
+def _write_cut(
+    path, info, segments, tmp, out_path, remove, fade_seconds, encoder, sample_format, container_format
+) -> CutResult:
     import av
 
-    from adcut.media.encode import StreamEncoder, open_audio_stream
     from adcut.media.decode import _open, _reason, frame_to_float
+    from adcut.media.encode import StreamEncoder, open_audio_stream
 
     source = _open(path)
     try:
@@ -251,7 +286,11 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
         if pictures and container_format not in _PICTURE_CONTAINERS:
             # Ogg keeps cover art inside a comment, not as a picture stream: FFmpeg's Ogg muxer
             # refuses the stream outright, which would fail the whole cut.
-            log.warning("%s: cover art not copied (the %s container cannot hold it as a stream)", path.name, container_format)
+            log.warning(
+                "%s: cover art not copied (the %s container cannot hold it as a stream)",
+                path.name,
+                container_format,
+            )
             pictures = []
 
         muxer_options = {}
@@ -265,7 +304,9 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
                 if key.lower() not in ("encoder",):
                     out.metadata[key] = value
             layout = audio_in.codec_context.layout.name
-            stream = open_audio_stream(out, encoder, sample_rate, layout, info.bit_rate, metadata=audio_in.metadata)
+            stream = open_audio_stream(
+                out, encoder, sample_rate, layout, info.bit_rate, metadata=audio_in.metadata
+            )
             picture_streams = {}
             for picture in pictures:
                 try:
@@ -297,10 +338,19 @@ def _write_cut(path, info, segments, tmp, out_path, remove, fade_seconds, encode
                         position += samples.shape[1]
                         decoded += samples.shape[1]
             except av.FFmpegError as error:
-                raise AudioError(f"{path}: cutting failed after {decoded / sample_rate:.1f} s of audio ({_reason(error)})") from None
+                raise AudioError(
+                    f"{path}: cutting failed after {decoded / sample_rate:.1f} s of audio ({_reason(error)})"
+                ) from None
             encoder_stream.finish()
         finally:
             out.close()
     finally:
         source.close()
-    return CutResult(out_path, kept / sample_rate, (position - kept) / sample_rate, len(chapters), bool(picture_streams), REENCODE)
+    return CutResult(
+        out_path,
+        kept / sample_rate,
+        (position - kept) / sample_rate,
+        len(chapters),
+        bool(picture_streams),
+        REENCODE,
+    )

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
-from adcut.errors import AudioError
-from adcut.core.units import Seconds
+from typing import Any
 
+import numpy as np
+
+from adcut.core.units import Seconds
+from adcut.errors import AudioError
 
 log = logging.getLogger(__name__)
 
 
-
 # Extensions `adcut process DIR` treats as audio.
-AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".m4b", ".aac", ".mp4", ".wma", ".aif", ".aiff")
+AUDIO_SUFFIXES = (
+    ".mp3",
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".m4a",
+    ".m4b",
+    ".aac",
+    ".mp4",
+    ".wma",
+    ".aif",
+    ".aiff",
+)
 
 
 # How much decoded audio is gathered before it is resampled and handed on (bounds memory).
@@ -164,7 +178,9 @@ def _iter_decoded(path: Path) -> Iterator[tuple[AudioInfo, Any]]:
                 decoded += frame.samples
                 yield info, frame
         except av.FFmpegError as error:
-            raise AudioError(f"{path}: corrupt audio after {decoded / max(info.sample_rate, 1):.1f} s ({_reason(error)})") from None
+            raise AudioError(
+                f"{path}: corrupt audio after {decoded / max(info.sample_rate, 1):.1f} s ({_reason(error)})"
+            ) from None
         if decoded == 0:
             raise AudioError(f"{path}: contains no audio samples")
         declared = info.duration
@@ -245,7 +261,9 @@ def resampled_blocks(
     filled = 0
     pending_samples = 0
     block_limit = 0
-    layout: Any = None  # None, or (planar, channels, format name) of the samples gathered since the last flush
+    layout: Any = (
+        None  # None, or (planar, channels, format name) of the samples gathered since the last flush
+    )
 
     def flush(last: bool = False) -> np.ndarray:
         nonlocal pending, pending_samples, filled

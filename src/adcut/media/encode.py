@@ -1,13 +1,15 @@
 """Encoding float samples back to audio files, in the input's own format, through PyAV."""
 
 from __future__ import annotations
+
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
 from pathlib import Path
-import numpy as np
-from adcut.errors import AudioError
+from typing import Any
 
+import numpy as np
+
+from adcut.errors import AudioError
 
 # Encoder and sample format for each container adcut writes; the codec follows the input's.
 _ENCODERS = {
@@ -22,13 +24,39 @@ _ENCODERS = {
 }
 
 
-_CODEC_ALIASES = {"mp3float": "mp3", "libvorbis": "vorbis", "libopus": "opus", "aac_latm": "aac", "pcm_s16be": "pcm_s16le"}
+_CODEC_ALIASES = {
+    "mp3float": "mp3",
+    "libvorbis": "vorbis",
+    "libopus": "opus",
+    "aac_latm": "aac",
+    "pcm_s16be": "pcm_s16le",
+}
 
 
-_FORMAT_BY_SUFFIX = {".mp3": "mp3", ".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".opus": "ogg", ".m4a": "ipod", ".m4b": "ipod", ".aac": "adts", ".mp4": "mp4"}
+_FORMAT_BY_SUFFIX = {
+    ".mp3": "mp3",
+    ".wav": "wav",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".opus": "ogg",
+    ".m4a": "ipod",
+    ".m4b": "ipod",
+    ".aac": "adts",
+    ".mp4": "mp4",
+}
 
 
-_CODEC_BY_SUFFIX = {".mp3": "mp3", ".wav": "pcm_s16le", ".flac": "flac", ".ogg": "vorbis", ".opus": "opus", ".m4a": "aac", ".m4b": "aac", ".aac": "aac", ".mp4": "aac"}
+_CODEC_BY_SUFFIX = {
+    ".mp3": "mp3",
+    ".wav": "pcm_s16le",
+    ".flac": "flac",
+    ".ogg": "vorbis",
+    ".opus": "opus",
+    ".m4a": "aac",
+    ".m4b": "aac",
+    ".aac": "aac",
+    ".mp4": "aac",
+}
 
 
 # Encoders whose output size is not set by a bit rate: lossless ones, and FFmpeg's Vorbis (quality-based).
@@ -147,7 +175,9 @@ class StreamEncoder:
         elif self.sample_format.startswith("s32"):
             chunk = (chunk * 2147483647.0).round().astype(np.int32)
         data = chunk if self.sample_format.endswith("p") else chunk.T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=self.sample_format, layout=self.layout)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(data), format=self.sample_format, layout=self.layout
+        )
         frame.sample_rate = self.sample_rate
         frame.pts = self.pts
         self.pts += chunk.shape[1]

@@ -29,10 +29,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, cast
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -227,8 +227,15 @@ class M4aCut:
     encoded_packets: int
 
 
-def write_m4a_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Path, *, duration: Seconds,
-                  fade_seconds: Seconds, suffix: str | None = None) -> M4aCut:
+def write_m4a_cut(
+    path: Path,
+    spans: Sequence[tuple[Seconds, Seconds]],
+    out: Path,
+    *,
+    duration: Seconds,
+    fade_seconds: Seconds,
+    suffix: str | None = None,
+) -> M4aCut:
     """Write ``path`` keeping ``spans`` (seconds) to ``out`` by copying AAC packets; see the module text."""
     import av
 
@@ -278,18 +285,35 @@ def write_m4a_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Pat
             chapters = retime_chapters(source.chapters(), spans_s, end / rate)
             if chapters:
                 target.set_chapters(cast(Any, chapters))  # PyAV types them as its Chapter dict
-            writer = _Writer(path, source, audio_in, stream, target, picture_streams, rate, ctx.bit_rate or audio_in.bit_rate)
+            writer = _Writer(
+                path,
+                source,
+                audio_in,
+                stream,
+                target,
+                picture_streams,
+                rate,
+                ctx.bit_rate or audio_in.bit_rate,
+            )
             writer.run(kept, end)
         finally:
             target.close()
     finally:
         source.close()
-    return M4aCut(writer.out_samples, end, rate, len(chapters), bool(picture_streams), writer.copied, writer.encoded)
+    return M4aCut(
+        writer.out_samples, end, rate, len(chapters), bool(picture_streams), writer.copied, writer.encoded
+    )
 
 
 class _Writer:
     def __init__(self, path, source, audio_in, stream, target, picture_streams, rate, bit_rate):
-        self.path, self.source, self.audio_in, self.stream, self.target = path, source, audio_in, stream, target
+        self.path, self.source, self.audio_in, self.stream, self.target = (
+            path,
+            source,
+            audio_in,
+            stream,
+            target,
+        )
         self.picture_streams, self.rate, self.bit_rate = picture_streams, rate, bit_rate
         self.channels = audio_in.codec_context.channels
         self.layout = audio_in.codec_context.layout.name
@@ -379,14 +403,21 @@ class _Writer:
             if pts is None:
                 continue
             if pts != expected:
-                raise _unsupported(f"{self.path.name}: irregular AAC timestamps ({pts} where {expected} was due)")
+                raise _unsupported(
+                    f"{self.path.name}: irregular AAC timestamps ({pts} where {expected} was due)"
+                )
             expected = pts + PACKET
             last_seen = pts
             if active or (waiting and waiting[0].lo - WARMUP <= pts):
                 feed_collectors(pts, packet)
             if in_copy_run(pts):
                 front = queue[0] if queue else None
-                if not pending_packets and front is not None and front[0] == "copy" and front[1] <= pts < front[2] - PACKET:
+                if (
+                    not pending_packets
+                    and front is not None
+                    and front[0] == "copy"
+                    and front[1] <= pts < front[2] - PACKET
+                ):
                     self._copy(packet)  # the common case: inside a copied run, nothing waiting before it
                     continue
                 pending_packets.append(packet)
@@ -413,7 +444,9 @@ class _Writer:
 
         parts = []
         if piece.preroll_end is not None:
-            parts.append(piece.buffers[(piece.preroll_end - PREROLL, piece.preroll_end)].samples(self.channels))
+            parts.append(
+                piece.buffers[(piece.preroll_end - PREROLL, piece.preroll_end)].samples(self.channels)
+            )
         preroll = parts[0].shape[1] if parts else 0
         if piece.pad and len(piece.ranges) == 1:  # a lone head: the silence goes before its fade-in
             parts.append(np.zeros((self.channels, piece.pad), np.float32))
@@ -423,7 +456,9 @@ class _Writer:
             if piece.pad and index == 0 and len(piece.ranges) > 1:
                 parts.append(np.zeros((self.channels, piece.pad), np.float32))
         if piece.postroll_start is not None:
-            parts.append(piece.buffers[(piece.postroll_start, piece.postroll_start + POSTROLL)].samples(self.channels))
+            parts.append(
+                piece.buffers[(piece.postroll_start, piece.postroll_start + POSTROLL)].samples(self.channels)
+            )
         audio = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
         length = piece.length
 
@@ -465,14 +500,30 @@ def _chain(first, rest):
     yield from rest
 
 
-def cut_m4a(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: Path, *,
-            remove: Sequence[str] = ("ad",), fade_seconds: Seconds = 0.03):
+def cut_m4a(
+    path: Path,
+    info,
+    segments: Sequence[Segment],
+    tmp: Path,
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = 0.03,
+):
     """The M4A/AAC copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
     from adcut.media.cut import CutResult, kept_spans
 
     duration = max([s.end for s in segments] + [info.duration or 0.0])
     spans = kept_spans(segments, remove, duration)
-    done = write_m4a_cut(path, spans, tmp, duration=duration, fade_seconds=fade_seconds, suffix=Path(out_path).suffix)
+    done = write_m4a_cut(
+        path, spans, tmp, duration=duration, fade_seconds=fade_seconds, suffix=Path(out_path).suffix
+    )
     rate = done.sample_rate
-    return CutResult(Path(out_path), done.kept_samples / rate, (done.total_samples - done.kept_samples) / rate,
-                     done.chapters, done.cover_art, "copy-aac")
+    return CutResult(
+        Path(out_path),
+        done.kept_samples / rate,
+        (done.total_samples - done.kept_samples) / rate,
+        done.chapters,
+        done.cover_art,
+        "copy-aac",
+    )

@@ -89,9 +89,20 @@ def read_layout(path: Path) -> WavLayout:
     if (tag == _FLOAT and bits not in (32, 64)) or (tag == _PCM and bits not in (8, 16, 24, 32)):
         raise _unsupported(f"{path.name}: {bits}-bit WAV samples are not copied")
     data_offset, data_size = data
-    chunks = [(cid, off, (data_size // block_align) * block_align if cid == b"data" else n) for cid, off, n in chunks]
-    return WavLayout(chunks, data_offset, (data_size // block_align) * block_align, rate, channels, block_align,
-                     bits, tag == _FLOAT)
+    chunks = [
+        (cid, off, (data_size // block_align) * block_align if cid == b"data" else n)
+        for cid, off, n in chunks
+    ]
+    return WavLayout(
+        chunks,
+        data_offset,
+        (data_size // block_align) * block_align,
+        rate,
+        channels,
+        block_align,
+        bits,
+        tag == _FLOAT,
+    )
 
 
 def _to_float(raw: bytes, layout: WavLayout) -> np.ndarray:
@@ -118,7 +129,11 @@ def _from_float(values: np.ndarray, layout: WavLayout) -> bytes:
         return (ints + 128).astype(np.uint8).tobytes()
     if width == 3:
         ints = ints.reshape(-1) & 0xFFFFFF
-        return np.stack([ints & 0xFF, (ints >> 8) & 0xFF, (ints >> 16) & 0xFF], axis=1).astype(np.uint8).tobytes()
+        return (
+            np.stack([ints & 0xFF, (ints >> 8) & 0xFF, (ints >> 16) & 0xFF], axis=1)
+            .astype(np.uint8)
+            .tobytes()
+        )
     return ints.astype("<i2" if width == 2 else "<i4").tobytes()
 
 
@@ -128,8 +143,13 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return ramp(x).astype(np.float64)
 
 
-def frame_spans(spans: Sequence[tuple[Seconds, Seconds]], sample_rate: int, frames: int, duration: Seconds,
-                fade_seconds: Seconds) -> list[tuple[int, int, int, int]]:
+def frame_spans(
+    spans: Sequence[tuple[Seconds, Seconds]],
+    sample_rate: int,
+    frames: int,
+    duration: Seconds,
+    fade_seconds: Seconds,
+) -> list[tuple[int, int, int, int]]:
     """``(first, end, fade_in, fade_out)`` sample frames of each kept span, as the re-encode path rounds them."""
     out = []
     for start, end in spans:
@@ -150,7 +170,9 @@ def _retimed_cue(raw: bytes, kept: list[tuple[int, int, int, int]]) -> bytes:
     count = min(struct.unpack("<I", raw[:4])[0], (len(raw) - 4) // 24)
     out = bytearray(struct.pack("<I", count))
     for i in range(count):
-        ident, position, chunk, chunk_start, block_start, offset = struct.unpack("<I I 4s I I I", raw[4 + 24 * i : 28 + 24 * i])
+        ident, position, chunk, chunk_start, block_start, offset = struct.unpack(
+            "<I I 4s I I I", raw[4 + 24 * i : 28 + 24 * i]
+        )
         new = 0
         for a, b, _, _ in kept:
             if offset <= a:
@@ -160,8 +182,14 @@ def _retimed_cue(raw: bytes, kept: list[tuple[int, int, int, int]]) -> bytes:
     return bytes(out)
 
 
-def write_wav_cut(path: Path, spans: Sequence[tuple[Seconds, Seconds]], out: Path, *, duration: Seconds,
-                  fade_seconds: Seconds) -> tuple[int, int, int]:
+def write_wav_cut(
+    path: Path,
+    spans: Sequence[tuple[Seconds, Seconds]],
+    out: Path,
+    *,
+    duration: Seconds,
+    fade_seconds: Seconds,
+) -> tuple[int, int, int]:
     """Write ``path`` keeping only ``spans`` (seconds) to ``out``; returns (kept frames, all frames, rate)."""
     layout = read_layout(path)
     frames, rate, align = layout.frames, layout.sample_rate, layout.block_align
@@ -223,10 +251,16 @@ def _copy_data(source, target, layout: WavLayout, kept: list[tuple[int, int, int
             faded(inner_b, b, _ramp((b - np.arange(inner_b, b) - 0.5) / fade_out))
 
 
-
-
-def cut_wav(path: Path, info, segments: Sequence[Segment], tmp: Path, out_path: Path, *,
-            remove: Sequence[str] = ("ad",), fade_seconds: Seconds = 0.03):
+def cut_wav(
+    path: Path,
+    info,
+    segments: Sequence[Segment],
+    tmp: Path,
+    out_path: Path,
+    *,
+    remove: Sequence[str] = ("ad",),
+    fade_seconds: Seconds = 0.03,
+):
     """The WAV copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
     from adcut.media.cut import CutResult, kept_spans
 

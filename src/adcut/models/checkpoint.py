@@ -54,8 +54,10 @@ class Checkpoint:
         if not self.background:
             self.background = default_background(self.class_names)
         elif self.background not in self.class_names:
-            raise ModelError(f"{self.name}: background class {self.background!r} is not one of its classes "
-                             f"({', '.join(self.class_names)})")
+            raise ModelError(
+                f"{self.name}: background class {self.background!r} is not one of its classes "
+                f"({', '.join(self.class_names)})"
+            )
 
     @property
     def name(self) -> str:
@@ -81,8 +83,10 @@ class Checkpoint:
         """ModelError unless the model reads ``n_features`` per frame (what its feature settings give)."""
         expected = self.model_config.get("n_features")
         if expected is not None and expected != n_features:
-            raise ModelError(f"{who or self.name}: the model reads {expected} features per frame but its "
-                             f"feature settings give {n_features}")
+            raise ModelError(
+                f"{who or self.name}: the model reads {expected} features per frame but its "
+                f"feature settings give {n_features}"
+            )
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The state dict as contiguous numpy arrays (torch tensors converted)."""
@@ -96,11 +100,16 @@ class Checkpoint:
 
         model = build_model(self.model_type, self.model_config)
         # numpy arrays as writable copies (torch.from_numpy wants writable memory); tensors as they are
-        state = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in self.state_dict.items()}
+        state = {
+            k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
+            for k, v in self.state_dict.items()
+        }
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
-            raise ModelError(f"{self.name}: weights do not fit the {self.model_type} architecture ({str(error).splitlines()[0]})") from None
+            raise ModelError(
+                f"{self.name}: weights do not fit the {self.model_type} architecture ({str(error).splitlines()[0]})"
+            ) from None
         return model.to(device).eval()
 
 
@@ -222,7 +231,9 @@ def load_checkpoint_bytes(data: bytes, path: Path) -> Checkpoint:
 
         payload = _read_legacy(io.BytesIO(data), path)
     else:
-        raise ModelError(f"{path}: not an adcut checkpoint or damaged ({'empty file' if not data else 'neither safetensors nor a torch file'})")
+        raise ModelError(
+            f"{path}: not an adcut checkpoint or damaged ({'empty file' if not data else 'neither safetensors nor a torch file'})"
+        )
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise ModelError(f"{path}: not an adcut checkpoint (no format_version)")
     return _from_payload(payload, path)
@@ -251,7 +262,9 @@ def _parse_safetensors_bytes(data: bytes, path: Path) -> dict:
 def _from_payload(payload: dict, path: Path) -> Checkpoint:
     version = payload["format_version"]
     if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
-        raise ModelError(f"{path}: checkpoint format {version} is not supported (this adcut reads format {FORMAT_VERSION})")
+        raise ModelError(
+            f"{path}: checkpoint format {version} is not supported (this adcut reads format {FORMAT_VERSION})"
+        )
     try:
         return Checkpoint(
             model_type=str(payload["model_type"]),
@@ -276,10 +289,14 @@ def _from_payload(payload: dict, path: Path) -> Checkpoint:
 def newest_model(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     """The most recently written checkpoint in ``models_dir`` (what commands use without --model)."""
     models_dir = Path(models_dir)
-    found = [p for p in models_dir.iterdir() if p.suffix in CHECKPOINT_SUFFIXES] if models_dir.is_dir() else []
+    found = (
+        [p for p in models_dir.iterdir() if p.suffix in CHECKPOINT_SUFFIXES] if models_dir.is_dir() else []
+    )
     candidates = sorted(found, key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise ModelError(f"no model given and none found in {models_dir}/ (train one with 'adcut train', or pass --model)")
+        raise ModelError(
+            f"no model given and none found in {models_dir}/ (train one with 'adcut train', or pass --model)"
+        )
     return candidates[-1]
 
 

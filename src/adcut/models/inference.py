@@ -19,7 +19,11 @@ NUMPY_BATCH = 256  # measured in detect: 256 windows per call use ~10% less CPU 
 
 def _no_nvidia_driver() -> bool:
     """True where CUDA surely cannot work (Linux without the NVIDIA driver), known without importing torch."""
-    return os.name == "posix" and not os.path.exists("/proc/driver/nvidia/version") and not os.path.exists("/dev/nvidia0")
+    return (
+        os.name == "posix"
+        and not os.path.exists("/proc/driver/nvidia/version")
+        and not os.path.exists("/dev/nvidia0")
+    )
 
 
 def choose_device(requested: str | None = "auto") -> str:
@@ -69,7 +73,9 @@ def uses_torch(predictor) -> bool:
     return not isinstance(predictor, NumpyLstmClassifier)
 
 
-def predict_windows(model, windows: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu") -> np.ndarray:
+def predict_windows(
+    model, windows: np.ndarray, *, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "cpu"
+) -> np.ndarray:
     """Class probabilities ``(n_windows, n_classes)`` for ``(n_windows, frames, features)`` windows.
 
     ``model`` is a torch module or a predictor from ``build_predictor``.
@@ -78,7 +84,10 @@ def predict_windows(model, windows: np.ndarray, *, batch_size: int = DEFAULT_BAT
         # Wider batches only help numpy (fewer, larger steps) and cost it little memory: whatever a
         # caller's torch-tuned batch size, run up to NUMPY_BATCH windows at once.
         batch_size = max(batch_size, NUMPY_BATCH)
-        out = [model.probabilities(windows[start : start + batch_size]) for start in range(0, len(windows), batch_size)]
+        out = [
+            model.probabilities(windows[start : start + batch_size])
+            for start in range(0, len(windows), batch_size)
+        ]
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, 0), np.float32)
     import torch
 

@@ -28,19 +28,34 @@ class NumpyLstmClassifier:
         if unknown:
             raise ModelError(f"lstm config has unknown fields: {', '.join(sorted(unknown))}")
         cfg = {**CONFIG_DEFAULTS, **config}
-        self.n_features, self.hidden, self.n_layers = int(cfg["n_features"]), int(cfg["hidden_size"]), int(cfg["num_layers"])
+        self.n_features, self.hidden, self.n_layers = (
+            int(cfg["n_features"]),
+            int(cfg["hidden_size"]),
+            int(cfg["num_layers"]),
+        )
         self.n_classes = int(cfg["n_classes"])
         h = self.hidden
-        expected = {"norm.mean": (self.n_features,), "norm.std": (self.n_features,),
-                    "head.weight": (self.n_classes, h), "head.bias": (self.n_classes,)}
+        expected = {
+            "norm.mean": (self.n_features,),
+            "norm.std": (self.n_features,),
+            "head.weight": (self.n_classes, h),
+            "head.bias": (self.n_classes,),
+        }
         for layer in range(self.n_layers):
             inputs = self.n_features if layer == 0 else h
-            expected |= {f"lstm.weight_ih_l{layer}": (4 * h, inputs), f"lstm.weight_hh_l{layer}": (4 * h, h),
-                         f"lstm.bias_ih_l{layer}": (4 * h,), f"lstm.bias_hh_l{layer}": (4 * h,)}
+            expected |= {
+                f"lstm.weight_ih_l{layer}": (4 * h, inputs),
+                f"lstm.weight_hh_l{layer}": (4 * h, h),
+                f"lstm.bias_ih_l{layer}": (4 * h,),
+                f"lstm.bias_hh_l{layer}": (4 * h,),
+            }
         problems = sorted(set(expected) ^ set(state)) or [
-            k for k, shape in expected.items() if tuple(np.shape(state[k])) != shape]
+            k for k, shape in expected.items() if tuple(np.shape(state[k])) != shape
+        ]
         if problems:
-            raise ModelError(f"{name}: weights do not fit the lstm architecture (check {', '.join(problems[:3])})")
+            raise ModelError(
+                f"{name}: weights do not fit the lstm architecture (check {', '.join(problems[:3])})"
+            )
 
         def f32(key):
             return np.asarray(state[key], dtype=np.float32)
@@ -56,7 +71,9 @@ class NumpyLstmClassifier:
         self.weights = []
         for k in range(self.n_layers):
             bias = f32(f"lstm.bias_ih_l{k}") + f32(f"lstm.bias_hh_l{k}")
-            stacked = np.concatenate([f32(f"lstm.weight_hh_l{k}"), f32(f"lstm.weight_ih_l{k}"), bias[:, None]], axis=1)
+            stacked = np.concatenate(
+                [f32(f"lstm.weight_hh_l{k}"), f32(f"lstm.weight_ih_l{k}"), bias[:, None]], axis=1
+            )
             self.weights.append(np.ascontiguousarray(stacked[order] * scale))
         self.head_w, self.head_b = f32("head.weight"), f32("head.bias")
 
@@ -67,7 +84,9 @@ class NumpyLstmClassifier:
         x = np.asarray(x, dtype=np.float32)
         batch, steps, _ = x.shape
         h = self.hidden
-        seq = np.ascontiguousarray(((x - self.mean) / self.std).transpose(1, 2, 0))  # (steps, features, batch)
+        seq = np.ascontiguousarray(
+            ((x - self.mean) / self.std).transpose(1, 2, 0)
+        )  # (steps, features, batch)
         # stacked[k] = [hidden of layer k; its input (the features, or layer k-1's hidden); 1]
         stacked = [np.zeros((w.shape[1], batch), np.float32) for w in self.weights]
         for column in stacked:

@@ -1,6 +1,5 @@
 """The registry that builds a model architecture from a checkpoint's plain config (imports torch)."""
 
-
 from __future__ import annotations
 
 from dataclasses import asdict, fields

@@ -44,12 +44,16 @@ class TransformerClassifier(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         if config.d_model % config.n_heads:
-            raise ModelError(f"transformer d_model {config.d_model} is not divisible by n_heads {config.n_heads}")
+            raise ModelError(
+                f"transformer d_model {config.d_model} is not divisible by n_heads {config.n_heads}"
+            )
         self.config = config
         self.norm = InputNorm(config.n_features)
         self.project = nn.Linear(config.n_features, config.d_model)
         # Not persistent: derived from the config, so checkpoints stay small and independent of it.
-        self.register_buffer("positions", sinusoidal_positions(config.max_frames, config.d_model), persistent=False)
+        self.register_buffer(
+            "positions", sinusoidal_positions(config.max_frames, config.d_model), persistent=False
+        )
         layer = nn.TransformerEncoderLayer(
             config.d_model,
             config.n_heads,

@@ -1,6 +1,7 @@
 """Many episodes: collect the inputs, run them through a backend (the local process pool by default), count what happened."""
 
 from __future__ import annotations
+
 import os
 import socket
 import sys
@@ -10,10 +11,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from adcut.errors import AdcutError
-from adcut.process.episode import DRY_RUN, FAILED, FileResult, PROCESSED, ProcessOptions, SKIPPED, is_cut_output, is_up_to_date, planned_outputs, safe_process_file
-from adcut.core.units import Seconds
 
+from adcut.core.units import Seconds
+from adcut.errors import AdcutError
+from adcut.process.episode import (
+    DRY_RUN,
+    FAILED,
+    PROCESSED,
+    SKIPPED,
+    FileResult,
+    ProcessOptions,
+    is_cut_output,
+    is_up_to_date,
+    planned_outputs,
+    safe_process_file,
+)
 
 LIST_PREFIX = "@"
 
@@ -24,7 +36,9 @@ def read_episode_list(list_file: Path) -> list[Path]:
     from adcut.core.files import read_text_file
 
     text = read_text_file(list_file, what="episode list", error=AdcutError)
-    paths = [Path(line.strip()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    paths = [
+        Path(line.strip()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not paths:
         raise AdcutError(f"{list_file}: the episode list names no files")
     return paths
@@ -45,8 +59,12 @@ def collect_episodes(paths: Iterable) -> list[Path]:
     for path in expanded:
         if path.is_dir():
             found = sorted(
-                p for p in path.iterdir()
-                if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and not is_cut_output(p)
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and p.suffix.lower() in AUDIO_SUFFIXES
+                and not p.name.startswith(".")
+                and not is_cut_output(p)
             )
             if not found:
                 raise AdcutError(f"{path}: no audio files in this folder ({', '.join(AUDIO_SUFFIXES)})")
@@ -160,8 +178,16 @@ class LocalBackend:
             _run_pool(episodes, checkpoint, options, min(self.jobs, len(episodes)), finished)
 
 
-def process_many(episodes: list[Path], checkpoint, options: ProcessOptions, *, jobs: int | None = None,
-                 progress: bool = True, on_result=None, backend: Backend | None = None) -> Summary:
+def process_many(
+    episodes: list[Path],
+    checkpoint,
+    options: ProcessOptions,
+    *,
+    jobs: int | None = None,
+    progress: bool = True,
+    on_result=None,
+    backend: Backend | None = None,
+) -> Summary:
     """Process every episode through ``backend`` (default: ``jobs`` local worker processes); never stops on a failure.
 
     ``on_result(result, write)`` is called as each file finishes; ``write`` prints without breaking the bar.
@@ -182,8 +208,14 @@ def process_many(episodes: list[Path], checkpoint, options: ProcessOptions, *, j
             results.append(FileResult(Path(episode), DRY_RUN, outputs))
         else:
             pending.append(episode)
-    bar = tqdm(total=len(pending), unit="file", desc="processing", disable=not progress or len(pending) < 2,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(pending),
+        unit="file",
+        desc="processing",
+        disable=not progress or len(pending) < 2,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
     def write(text: str) -> None:
         if bar.disable:
@@ -218,14 +250,21 @@ def _run_pool(episodes, checkpoint, options, workers, finished) -> None:
 
     # "spawn": a forked child would inherit torch's thread pool in an unusable state.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(str(checkpoint.path), options)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(str(checkpoint.path), options)
+    ) as pool:
         futures = {pool.submit(_work, str(episode)): episode for episode in episodes}
         for future in as_completed(futures):
             episode = futures[future]
             try:
                 finished(future.result())
             except BrokenProcessPool:
-                finished(FileResult(Path(episode), FAILED, error=f"{episode}: worker process died (out of memory?)"))
+                finished(
+                    FileResult(
+                        Path(episode), FAILED, error=f"{episode}: worker process died (out of memory?)"
+                    )
+                )
             except Exception as error:  # noqa: BLE001 - e.g. the worker could not start
-                finished(FileResult(Path(episode), FAILED, error=f"{episode}: {type(error).__name__}: {error}"))
+                finished(
+                    FileResult(Path(episode), FAILED, error=f"{episode}: {type(error).__name__}: {error}")
+                )

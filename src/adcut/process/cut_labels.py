@@ -109,7 +109,9 @@ def read_label_file(path: Path, duration: Seconds) -> LabelledEpisode:
     )
 
 
-def labels_detection(episode: Path, labels: LabelledEpisode, duration: Seconds, label_path: Path, settings: dict):
+def labels_detection(
+    episode: Path, labels: LabelledEpisode, duration: Seconds, label_path: Path, settings: dict
+):
     """A ``Detection`` made from labels (one-hot per-second probabilities), so ``process``'s writers apply."""
     from adcut.detect.pipeline import Detection
 
@@ -121,9 +123,15 @@ def labels_detection(episode: Path, labels: LabelledEpisode, duration: Seconds, 
         probabilities[lo:hi, index[seg.label]] = 1.0
     probabilities /= np.maximum(probabilities.sum(axis=1, keepdims=True), 1.0)
     return Detection(
-        path=Path(episode), duration=duration, classes=labels.classes, segments=list(labels.segments),
-        confidences=list(labels.confidences), step_seconds=1.0, probabilities=probabilities,
-        model_id=f"labels:{Path(label_path).name}", settings=settings,
+        path=Path(episode),
+        duration=duration,
+        classes=labels.classes,
+        segments=list(labels.segments),
+        confidences=list(labels.confidences),
+        step_seconds=1.0,
+        probabilities=probabilities,
+        model_id=f"labels:{Path(label_path).name}",
+        settings=settings,
     )
 
 
@@ -131,7 +139,9 @@ def planned_cut_outputs(episode: Path, options: CutOptions) -> list[Path]:
     from adcut.formats.export import get_writer
     from adcut.media.cut import cut_path
 
-    return [cut_path(episode, options.outdir)] + [get_writer(name).output_path(episode, options.outdir) for name in options.formats]
+    return [cut_path(episode, options.outdir)] + [
+        get_writer(name).output_path(episode, options.outdir) for name in options.formats
+    ]
 
 
 def cut_from_labels(episode: Path, label_path: Path, options: CutOptions = CutOptions()) -> CutRun:
@@ -144,17 +154,25 @@ def cut_from_labels(episode: Path, label_path: Path, options: CutOptions = CutOp
     outputs = planned_cut_outputs(episode, options)
     for out in outputs:
         if out.resolve() == label_path.resolve():
-            raise AdcutError(f"{out}: would overwrite the label file being read (choose another -o or --format)")
+            raise AdcutError(
+                f"{out}: would overwrite the label file being read (choose another -o or --format)"
+            )
     info = probe(episode)  # AudioError for missing, empty or non-audio files
     if info.duration is None:
-        raise AdcutError(f"{episode}: the file does not say how long it is; cannot check the labels against it")
+        raise AdcutError(
+            f"{episode}: the file does not say how long it is; cannot check the labels against it"
+        )
     duration = info.duration
     labels = read_label_file(label_path, duration)
-    duration = max(duration, labels.segments[-1].end)  # a process JSON's decoded duration may be a little longer
+    duration = max(
+        duration, labels.segments[-1].end
+    )  # a process JSON's decoded duration may be a little longer
     remove = options.remove or (labels.classes[0],)
     unknown = [name for name in remove if name not in labels.classes]
     if unknown:
-        raise AdcutError(f"--remove {','.join(unknown)}: not a class of {label_path.name} ({', '.join(labels.classes)})")
+        raise AdcutError(
+            f"--remove {','.join(unknown)}: not a class of {label_path.name} ({', '.join(labels.classes)})"
+        )
     if not options.force and is_up_to_date(episode, outputs, label_path):
         return CutRun(episode, SKIPPED, outputs)
     if options.dry_run:
@@ -162,10 +180,21 @@ def cut_from_labels(episode: Path, label_path: Path, options: CutOptions = CutOp
     started = time.perf_counter()
     if options.outdir is not None:
         Path(options.outdir).mkdir(parents=True, exist_ok=True)
-    result = cut_episode(episode, labels.segments, cut_path(episode, options.outdir), remove=remove,
-                         fade_seconds=options.fade_seconds, method="reencode" if options.reencode else "auto")
-    settings = {"source": "labels", "labels": label_path.name, "remove": list(remove),
-                "fade_seconds": options.fade_seconds, "cut_method": result.method}
+    result = cut_episode(
+        episode,
+        labels.segments,
+        cut_path(episode, options.outdir),
+        remove=remove,
+        fade_seconds=options.fade_seconds,
+        method="reencode" if options.reencode else "auto",
+    )
+    settings = {
+        "source": "labels",
+        "labels": label_path.name,
+        "remove": list(remove),
+        "fade_seconds": options.fade_seconds,
+        "cut_method": result.method,
+    }
     detection = labels_detection(episode, labels, duration, label_path, settings)
     for name in options.formats:
         writer = get_writer(name)

@@ -1,23 +1,23 @@
 """One episode: detect, write the chosen outputs and the cut audio, skip when up to date."""
 
 from __future__ import annotations
+
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adcut.core.units import Seconds
+from adcut.detect.config import SegmentationConfig
 from adcut.errors import AdcutError, ModelError
 from adcut.formats.export import DEFAULT_FORMATS, get_writer
-from adcut.detect.config import SegmentationConfig
-from adcut.core.units import Seconds
 
 if TYPE_CHECKING:
     from adcut.detect.pipeline import Detection
 
 
 log = logging.getLogger(__name__)
-
 
 
 PROCESSED, SKIPPED, FAILED, DRY_RUN = "processed", "skipped", "failed", "dry-run"
@@ -35,7 +35,9 @@ class ProcessOptions:
     dry_run: bool = False
     device: str = "cpu"
     fade_seconds: Seconds = 0.03
-    cut_method: str = "auto"  # "auto": copy the kept audio where the format allows; "reencode": always re-encode
+    cut_method: str = (
+        "auto"  # "auto": copy the kept audio where the format allows; "reencode": always re-encode
+    )
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
 
 
@@ -83,18 +85,24 @@ def check_model(checkpoint, options: ProcessOptions) -> None:
 
     fcfg = checkpoint.feature_config
     if fcfg.kind != FEATURE_KIND:
-        raise ModelError(f"{checkpoint.name}: made with features {fcfg.kind!r}, which this adcut does not compute ({FEATURE_KIND})")
+        raise ModelError(
+            f"{checkpoint.name}: made with features {fcfg.kind!r}, which this adcut does not compute ({FEATURE_KIND})"
+        )
     checkpoint.check_feature_count(fcfg.n_features)
     unknown = [name for name in options.remove if name not in checkpoint.class_names]
     if unknown:
-        raise AdcutError(f"--remove {','.join(unknown)}: not a class of this model ({', '.join(checkpoint.class_names)})")
+        raise AdcutError(
+            f"--remove {','.join(unknown)}: not a class of this model ({', '.join(checkpoint.class_names)})"
+        )
     options.segmentation.validate(fcfg.window_seconds, fcfg.frame_seconds)
 
 
-def process_file(episode: Path, checkpoint, options: ProcessOptions, model=None, threads: int | None = None) -> FileResult:
+def process_file(
+    episode: Path, checkpoint, options: ProcessOptions, model=None, threads: int | None = None
+) -> FileResult:
     """Detect, write outputs, cut. Raises AdcutError on bad input (the caller decides what that means)."""
-    from adcut.media.cut import NothingKept, cut_episode, cut_path
     from adcut.detect.pipeline import detect
+    from adcut.media.cut import NothingKept, cut_episode, cut_path
 
     episode = Path(episode)
     outputs = planned_outputs(episode, options)
@@ -105,17 +113,27 @@ def process_file(episode: Path, checkpoint, options: ProcessOptions, model=None,
     if not episode.is_file():
         from adcut.errors import AudioError
 
-        raise AudioError(f"{episode}: file not found" if not episode.exists() else f"{episode}: is not a file")
+        raise AudioError(
+            f"{episode}: file not found" if not episode.exists() else f"{episode}: is not a file"
+        )
     started = time.perf_counter()
-    detection = detect(episode, checkpoint, options.segmentation, device=options.device, model=model, threads=threads)
+    detection = detect(
+        episode, checkpoint, options.segmentation, device=options.device, model=model, threads=threads
+    )
     if options.outdir is not None:
         Path(options.outdir).mkdir(parents=True, exist_ok=True)
     removed = 0.0
     if options.cut:
         # The cut comes first so that the JSON output can say which path wrote it (settings.cut_method).
         try:
-            result = cut_episode(episode, detection.segments, cut_path(episode, options.outdir),
-                                 remove=options.remove, fade_seconds=options.fade_seconds, method=options.cut_method)
+            result = cut_episode(
+                episode,
+                detection.segments,
+                cut_path(episode, options.outdir),
+                remove=options.remove,
+                fade_seconds=options.fade_seconds,
+                method=options.cut_method,
+            )
             removed = result.removed_seconds
             detection.settings["cut_method"] = result.method
         except NothingKept as error:
@@ -126,11 +144,20 @@ def process_file(episode: Path, checkpoint, options: ProcessOptions, model=None,
     for name in options.formats:
         writer = get_writer(name)
         writer.write(detection, writer.output_path(episode, options.outdir))
-    return FileResult(episode, PROCESSED, outputs, detection.duration, time.perf_counter() - started,
-                      detection=detection, removed_seconds=removed)
+    return FileResult(
+        episode,
+        PROCESSED,
+        outputs,
+        detection.duration,
+        time.perf_counter() - started,
+        detection=detection,
+        removed_seconds=removed,
+    )
 
 
-def safe_process_file(episode: Path, checkpoint, options: ProcessOptions, model=None, threads: int | None = None) -> FileResult:
+def safe_process_file(
+    episode: Path, checkpoint, options: ProcessOptions, model=None, threads: int | None = None
+) -> FileResult:
     """``process_file`` that turns any failure into a FAILED result with a one-line reason."""
     try:
         return process_file(episode, checkpoint, options, model, threads)

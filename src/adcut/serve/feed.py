@@ -51,12 +51,20 @@ class Item:
     type: str | None
     published: float | None
     chapters: str | None = None  # the item's podcast:chapters JSON (of the original audio)
-    transcripts: tuple[tuple[str, str], ...] = ()  # its timed podcast:transcript files: (url, "vtt"|"srt"|"json")
+    transcripts: tuple[
+        tuple[str, str], ...
+    ] = ()  # its timed podcast:transcript files: (url, "vtt"|"srt"|"json")
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, remove_blank_text=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_blank_text=False,
+    )
 
 
 def parse_feed(body: bytes, source: str = "the feed") -> etree._Element:
@@ -65,7 +73,9 @@ def parse_feed(body: bytes, source: str = "the feed") -> etree._Element:
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:300]:
         raise FeedError(f"{source}: upstream sent a web page, not a feed")
     if re.search(rb"<!DOCTYPE|<!ENTITY", body, re.IGNORECASE):
-        raise FeedError(f"{source}: refused: the feed declares a DOCTYPE or entities (possible entity-expansion attack)")
+        raise FeedError(
+            f"{source}: refused: the feed declares a DOCTYPE or entities (possible entity-expansion attack)"
+        )
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as error:
@@ -78,7 +88,9 @@ def parse_feed(body: bytes, source: str = "the feed") -> etree._Element:
     if etree.QName(root).localname.lower() == "html":
         raise FeedError(f"{source}: upstream sent a web page, not a feed")
     if root.tag != "rss" or root.find("channel") is None:
-        raise FeedError(f"{source}: not an RSS podcast feed (the document is <{etree.QName(root).localname}>)")
+        raise FeedError(
+            f"{source}: not an RSS podcast feed (the document is <{etree.QName(root).localname}>)"
+        )
     return root
 
 
@@ -109,10 +121,17 @@ def items(root: etree._Element) -> list[Item]:
             fmt = transcript_format(transcript.get("type"), link)
             if fmt and link.startswith(("http://", "https://")) and fmt not in [f for _, f in transcripts]:
                 transcripts.append((link, fmt))
-        found.append(Item(guid, (element.findtext("title") or "").strip() or None, url,
-                          enclosure.get("type"), _published(element),
-                          chapters_url if chapters_url.startswith(("http://", "https://")) else None,
-                          tuple(transcripts)))
+        found.append(
+            Item(
+                guid,
+                (element.findtext("title") or "").strip() or None,
+                url,
+                enclosure.get("type"),
+                _published(element),
+                chapters_url if chapters_url.startswith(("http://", "https://")) else None,
+                tuple(transcripts),
+            )
+        )
     if found and all(item.published is not None for item in found):
         found.sort(key=lambda item: -(item.published or 0.0))  # stable: equal dates keep the feed's order
     return found
@@ -163,8 +182,15 @@ def _pin_guid(item: etree._Element, guid: str) -> None:
         guid_element.text = guid
 
 
-def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = DEFAULT_MARK,
-            list_pending: bool = False, waiting: dict[str, Waiting] | None = None) -> bytes:
+def rewrite(
+    body: bytes,
+    *,
+    feed_url: str,
+    ready: dict[str, Ready],
+    mark: str = DEFAULT_MARK,
+    list_pending: bool = False,
+    waiting: dict[str, Waiting] | None = None,
+) -> bytes:
     """The ad-free feed from the upstream XML ``body``.
 
     ``ready`` maps upstream GUIDs to their processed episode, ``waiting`` those being processed to
@@ -197,7 +223,9 @@ def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = 
             coming = waiting.get(guid)
             if coming is not None:
                 enclosure.set("url", coming.audio_url)
-                enclosure.set("length", "0")  # not known until it is cut ("0": unknown, as RSS feeds write it)
+                enclosure.set(
+                    "length", "0"
+                )  # not known until it is cut ("0": unknown, as RSS feeds write it)
                 enclosure.set("type", coming.type)
                 _pin_guid(item, guid)
                 for element in item.findall(f"{{{ITUNES}}}duration"):  # upstream's counts the ads
@@ -214,12 +242,18 @@ def rewrite(body: bytes, *, feed_url: str, ready: dict[str, Ready], mark: str = 
         if duration is None:
             duration = etree.SubElement(item, f"{{{ITUNES}}}duration")
         duration.text = format_duration(episode.duration)
-        upstream_transcripts = {transcript_format(t.get("type"), (t.get("url") or "").strip()): dict(t.attrib)
-                                for t in reversed(item.findall(f"{{{PODCAST}}}transcript"))}
+        upstream_transcripts = {
+            transcript_format(t.get("type"), (t.get("url") or "").strip()): dict(t.attrib)
+            for t in reversed(item.findall(f"{{{PODCAST}}}transcript"))
+        }
         _old_timeline_removed(item, upstream_url)
         for url, fmt in episode.transcripts:  # re-timed: upstream's attributes (language, rel) kept
             transcript = etree.SubElement(item, f"{{{PODCAST}}}transcript")
-            for key, value in {**upstream_transcripts.get(fmt, {}), "url": url, "type": CONTENT_TYPES[fmt]}.items():
+            for key, value in {
+                **upstream_transcripts.get(fmt, {}),
+                "url": url,
+                "type": CONTENT_TYPES[fmt],
+            }.items():
                 transcript.set(key, value)
         chapters = etree.SubElement(item, f"{{{PODCAST}}}chapters")
         chapters.set("url", episode.chapters_url)

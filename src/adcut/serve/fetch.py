@@ -69,7 +69,9 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_Redirects())
 
 
-def _open(url: str, headers: dict[str, str], timeout: float, opener: urllib.request.OpenerDirector | None = None):
+def _open(
+    url: str, headers: dict[str, str], timeout: float, opener: urllib.request.OpenerDirector | None = None
+):
     request = urllib.request.Request(check_url(url), headers={"User-Agent": USER_AGENT, **headers})
     return (opener or _opener).open(request, timeout=timeout)
 
@@ -93,8 +95,13 @@ class FeedResponse:
     moved_to: str | None = None  # upstream answered 301/308: the feed's new address
 
 
-def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = None,
-               timeout: float = TIMEOUT_SECONDS, max_bytes: int = FEED_MAX_BYTES) -> FeedResponse:
+def fetch_feed(
+    url: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+    max_bytes: int = FEED_MAX_BYTES,
+) -> FeedResponse:
     """GET the feed, conditionally; FetchError when upstream is down, refuses, or sends too much."""
     headers = {"Accept": "application/rss+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"}
     if etag:
@@ -108,8 +115,13 @@ def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = No
             body = response.read(max_bytes + 1)
             if len(body) > max_bytes:
                 raise FetchError(f"{url}: the feed is larger than {max_bytes // (1024 * 1024)} MB")
-            return FeedResponse(body, response.headers.get("ETag"), response.headers.get("Last-Modified"),
-                                response.headers.get("Content-Type", ""), redirects.permanent_url())
+            return FeedResponse(
+                body,
+                response.headers.get("ETag"),
+                response.headers.get("Last-Modified"),
+                response.headers.get("Content-Type", ""),
+                redirects.permanent_url(),
+            )
     except urllib.error.HTTPError as error:
         if error.code == 304:
             return FeedResponse(None, etag, last_modified, "", redirects.permanent_url())
@@ -118,8 +130,16 @@ def fetch_feed(url: str, etag: str | None = None, last_modified: str | None = No
         raise FetchError(_reason(url, error)) from None
 
 
-def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_bytes: int = AUDIO_MAX_BYTES,
-             attempts: int = 4, backoff: float = 1.0, max_seconds: float = DOWNLOAD_MAX_SECONDS) -> str:
+def download(
+    url: str,
+    target: Path,
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    max_bytes: int = AUDIO_MAX_BYTES,
+    attempts: int = 4,
+    backoff: float = 1.0,
+    max_seconds: float = DOWNLOAD_MAX_SECONDS,
+) -> str:
     """Stream ``url`` to ``target`` (through ``target.part``, resumed after a broken transfer); its Content-Type.
 
     An HTTP error from 400 to 499 (the file is gone) is not retried; a broken connection, a timeout or
@@ -139,7 +159,10 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
         try:
             with _open(url, headers, timeout) as response:
                 content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if content_type.startswith("text/") or content_type in ("application/json", "application/xhtml+xml"):
+                if content_type.startswith("text/") or content_type in (
+                    "application/json",
+                    "application/xhtml+xml",
+                ):
                     raise FetchError(f"{url}: not audio (the server sent {content_type})")
                 if response.status != 206:
                     have = 0  # the server ignored the Range: start over
@@ -150,7 +173,9 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_SECONDS, max_by
                 with open(part, "ab" if have else "wb") as out:
                     while chunk := response.read1(CHUNK):
                         if time.monotonic() > deadline:
-                            raise FetchError(f"{url}: the download took longer than {max_seconds / 60:.0f} minutes")
+                            raise FetchError(
+                                f"{url}: the download took longer than {max_seconds / 60:.0f} minutes"
+                            )
                         have += len(chunk)
                         if have > max_bytes:
                             raise FetchError(f"{url}: larger than the {max_bytes // (1024 * 1024)} MB cap")

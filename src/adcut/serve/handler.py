@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_WAITING_NAME = re.compile(r"(\d{1,12})-(\d{1,12})(\.[a-z0-9]{1,5})")  # FEED-EPISODE.mp3: the newest cut, or 503
+_WAITING_NAME = re.compile(
+    r"(\d{1,12})-(\d{1,12})(\.[a-z0-9]{1,5})"
+)  # FEED-EPISODE.mp3: the newest cut, or 503
 RETRY_AFTER_SECONDS = 60
 
 
@@ -136,14 +138,19 @@ class Reviews:
                 return running[2]
             original = original_audio(self.data, episode_id)
             if original is None:
-                raise AdcutError("the original audio of this episode is not kept (it was not audio, or not downloaded)")
+                raise AdcutError(
+                    "the original audio of this episode is not kept (it was not audio, or not downloaded)"
+                )
             folder = episode_folder(self.data, episode_id)
-            labels = next((p for p in (folder / "episode.txt", folder / "episode.adcut.json") if p.exists()), None)
+            labels = next(
+                (p for p in (folder / "episode.txt", folder / "episode.adcut.json") if p.exists()), None
+            )
             session = build_session(original, labels)
             sock = bind("127.0.0.1", 0)
             server = make_server(session)
-            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"adcut-review-{episode_id}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=server.run, kwargs={"sockets": [sock]}, name=f"adcut-review-{episode_id}", daemon=True
+            )
             thread.start()
             deadline = time.monotonic() + 10
             while not server.started and time.monotonic() < deadline:
@@ -208,7 +215,11 @@ class Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             token = parse_qs(url.query).get("token", [""])[0]
             if not hmac.compare_digest(token.encode(), self.token.encode()):
-                return self._text(HTTPStatus.FORBIDDEN, "forbidden: this address needs the token adcut serve printed\n", head)
+                return self._text(
+                    HTTPStatus.FORBIDDEN,
+                    "forbidden: this address needs the token adcut serve printed\n",
+                    head,
+                )
             path = url.path
             if post:
                 match = re.fullmatch(r"/recut/(\d+)", path)
@@ -240,7 +251,9 @@ class Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}\n", head, {"Retry-After": "60"})
 
     # ------------------------------------------------------------------ answers
-    def _send(self, status: int, body: bytes, content_type: str, head: bool, headers: dict | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, head: bool, headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -263,8 +276,12 @@ class Handler(BaseHTTPRequestHandler):
         copy = upstream_copy(self.data, feed)
         if not copy.exists():
             reason = feed.fetch_error or "not fetched yet"
-            return self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"the upstream feed is not available yet ({reason})\n",
-                              head, {"Retry-After": "60"})
+            return self._text(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"the upstream feed is not available yet ({reason})\n",
+                head,
+                {"Retry-After": "60"},
+            )
         stat = copy.stat()
         version = (stat.st_mtime_ns, stat.st_size, self.store.feed_version(feed.id))
         body, etag = self.feed_cache.get(feed.id, version, lambda: self._rewrite(feed, copy))
@@ -286,33 +303,56 @@ class Handler(BaseHTTPRequestHandler):
                 ready[episode.guid] = Ready(
                     f"{self.base_url}/audio/{episode.audio_name}?token={self.token}",
                     f"{self.base_url}/chapters/{episode.audio_name}.json?token={self.token}",
-                    episode.audio_size, episode.audio_type or "audio/mpeg", episode.duration or 0.0,
-                    tuple((f"{self.base_url}/transcripts/{episode.audio_name}.{fmt}?token={self.token}", fmt)
-                          for fmt in TRANSCRIPT_FORMATS
-                          if (self.data.audio / transcript_file(episode.audio_name, fmt)).is_file()))
+                    episode.audio_size,
+                    episode.audio_type or "audio/mpeg",
+                    episode.duration or 0.0,
+                    tuple(
+                        (f"{self.base_url}/transcripts/{episode.audio_name}.{fmt}?token={self.token}", fmt)
+                        for fmt in TRANSCRIPT_FORMATS
+                        if (self.data.audio / transcript_file(episode.audio_name, fmt)).is_file()
+                    ),
+                )
             elif mode == PENDING_WAIT and self._in_queue(episode):
                 name = waiting_name(episode)
-                waiting[episode.guid] = Waiting(f"{self.base_url}/audio/{name}?token={self.token}",
-                                                AUDIO_SUFFIXES[Path(name).suffix])
-        return rewrite(copy.read_bytes(), feed_url=feed_url(self.base_url, feed.name, self.token), ready=ready,
-                       mark=self.options.mark, list_pending=mode == PENDING_ORIGINAL, waiting=waiting)
+                waiting[episode.guid] = Waiting(
+                    f"{self.base_url}/audio/{name}?token={self.token}", AUDIO_SUFFIXES[Path(name).suffix]
+                )
+        return rewrite(
+            copy.read_bytes(),
+            feed_url=feed_url(self.base_url, feed.name, self.token),
+            ready=ready,
+            mark=self.options.mark,
+            list_pending=mode == PENDING_ORIGINAL,
+            waiting=waiting,
+        )
 
     def _in_queue(self, episode: Episode) -> bool:
         """Queued or being processed: its ad-free audio is coming (a failed or never-queued one is not)."""
-        return episode.state in (QUEUED, DOWNLOADING, PROCESSING) or self.store.job_state(episode.id) in ("queued", "leased")
+        return episode.state in (QUEUED, DOWNLOADING, PROCESSING) or self.store.job_state(episode.id) in (
+            "queued",
+            "leased",
+        )
 
     def _waiting_audio(self, name: str, head: bool) -> None:
         """``FEED-EPISODE.mp3``: the newest cut once there is one; 503 + Retry-After while it is being made."""
         match = _WAITING_NAME.fullmatch(name)
         episode = self.store.episode(int(match.group(2))) if match else None
-        if match is None or episode is None or episode.feed_id != int(match.group(1)) or waiting_name(episode) != name:
+        if (
+            match is None
+            or episode is None
+            or episode.feed_id != int(match.group(1))
+            or waiting_name(episode) != name
+        ):
             return self._text(HTTPStatus.NOT_FOUND, "no such episode\n", head)
         if episode.audio_name and (self.data.audio / episode.audio_name).is_file():
             return self._audio(episode.audio_name, head)
         if not self._in_queue(episode):
             reason = f": {episode.reason}" if episode.reason else ""
-            return self._text(HTTPStatus.NOT_FOUND, f"this episode is not being made ad-free ({episode.state}{reason})\n",
-                              head)
+            return self._text(
+                HTTPStatus.NOT_FOUND,
+                f"this episode is not being made ad-free ({episode.state}{reason})\n",
+                head,
+            )
         # No body: an app must never store an error text (or a page, or JSON) as the episode's audio.
         self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
         self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
@@ -326,12 +366,18 @@ class Handler(BaseHTTPRequestHandler):
         if episode is None and _WAITING_NAME.fullmatch(name):
             return self._waiting_audio(name, head)
         if episode is None or not path.is_file():
-            return self._text(HTTPStatus.NOT_FOUND, "no such episode (it may have been re-cut: refresh the feed)\n", head)
+            return self._text(
+                HTTPStatus.NOT_FOUND, "no such episode (it may have been re-cut: refresh the feed)\n", head
+            )
         stat = path.stat()
         size = stat.st_size
         etag = f'"{name}-{size}"'
-        common = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
-                  "Cache-Control": "public, max-age=86400"}
+        common = {
+            "Accept-Ranges": "bytes",
+            "ETag": etag,
+            "Last-Modified": formatdate(stat.st_mtime, usegmt=True),
+            "Cache-Control": "public, max-age=86400",
+        }
         if self.headers.get("If-None-Match", "").strip() == etag:
             self.send_response(HTTPStatus.NOT_MODIFIED)
             for key, value in common.items():
@@ -343,8 +389,13 @@ class Handler(BaseHTTPRequestHandler):
         if_range = self.headers.get("If-Range")
         span = parse_range(wanted, size) if wanted and (not if_range or if_range.strip() == etag) else None
         if isinstance(span, Unsatisfiable):
-            return self._send(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, b"", "text/plain", head,
-                              {**common, "Content-Range": f"bytes */{size}"})
+            return self._send(
+                HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                b"",
+                "text/plain",
+                head,
+                {**common, "Content-Range": f"bytes */{size}"},
+            )
         first, last = span if span else (0, size - 1)
         count = last - first + 1 if size else 0
         self.send_response(HTTPStatus.PARTIAL_CONTENT if span else HTTPStatus.OK)
@@ -366,8 +417,13 @@ class Handler(BaseHTTPRequestHandler):
         path = self.data.audio / f"{name}.chapters.json"
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such chapters\n", head)
-        self._send(HTTPStatus.OK, path.read_bytes(), "application/json+chapters", head,
-                   {"Access-Control-Allow-Origin": "*"})
+        self._send(
+            HTTPStatus.OK,
+            path.read_bytes(),
+            "application/json+chapters",
+            head,
+            {"Access-Control-Allow-Origin": "*"},
+        )
 
     def _transcript(self, name: str, fmt: str, head: bool) -> None:
         episode = self.store.episode_by_audio(name) if _NAME.match(name) else None
@@ -375,8 +431,13 @@ class Handler(BaseHTTPRequestHandler):
         if episode is None or not path.is_file():
             return self._text(HTTPStatus.NOT_FOUND, "no such transcript\n", head)
         charset = "; charset=utf-8" if fmt != "json" else ""
-        self._send(HTTPStatus.OK, path.read_bytes(), TRANSCRIPT_TYPES[fmt] + charset, head,
-                   {"Access-Control-Allow-Origin": "*"})
+        self._send(
+            HTTPStatus.OK,
+            path.read_bytes(),
+            TRANSCRIPT_TYPES[fmt] + charset,
+            head,
+            {"Access-Control-Allow-Origin": "*"},
+        )
 
     def _recut(self, episode_id: int) -> None:
         if self.store.episode(episode_id) is None:
@@ -401,5 +462,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _status_page(self, head: bool) -> None:
-        self._send(HTTPStatus.OK, status_html(self.store, self.base_url, self.token, self.data).encode(),
-                   "text/html; charset=utf-8", head, {"Cache-Control": "no-store"})
+        self._send(
+            HTTPStatus.OK,
+            status_html(self.store, self.base_url, self.token, self.data).encode(),
+            "text/html; charset=utf-8",
+            head,
+            {"Cache-Control": "no-store"},
+        )

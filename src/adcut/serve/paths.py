@@ -55,5 +55,7 @@ class DataDir:
             for folder in (self.root, self.feeds, self.audio, self.downloads, self.models):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise OutputError(f"{self.root}: cannot create the data folder ({error.strerror or error})") from None
+            raise OutputError(
+                f"{self.root}: cannot create the data folder ({error.strerror or error})"
+            ) from None
         return self

@@ -41,15 +41,17 @@ def upstream_copy(data: DataDir, feed: Feed) -> Path:
     return data.feeds / f"{feed.id}.xml"
 
 
-def refresh_feed(store: Store, data: DataDir, feed: Feed, episodes: int = DEFAULT_EPISODES,
-                 timeout: float = 30.0) -> RefreshResult:
+def refresh_feed(
+    store: Store, data: DataDir, feed: Feed, episodes: int = DEFAULT_EPISODES, timeout: float = 30.0
+) -> RefreshResult:
     result = RefreshResult(feed.name)
     copy = upstream_copy(data, feed)
     have_copy = copy.exists()
     try:
         url = feed.url
-        response = fetch_feed(url, feed.etag if have_copy else None, feed.last_modified if have_copy else None,
-                              timeout=timeout)
+        response = fetch_feed(
+            url, feed.etag if have_copy else None, feed.last_modified if have_copy else None, timeout=timeout
+        )
         root = parse_feed(response.body, url) if response.body is not None else None
         if response.moved_to and response.moved_to != url:
             url = response.moved_to  # moved for good: only now that it answered (with a feed, or 304)
@@ -65,8 +67,20 @@ def refresh_feed(store: Store, data: DataDir, feed: Feed, episodes: int = DEFAUL
         if response.body is not None:
             found = items(parse_feed(response.body, url))
             atomic_write_bytes(copy, response.body, "feed copy")
-            store.upsert_episodes(feed.id, [{"guid": i.guid, "title": i.title, "url": i.url, "type": i.type,
-                                              "chapters": i.chapters, "transcripts": i.transcripts} for i in found])
+            store.upsert_episodes(
+                feed.id,
+                [
+                    {
+                        "guid": i.guid,
+                        "title": i.title,
+                        "url": i.url,
+                        "type": i.type,
+                        "chapters": i.chapters,
+                        "transcripts": i.transcripts,
+                    }
+                    for i in found
+                ],
+            )
             result.changed = True
         store.record_fetch(feed.id, etag=response.etag, last_modified=response.last_modified)
     except AdcutError as error:
@@ -96,7 +110,7 @@ def _follow_new_feed_url(new: str, old: str, name: str, timeout: float) -> tuple
 def queue_newest(store: Store, feed: Feed, count: int) -> int:
     """Queue the ``count`` newest episodes that were never queued; how many were."""
     queued = 0
-    for episode in store.episodes(feed.id)[:max(0, count)]:
+    for episode in store.episodes(feed.id)[: max(0, count)]:
         if episode.state == NEW and store.enqueue(episode.id):
             queued += 1
     return queued

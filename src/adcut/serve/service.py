@@ -26,9 +26,19 @@ class _Server(ThreadingHTTPServer):
 class Service:
     """The HTTP server, the worker threads and the periodic refresh, started and stopped together."""
 
-    def __init__(self, data: DataDir, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1,
-                 refresh_minutes: float = 30.0, episodes: int = DEFAULT_EPISODES, public_url: str | None = None,
-                 options: Options | None = None, keep: int = 0):
+    def __init__(
+        self,
+        data: DataDir,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        workers: int = 1,
+        refresh_minutes: float = 30.0,
+        episodes: int = DEFAULT_EPISODES,
+        public_url: str | None = None,
+        options: Options | None = None,
+        keep: int = 0,
+    ):
         from adcut.serve.worker import Workers
 
         self.data = data.create()
@@ -44,7 +54,9 @@ class Service:
             self.httpd = _Server((host, port), self.handler)
         except OSError as error:
             if error.errno == 98:
-                raise AdcutError(f"port {port} is in use; choose another with --port (0: any free port)") from None
+                raise AdcutError(
+                    f"port {port} is in use; choose another with --port (0: any free port)"
+                ) from None
             raise AdcutError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -57,15 +69,30 @@ class Service:
         self._threads: list[threading.Thread] = []
 
     def _handler_class(self, public_url: str | None, options: Options) -> type[Handler]:
-        return type("BoundHandler", (Handler,), {"data": self.data, "store_path": self.data.db, "token": self.token,
-                                                 "base_url": public_url or "", "options": options,
-                                                 "feed_cache": FeedCache(), "_local": threading.local(),
-                                                 "wake": staticmethod(lambda: self.workers.wake.set()),
-                                                 "reviews": self.reviews})
+        return type(
+            "BoundHandler",
+            (Handler,),
+            {
+                "data": self.data,
+                "store_path": self.data.db,
+                "token": self.token,
+                "base_url": public_url or "",
+                "options": options,
+                "feed_cache": FeedCache(),
+                "_local": threading.local(),
+                "wake": staticmethod(lambda: self.workers.wake.set()),
+                "reviews": self.reviews,
+            },
+        )
 
     def _cleanup_temporary_files(self) -> None:
         """Temporary files of a run that was killed: never served (no final name), removed here."""
-        for folder in (self.data.audio, self.data.feeds, self.data.downloads, *self.data.downloads.glob("*/")):
+        for folder in (
+            self.data.audio,
+            self.data.feeds,
+            self.data.downloads,
+            *self.data.downloads.glob("*/"),
+        ):
             for path in folder.glob(".*.tmp"):
                 path.unlink(missing_ok=True)
 

@@ -38,9 +38,12 @@ def status_html(store: Store, base: str, token: str, data: DataDir | None = None
     """The status page: each feed's ad-free URL, refresh state and episodes (state, reason, ad time removed)."""
     esc = html.escape
     busy = False
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>adcut serve</title>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             f"<style>{STATUS_STYLE}</style></head><body>", "<h1>adcut serve: ad-free feeds</h1>"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>adcut serve</title>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<style>{STATUS_STYLE}</style></head><body>",
+        "<h1>adcut serve: ad-free feeds</h1>",
+    ]
     feeds = store.feeds()
     if not feeds:
         parts.append("<p>No feeds yet: <code>adcut feed add URL</code></p>")
@@ -48,15 +51,23 @@ def status_html(store: Store, base: str, token: str, data: DataDir | None = None
         counts = store.counts(feed.id)
         url = feed_url(base, feed.name, token)
         parts.append(f"<h2 id='feed-{esc(feed.name)}'>{esc(feed.name)}</h2>")
-        parts.append(f"<p>Subscribe in your podcast app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
-                     f"Upstream: <code>{esc(feed.url)}</code>")
+        parts.append(
+            f"<p>Subscribe in your podcast app: <a href='{esc(url)}'><code>{esc(url)}</code></a><br>"
+            f"Upstream: <code>{esc(feed.url)}</code>"
+        )
         if feed.fetch_error:
-            parts.append(f"<br><span class='warn'>Last refresh failed: {esc(feed.fetch_error)} "
-                         "(the last good copy is served)</span>")
+            parts.append(
+                f"<br><span class='warn'>Last refresh failed: {esc(feed.fetch_error)} "
+                "(the last good copy is served)</span>"
+            )
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()) if state != "new")
         removed = sum(e.removed or 0.0 for e in store.episodes(feed.id) if e.state == DONE)
-        parts.append(f"<br>Episodes: {esc(summary) or 'none queued yet'}; ad time removed {_seconds(removed) or '0:00'}</p>")
-        parts.append("<table><tr><th>episode</th><th>state</th><th>ads removed</th><th>ad-free length</th><th></th></tr>")
+        parts.append(
+            f"<br>Episodes: {esc(summary) or 'none queued yet'}; ad time removed {_seconds(removed) or '0:00'}</p>"
+        )
+        parts.append(
+            "<table><tr><th>episode</th><th>state</th><th>ads removed</th><th>ad-free length</th><th></th></tr>"
+        )
         for episode in store.episodes(feed.id):
             if episode.state == "new":
                 continue
@@ -70,17 +81,23 @@ def status_html(store: Store, base: str, token: str, data: DataDir | None = None
                 title = f"<a href='/audio/{esc(episode.audio_name)}?token={esc(token)}'>{title}</a>"
             action = ""
             if data is not None and original_audio(data, episode.id) is not None:
-                action += (f"<form method='post' action='/review/{episode.id}?token={esc(token)}' target='_blank'>"
-                           "<button title='check the ads found in the labeller; save, then re-cut'>review</button></form>")
+                action += (
+                    f"<form method='post' action='/review/{episode.id}?token={esc(token)}' target='_blank'>"
+                    "<button title='check the ads found in the labeller; save, then re-cut'>review</button></form>"
+                )
                 if (episode_folder(data, episode.id) / "episode.txt").exists():
                     reason += "<div class='note'>cut from your reviewed labels</div>"
             if episode.state in (DONE, "failed"):
-                action += (f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
-                           "<button>re-cut</button></form>")
-            parts.append(f"<tr id='episode-{episode.id}'><td>{title}</td>"
-                         f"<td><span class='state {esc(episode.state)}'>{esc(label)}</span>{reason}</td>"
-                         f"<td class='num'>{_seconds(episode.removed)}</td><td class='num'>{_seconds(episode.duration)}</td>"
-                         f"<td class='actions'>{action}</td></tr>")
+                action += (
+                    f"<form method='post' action='/recut/{episode.id}?token={esc(token)}'>"
+                    "<button>re-cut</button></form>"
+                )
+            parts.append(
+                f"<tr id='episode-{episode.id}'><td>{title}</td>"
+                f"<td><span class='state {esc(episode.state)}'>{esc(label)}</span>{reason}</td>"
+                f"<td class='num'>{_seconds(episode.removed)}</td><td class='num'>{_seconds(episode.duration)}</td>"
+                f"<td class='actions'>{action}</td></tr>"
+            )
         parts.append("</table>")
     if busy:  # follow the work without reloading by hand
         parts.insert(1, "<meta http-equiv='refresh' content='5'>")
@@ -93,8 +110,16 @@ def json_status(store: Store, base: str, token: str) -> list[dict]:
     rows = []
     for feed in store.feeds():
         counts = store.counts(feed.id)
-        rows.append({"name": feed.name, "upstream": feed.url, "url": feed_url(base, feed.name, token),
-                     "model": feed.model, "processed": counts.get(DONE, 0),
-                     "queued": sum(counts.get(s, 0) for s in ("queued", "downloading", "processing")),
-                     "failed": counts.get("failed", 0), "last_error": feed.fetch_error})
+        rows.append(
+            {
+                "name": feed.name,
+                "upstream": feed.url,
+                "url": feed_url(base, feed.name, token),
+                "model": feed.model,
+                "processed": counts.get(DONE, 0),
+                "queued": sum(counts.get(s, 0) for s in ("queued", "downloading", "processing")),
+                "failed": counts.get("failed", 0),
+                "last_error": feed.fetch_error,
+            }
+        )
     return rows

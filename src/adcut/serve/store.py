@@ -26,7 +26,14 @@ MAX_ATTEMPTS = 3
 LEASE_SECONDS = 120.0
 
 # Episode states, in the order an episode goes through them.
-NEW, QUEUED, DOWNLOADING, PROCESSING, DONE, FAILED = "new", "queued", "downloading", "processing", "done", "failed"
+NEW, QUEUED, DOWNLOADING, PROCESSING, DONE, FAILED = (
+    "new",
+    "queued",
+    "downloading",
+    "processing",
+    "done",
+    "failed",
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -181,8 +188,10 @@ class Store:
 
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       (key, value))
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def token(self) -> str:
         """The secret that every feed, audio and status URL carries (made once, kept in the database)."""
@@ -201,7 +210,10 @@ class Store:
                 raise AdcutError(f"a feed named {name!r} exists already (choose another with --name)")
             if db.execute("SELECT 1 FROM feeds WHERE url = ?", (url,)).fetchone():
                 raise AdcutError(f"{url}: this feed is added already")
-            db.execute("INSERT INTO feeds (name, url, model, created) VALUES (?, ?, ?, ?)", (name, url, model, time.time()))
+            db.execute(
+                "INSERT INTO feeds (name, url, model, created) VALUES (?, ?, ?, ?)",
+                (name, url, model, time.time()),
+            )
         return self.feed(name)
 
     def feeds(self) -> list[Feed]:
@@ -232,12 +244,21 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE feeds SET model = ? WHERE name = ?", (model, name))
 
-    def record_fetch(self, feed_id: int, *, etag: str | None = None, last_modified: str | None = None,
-                     error: str | None = None, ok: bool = True) -> None:
+    def record_fetch(
+        self,
+        feed_id: int,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        error: str | None = None,
+        ok: bool = True,
+    ) -> None:
         with self.transaction() as db:
             if ok:
-                db.execute("UPDATE feeds SET etag = ?, last_modified = ?, fetched_at = ?, fetch_error = NULL WHERE id = ?",
-                           (etag, last_modified, time.time(), feed_id))
+                db.execute(
+                    "UPDATE feeds SET etag = ?, last_modified = ?, fetched_at = ?, fetch_error = NULL WHERE id = ?",
+                    (etag, last_modified, time.time(), feed_id),
+                )
             else:
                 db.execute("UPDATE feeds SET fetch_error = ? WHERE id = ?", (error, feed_id))
 
@@ -252,8 +273,18 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(feed_id, guid) DO UPDATE SET title = excluded.title, "
                     "upstream_url = excluded.upstream_url, upstream_type = excluded.upstream_type, "
                     "chapters_url = excluded.chapters_url, transcripts = excluded.transcripts, position = excluded.position",
-                    (feed_id, item["guid"], item.get("title"), item["url"], item.get("type"), item.get("chapters"),
-                     json.dumps([list(t) for t in item.get("transcripts", ())]), position, time.time()))
+                    (
+                        feed_id,
+                        item["guid"],
+                        item.get("title"),
+                        item["url"],
+                        item.get("type"),
+                        item.get("chapters"),
+                        json.dumps([list(t) for t in item.get("transcripts", ())]),
+                        position,
+                        time.time(),
+                    ),
+                )
 
     def episodes(self, feed_id: int | None = None) -> list[Episode]:
         if feed_id is None:
@@ -272,39 +303,65 @@ class Store:
 
     def feed_version(self, feed_id: int) -> tuple:
         """Changes whenever an episode of the feed changes (for caching its rewritten XML)."""
-        row = self.query("SELECT MAX(updated) AS u, COUNT(*) AS n, SUM(revision) AS r FROM episodes WHERE feed_id = ?",
-                         (feed_id,))[0]
+        row = self.query(
+            "SELECT MAX(updated) AS u, COUNT(*) AS n, SUM(revision) AS r FROM episodes WHERE feed_id = ?",
+            (feed_id,),
+        )[0]
         return (row["u"], row["n"], row["r"])
 
     def counts(self, feed_id: int) -> dict[str, int]:
-        rows = self.query("SELECT state, COUNT(*) AS n FROM episodes WHERE feed_id = ? GROUP BY state", (feed_id,))
+        rows = self.query(
+            "SELECT state, COUNT(*) AS n FROM episodes WHERE feed_id = ? GROUP BY state", (feed_id,)
+        )
         return {row["state"]: row["n"] for row in rows}
 
     def set_state(self, episode_id: int, state: str, reason: str | None = None) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE episodes SET state = ?, reason = ?, updated = ? WHERE id = ?",
-                       (state, reason, time.time(), episode_id))
+            db.execute(
+                "UPDATE episodes SET state = ?, reason = ?, updated = ? WHERE id = ?",
+                (state, reason, time.time(), episode_id),
+            )
 
-    def finish_episode(self, episode_id: int, *, audio_name: str, audio_size: int, audio_type: str,
-                       duration: float, removed: float, revision: int) -> None:
+    def finish_episode(
+        self,
+        episode_id: int,
+        *,
+        audio_name: str,
+        audio_size: int,
+        audio_type: str,
+        duration: float,
+        removed: float,
+        revision: int,
+    ) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE episodes SET state = 'done', reason = NULL, audio_name = ?, audio_size = ?, audio_type = ?, "
-                       "duration = ?, removed = ?, revision = ?, updated = ? WHERE id = ?",
-                       (audio_name, audio_size, audio_type, duration, removed, revision, time.time(), episode_id))
-            db.execute("UPDATE jobs SET state = 'done', lease_until = NULL WHERE episode_id = ?", (episode_id,))
+            db.execute(
+                "UPDATE episodes SET state = 'done', reason = NULL, audio_name = ?, audio_size = ?, audio_type = ?, "
+                "duration = ?, removed = ?, revision = ?, updated = ? WHERE id = ?",
+                (audio_name, audio_size, audio_type, duration, removed, revision, time.time(), episode_id),
+            )
+            db.execute(
+                "UPDATE jobs SET state = 'done', lease_until = NULL WHERE episode_id = ?", (episode_id,)
+            )
 
     def forget_episode(self, episode_id: int) -> None:
         """The episode's ad-free file is gone (retention): back to 'new', out of the feed, no job."""
         with self.transaction() as db:
-            db.execute("UPDATE episodes SET state = 'new', reason = NULL, audio_name = NULL, audio_size = NULL, "
-                       "duration = NULL, removed = NULL, updated = ? WHERE id = ?", (time.time(), episode_id))
+            db.execute(
+                "UPDATE episodes SET state = 'new', reason = NULL, audio_name = NULL, audio_size = NULL, "
+                "duration = NULL, removed = NULL, updated = ? WHERE id = ?",
+                (time.time(), episode_id),
+            )
             db.execute("DELETE FROM jobs WHERE episode_id = ? AND state IN ('done', 'failed')", (episode_id,))
 
     def fail_episode(self, episode_id: int, reason: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
-                       (reason, time.time(), episode_id))
-            db.execute("UPDATE jobs SET state = 'failed', lease_until = NULL WHERE episode_id = ?", (episode_id,))
+            db.execute(
+                "UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
+                (reason, time.time(), episode_id),
+            )
+            db.execute(
+                "UPDATE jobs SET state = 'failed', lease_until = NULL WHERE episode_id = ?", (episode_id,)
+            )
 
     # ------------------------------------------------------------------ jobs
     def enqueue(self, episode_id: int, *, again: bool = False) -> bool:
@@ -313,11 +370,16 @@ class Store:
             row = db.execute("SELECT state FROM jobs WHERE episode_id = ?", (episode_id,)).fetchone()
             if row and not (again and row["state"] in ("done", "failed")):
                 return False
-            db.execute("INSERT INTO jobs (episode_id, state, attempts, created) VALUES (?, 'queued', 0, ?) "
-                       "ON CONFLICT(episode_id) DO UPDATE SET state = 'queued', attempts = 0, lease_until = NULL, owner = NULL",
-                       (episode_id, time.time()))
-            db.execute("UPDATE episodes SET state = CASE WHEN state = 'done' THEN state ELSE 'queued' END, "
-                       "reason = NULL, updated = ? WHERE id = ?", (time.time(), episode_id))
+            db.execute(
+                "INSERT INTO jobs (episode_id, state, attempts, created) VALUES (?, 'queued', 0, ?) "
+                "ON CONFLICT(episode_id) DO UPDATE SET state = 'queued', attempts = 0, lease_until = NULL, owner = NULL",
+                (episode_id, time.time()),
+            )
+            db.execute(
+                "UPDATE episodes SET state = CASE WHEN state = 'done' THEN state ELSE 'queued' END, "
+                "reason = NULL, updated = ? WHERE id = ?",
+                (time.time(), episode_id),
+            )
             return True
 
     def lease(self, owner: str, seconds: float = LEASE_SECONDS) -> Job | None:
@@ -331,37 +393,57 @@ class Store:
                 row = db.execute(
                     "SELECT j.id, j.episode_id, j.attempts FROM jobs j JOIN episodes e ON e.id = j.episode_id "
                     "WHERE j.state = 'queued' OR (j.state = 'leased' AND j.lease_until < ?) "
-                    "ORDER BY j.attempts, e.position, j.id LIMIT 1", (now,)).fetchone()
+                    "ORDER BY j.attempts, e.position, j.id LIMIT 1",
+                    (now,),
+                ).fetchone()
                 if row is None:
                     return None
                 if row["attempts"] >= MAX_ATTEMPTS:
-                    db.execute("UPDATE jobs SET state = 'failed', lease_until = NULL WHERE id = ?", (row["id"],))
-                    db.execute("UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
-                               (f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped each time)", now,
-                                row["episode_id"]))
+                    db.execute(
+                        "UPDATE jobs SET state = 'failed', lease_until = NULL WHERE id = ?", (row["id"],)
+                    )
+                    db.execute(
+                        "UPDATE episodes SET state = 'failed', reason = ?, updated = ? WHERE id = ?",
+                        (
+                            f"gave up after {MAX_ATTEMPTS} attempts (the worker stopped each time)",
+                            now,
+                            row["episode_id"],
+                        ),
+                    )
                     continue
-                db.execute("UPDATE jobs SET state = 'leased', lease_until = ?, owner = ?, attempts = attempts + 1 WHERE id = ?",
-                           (now + seconds, owner, row["id"]))
+                db.execute(
+                    "UPDATE jobs SET state = 'leased', lease_until = ?, owner = ?, attempts = attempts + 1 WHERE id = ?",
+                    (now + seconds, owner, row["id"]),
+                )
                 return Job(row["id"], row["episode_id"], row["attempts"] + 1)
 
     def renew(self, job: Job, owner: str, seconds: float = LEASE_SECONDS) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'leased'",
-                       (time.time() + seconds, job.id, owner))
+            db.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND state = 'leased'",
+                (time.time() + seconds, job.id, owner),
+            )
 
     def requeue(self, job: Job, owner: str) -> None:
         """Put a leased job back in the queue at once (its attempt counts)."""
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET state = 'queued', lease_until = NULL, owner = NULL WHERE id = ? AND owner = ?",
-                       (job.id, owner))
+            db.execute(
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, owner = NULL WHERE id = ? AND owner = ?",
+                (job.id, owner),
+            )
 
     def release(self, owner: str) -> None:
         """Give back ``owner``'s leased jobs (a clean shutdown): queued again, the attempt not counted."""
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET state = 'queued', lease_until = NULL, owner = NULL, attempts = MAX(attempts - 1, 0) "
-                       "WHERE owner = ? AND state = 'leased'", (owner,))
-            db.execute("UPDATE episodes SET state = CASE WHEN audio_name IS NULL THEN 'queued' ELSE 'done' END "
-                       "WHERE id IN (SELECT episode_id FROM jobs WHERE state = 'queued') AND state IN ('downloading', 'processing')")
+            db.execute(
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, owner = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE owner = ? AND state = 'leased'",
+                (owner,),
+            )
+            db.execute(
+                "UPDATE episodes SET state = CASE WHEN audio_name IS NULL THEN 'queued' ELSE 'done' END "
+                "WHERE id IN (SELECT episode_id FROM jobs WHERE state = 'queued') AND state IN ('downloading', 'processing')"
+            )
 
     def job_state(self, episode_id: int) -> str | None:
         rows = self.query("SELECT state FROM jobs WHERE episode_id = ?", (episode_id,))
@@ -369,14 +451,38 @@ class Store:
 
 
 def _feed(row: sqlite3.Row) -> Feed:
-    return Feed(row["id"], row["name"], row["url"], row["model"], row["etag"], row["last_modified"],
-                row["fetched_at"], row["fetch_error"])
+    return Feed(
+        row["id"],
+        row["name"],
+        row["url"],
+        row["model"],
+        row["etag"],
+        row["last_modified"],
+        row["fetched_at"],
+        row["fetch_error"],
+    )
 
 
 def _episode(row: sqlite3.Row) -> Episode:
-    return Episode(row["id"], row["feed_id"], row["guid"], row["title"], row["upstream_url"], row["upstream_type"],
-                   row["chapters_url"], row["position"], row["state"], row["reason"], row["revision"], row["audio_name"], row["audio_size"],
-                   row["audio_type"], row["duration"], row["removed"], _transcripts(row["transcripts"]))
+    return Episode(
+        row["id"],
+        row["feed_id"],
+        row["guid"],
+        row["title"],
+        row["upstream_url"],
+        row["upstream_type"],
+        row["chapters_url"],
+        row["position"],
+        row["state"],
+        row["reason"],
+        row["revision"],
+        row["audio_name"],
+        row["audio_size"],
+        row["audio_type"],
+        row["duration"],
+        row["removed"],
+        _transcripts(row["transcripts"]),
+    )
 
 
 def _transcripts(text: str | None) -> tuple[tuple[str, str], ...]:

@@ -21,8 +21,15 @@ Span = tuple[float, float]
 
 FORMATS = ("vtt", "srt", "json")
 CONTENT_TYPES = {"vtt": "text/vtt", "srt": "application/x-subrip", "json": "application/json"}
-_TYPES = {"text/vtt": "vtt", "application/x-subrip": "srt", "application/srt": "srt", "text/srt": "srt",
-          "application/x-srt": "srt", "text/x-srt": "srt", "application/json": "json"}
+_TYPES = {
+    "text/vtt": "vtt",
+    "application/x-subrip": "srt",
+    "application/srt": "srt",
+    "text/srt": "srt",
+    "application/x-srt": "srt",
+    "text/x-srt": "srt",
+    "application/json": "json",
+}
 MAX_BYTES = 5 * 1024 * 1024
 KEEP_FRACTION = 0.5  # a cue is kept when at least this much of it is kept audio
 
@@ -36,7 +43,7 @@ class TranscriptError(ValueError):
 
 
 def transcript_format(content_type: str | None, url: str) -> str | None:
-    """"vtt", "srt" or "json" for a transcript with times (by its declared type, else its URL); None otherwise."""
+    """ "vtt", "srt" or "json" for a transcript with times (by its declared type, else its URL); None otherwise."""
     declared = (content_type or "").split(";")[0].strip().lower()
     if declared in _TYPES:
         return _TYPES[declared]
@@ -57,8 +64,10 @@ def _seconds(hours: str | None, minutes: str, seconds: str, fraction: str) -> fl
 
 def _stamp(t: float, separator: str) -> str:
     total = int(round(max(0.0, t) * 1000))
-    return (f"{total // 3_600_000:02d}:{total // 60_000 % 60:02d}:{total // 1000 % 60:02d}"
-            f"{separator}{total % 1000:03d}")
+    return (
+        f"{total // 3_600_000:02d}:{total // 60_000 % 60:02d}:{total // 1000 % 60:02d}"
+        f"{separator}{total % 1000:03d}"
+    )
 
 
 def _kept(start: float, end: float, spans: Sequence[Span]) -> bool:
@@ -98,9 +107,12 @@ def _retime_cues(text: str, spans: Sequence[Span], separator: str, vtt: bool) ->
             continue
         cues += 1
         timing = f"{_stamp(_move(start, spans), separator)} --> {_stamp(_move(end, spans), separator)}{match.group(9)}"
-        body = block[at + 1:]
+        body = block[at + 1 :]
         if vtt:
-            body = [_INLINE.sub(lambda m: f"<{_stamp(_move(_seconds(*m.groups()), spans), '.')}>", line) for line in body]
+            body = [
+                _INLINE.sub(lambda m: f"<{_stamp(_move(_seconds(*m.groups()), spans), '.')}>", line)
+                for line in body
+            ]
             out.append("\n".join([*block[:at], timing, *body]))
         else:
             out.append("\n".join([str(cues), timing, *body]))

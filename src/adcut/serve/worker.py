@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +33,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".mp4": "audio/mp4", ".aac": "audio/aac",
-                  ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".flac": "audio/flac",
-                  ".wav": "audio/wav"}
-SUFFIX_BY_TYPE = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a",
-                  "audio/aac": ".m4a", "audio/ogg": ".ogg", "audio/opus": ".ogg", "audio/flac": ".flac",
-                  "audio/wav": ".wav", "audio/x-wav": ".wav"}
+AUDIO_SUFFIXES = {
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "audio/mp4",
+    ".aac": "audio/aac",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+}
+SUFFIX_BY_TYPE = {
+    "audio/mpeg": ".mp3",
+    "audio/mp3": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/x-m4a": ".m4a",
+    "audio/aac": ".m4a",
+    "audio/ogg": ".ogg",
+    "audio/opus": ".ogg",
+    "audio/flac": ".flac",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+}
 
 
 def audio_suffix(url: str, content_type: str | None) -> str:
@@ -62,8 +80,11 @@ def chapters_of_cut(segments, remove: tuple[str, ...], duration: float, upstream
     spans = kept_spans(segments, remove, duration)
     kept_total = sum(end - start for start, end in spans)
     upstream = upstream or {}
-    original = [c for c in upstream.get("chapters", []) if isinstance(c, dict)
-                and isinstance(c.get("startTime"), (int, float))]
+    original = [
+        c
+        for c in upstream.get("chapters", [])
+        if isinstance(c, dict) and isinstance(c.get("startTime"), (int, float))
+    ]
     if original:
         original.sort(key=lambda c: c["startTime"])
         chapters = []
@@ -79,8 +100,11 @@ def chapters_of_cut(segments, remove: tuple[str, ...], duration: float, upstream
                 moved["endTime"] = round(min(new_end, kept_total), 3)
             chapters.append(moved)
         if chapters:
-            return {**{k: v for k, v in upstream.items() if k != "chapters"}, "version": upstream.get("version", "1.2.0"),
-                    "chapters": chapters}
+            return {
+                **{k: v for k, v in upstream.items() if k != "chapters"},
+                "version": upstream.get("version", "1.2.0"),
+                "chapters": chapters,
+            }
     chapters, at = [], 0.0
     for number, (start, end) in enumerate(spans, 1):
         chapters.append({"startTime": round(at, 3), "title": f"Part {number}"})
@@ -102,7 +126,9 @@ def upstream_chapters(url: str | None) -> dict | None:
     return data if isinstance(data, dict) and isinstance(data.get("chapters"), list) else None
 
 
-def transcripts_of_cut(transcripts: tuple[tuple[str, str], ...], spans: list[tuple[float, float]]) -> dict[str, str]:
+def transcripts_of_cut(
+    transcripts: tuple[tuple[str, str], ...], spans: list[tuple[float, float]]
+) -> dict[str, str]:
     """The episode's upstream transcripts with times, each moved to the cut's timeline; by format.
 
     One that cannot be fetched or read is left out (logged): the feed then has no transcript of that format.
@@ -123,8 +149,11 @@ def served_files(data: DataDir, audio_name: str) -> list[Path]:
     """An ad-free file and what is served beside it: its chapters and re-timed transcripts."""
     from adcut.serve.transcripts import FORMATS, file_name
 
-    return [data.audio / audio_name, data.audio / f"{audio_name}.chapters.json",
-            *(data.audio / file_name(audio_name, fmt) for fmt in FORMATS)]
+    return [
+        data.audio / audio_name,
+        data.audio / f"{audio_name}.chapters.json",
+        *(data.audio / file_name(audio_name, fmt) for fmt in FORMATS),
+    ]
 
 
 def episode_folder(data: DataDir, episode_id: int) -> Path:
@@ -134,7 +163,9 @@ def episode_folder(data: DataDir, episode_id: int) -> Path:
 
 def original_audio(data: DataDir, episode_id: int) -> Path | None:
     folder = episode_folder(data, episode_id)
-    found = [p for p in folder.glob("episode.*") if p.suffix.lower() in AUDIO_SUFFIXES] if folder.is_dir() else []
+    found = (
+        [p for p in folder.glob("episode.*") if p.suffix.lower() in AUDIO_SUFFIXES] if folder.is_dir() else []
+    )
     return found[0] if found else None
 
 
@@ -188,11 +219,19 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     for fmt, text in transcripts_of_cut(episode.transcripts, kept_spans(segments, remove, total)).items():
         atomic_write_text(data.audio / file_name(name, fmt), text)
     os.replace(cut, final)  # same filesystem: the final name appears whole
-    return {"audio_name": name, "audio_size": final.stat().st_size, "audio_type": AUDIO_SUFFIXES[source.suffix],
-            "duration": duration, "removed": removed, "revision": revision}
+    return {
+        "audio_name": name,
+        "audio_size": final.stat().st_size,
+        "audio_type": AUDIO_SUFFIXES[source.suffix],
+        "duration": duration,
+        "removed": removed,
+        "revision": revision,
+    }
 
 
-CutOutcome = tuple["list[Segment]", tuple[str, ...], float, float]  # segments, labels removed, duration, removed
+CutOutcome = tuple[
+    "list[Segment]", tuple[str, ...], float, float
+]  # segments, labels removed, duration, removed
 
 
 def _detect_and_cut(source: Path, model: Path, folder: Path) -> CutOutcome:
@@ -206,7 +245,12 @@ def _detect_and_cut(source: Path, model: Path, folder: Path) -> CutOutcome:
         raise AdcutError(result.error or f"{source}: not processed ({result.status})")
     if cut_path(source, folder) not in result.outputs:  # not written: every segment is an ad
         raise NothingKept(f"{source}: every segment is ad")
-    return list(result.detection.segments), tuple(options.remove), result.audio_seconds, result.removed_seconds
+    return (
+        list(result.detection.segments),
+        tuple(options.remove),
+        result.audio_seconds,
+        result.removed_seconds,
+    )
 
 
 def _cut_from_labels(source: Path, labels: Path, folder: Path) -> CutOutcome:
@@ -313,7 +357,9 @@ class Workers:
         feed = store.feed_by_id(episode.feed_id)
         pool = self._executor()
         try:
-            future = pool.submit(process_episode, str(self.data.root), job.episode_id, feed.model or "", self.owner)
+            future = pool.submit(
+                process_episode, str(self.data.root), job.episode_id, feed.model or "", self.owner
+            )
         except (BrokenProcessPool, RuntimeError):
             self._reset_pool(pool)
             return  # the lease runs out and the job is taken again
@@ -333,8 +379,10 @@ class Workers:
                 if self.stopping.is_set():
                     return
                 if job.attempts >= MAX_ATTEMPTS:
-                    store.fail_episode(job.episode_id, f"the worker process died while processing this episode "
-                                                       f"({job.attempts} times)")
+                    store.fail_episode(
+                        job.episode_id,
+                        f"the worker process died while processing this episode ({job.attempts} times)",
+                    )
                 else:
                     store.requeue(job, self.owner)
                 return

@@ -24,8 +24,10 @@ from adcut.words.phrases import CUE, Phrase
 log = logging.getLogger(__name__)
 
 # Words that make no phrase on their own: a sequence of only these is never kept.
-STOP_WORDS = frozenset("a an the and or but of to in on for at by with from is are was were be it this that you your i we our "
-                       "my me so as if then now there their they he she his her its".split())
+STOP_WORDS = frozenset(
+    "a an the and or but of to in on for at by with from is are was were be it this that you your i we our "
+    "my me so as if then now there their they he she his her its".split()
+)
 
 
 # A learned phrase weighs at most this: it was checked on the training voices' talk only, so several
@@ -43,8 +45,15 @@ def ngrams(words: Sequence[str], sizes=(2, 3)) -> set[str]:
     return out
 
 
-def learn_phrases(ad_docs: Sequence[Sequence[str]], content_docs: Sequence[Sequence[str]], *, min_ads: int = 2,
-                  ratio: float = 5.0, min_share: float = 0.15, limit: int = 40) -> list[Phrase]:
+def learn_phrases(
+    ad_docs: Sequence[Sequence[str]],
+    content_docs: Sequence[Sequence[str]],
+    *,
+    min_ads: int = 2,
+    ratio: float = 5.0,
+    min_share: float = 0.15,
+    limit: int = 40,
+) -> list[Phrase]:
     """Phrases far more frequent in ``ad_docs`` (each a labelled ad's words) than in ``content_docs``."""
     if not ad_docs:
         return []
@@ -61,7 +70,12 @@ def learn_phrases(ad_docs: Sequence[Sequence[str]], content_docs: Sequence[Seque
         content_share = content_counts.get(gram, 0) / n_content
         # Add-one smoothing: a phrase never heard in content is trusted by how often it was heard in ads.
         odds = (count + 0.5) / (n_ads + 1) / ((content_counts.get(gram, 0) + 0.5) / (n_content + 1))
-        if count >= min(min_ads, n_ads) and ad_share >= min_share and odds >= ratio and ad_share > 2 * content_share:
+        if (
+            count >= min(min_ads, n_ads)
+            and ad_share >= min_share
+            and odds >= ratio
+            and ad_share > 2 * content_share
+        ):
             weight = min(1.0, max(0.3, math.log(odds) / math.log(20.0)))
             candidates.append((gram, weight, count))
     # A shorter phrase inside a kept longer one with the same count adds nothing.
@@ -74,8 +88,17 @@ def learn_phrases(ad_docs: Sequence[Sequence[str]], content_docs: Sequence[Seque
     return [Phrase(gram, round(weight, 3), CUE) for gram, weight, _ in kept]
 
 
-def learn_from_episodes(episodes, ad_class: str, background: str, model_dir=None, *, seed: int = 0,
-                        content_ratio: float = 1.5, check_ratio: float = 4.0, min_phones: int = 7) -> list[Phrase]:
+def learn_from_episodes(
+    episodes,
+    ad_class: str,
+    background: str,
+    model_dir=None,
+    *,
+    seed: int = 0,
+    content_ratio: float = 1.5,
+    check_ratio: float = 4.0,
+    min_phones: int = 7,
+) -> list[Phrase]:
     """Transcribe the ``ad_class`` segments of ``episodes`` (``(audio path, segments)`` pairs) and a sample of
     ``background`` of about ``content_ratio`` times their length, in pieces as long as the ads; learn candidate
     phrases from the words, then keep those that keyword spotting (what ``process --words`` uses) hears in
@@ -105,7 +128,9 @@ def learn_from_episodes(episodes, ad_class: str, background: str, model_dir=None
             seg = contents[int(rng.integers(len(contents)))]
             length = min(piece, seg.duration)
             start = seg.start + float(rng.uniform(0, max(0.0, seg.duration - length)))
-            content_docs.append(transcriber.words(audio[int(start * SAMPLE_RATE) : int((start + length) * SAMPLE_RATE)]))
+            content_docs.append(
+                transcriber.words(audio[int(start * SAMPLE_RATE) : int((start + length) * SAMPLE_RATE)])
+            )
             budget -= length
         check = check_ratio * sum(s.duration for s in ads)
         for seg in contents:  # whole content stretches for the false-alarm check, up to ``check`` seconds
@@ -115,8 +140,11 @@ def learn_from_episodes(episodes, ad_class: str, background: str, model_dir=None
             check_audio.append(audio[int(seg.start * SAMPLE_RATE) : int((seg.start + length) * SAMPLE_RATE)])
             check -= length
     vocabulary = read_dictionary(model_files(model_dir).dictionary)
-    candidates = [p for p in learn_phrases(ad_docs, content_docs, limit=80)
-                  if sum(vocabulary.get(w, 0) for w in p.text.split()) >= min_phones]
+    candidates = [
+        p
+        for p in learn_phrases(ad_docs, content_docs, limit=80)
+        if sum(vocabulary.get(w, 0) for w in p.text.split()) >= min_phones
+    ]
     if not candidates:
         log.info("learned no phrases from %d ads and %d content pieces", len(ad_docs), len(content_docs))
         return []
@@ -136,8 +164,21 @@ def learn_from_episodes(episodes, ad_class: str, background: str, model_dir=None
         heard, false = in_ads.get(phrase.text, 0), in_content.get(phrase.text, 0)
         rate_ratio = (heard + 0.5) / ad_seconds / ((false + 0.5) / content_seconds)
         if heard >= min(2, len(ad_audio)) and false <= max(1, heard // 4) and rate_ratio >= 10:
-            kept.append(Phrase(phrase.text, round(min(phrase.weight, MAX_LEARNED_WEIGHT, heard / len(ad_audio) + 0.1), 3), CUE))
-    log.info("learned %d phrases from %d ads and %d content pieces (%d candidates checked by spotting %.0f s of "
-             "content): %s", len(kept), len(ad_docs), len(content_docs), len(candidates), content_seconds,
-             ", ".join(p.text for p in kept[:10]))
+            kept.append(
+                Phrase(
+                    phrase.text,
+                    round(min(phrase.weight, MAX_LEARNED_WEIGHT, heard / len(ad_audio) + 0.1), 3),
+                    CUE,
+                )
+            )
+    log.info(
+        "learned %d phrases from %d ads and %d content pieces (%d candidates checked by spotting %.0f s of "
+        "content): %s",
+        len(kept),
+        len(ad_docs),
+        len(content_docs),
+        len(candidates),
+        content_seconds,
+        ", ".join(p.text for p in kept[:10]),
+    )
     return kept

@@ -39,7 +39,9 @@ BUILTIN_ENGLISH: tuple[Phrase, ...] = (
     Phrase("word from our sponsor", 1.0, LEAD),
     Phrase("our sponsor", 0.8, LEAD),
     Phrase("promo code", 1.0, CUE),
-    Phrase("use code", 0.6, CUE),  # short: the one built-in phrase heard in espeak-ng talk (6 times in 14 min)
+    Phrase(
+        "use code", 0.6, CUE
+    ),  # short: the one built-in phrase heard in espeak-ng talk (6 times in 14 min)
     Phrase("dot com slash", 1.0, CUE),
     Phrase("percent off", 1.0, CUE),
     Phrase("free trial", 0.8, CUE),

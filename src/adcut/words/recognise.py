@@ -43,7 +43,9 @@ def require_pocketsphinx():
     try:
         import pocketsphinx
     except ImportError:
-        raise WordsError(f"hearing the words needs pocketsphinx, which is not installed: {INSTALL_HINT}") from None
+        raise WordsError(
+            f"hearing the words needs pocketsphinx, which is not installed: {INSTALL_HINT}"
+        ) from None
     return pocketsphinx
 
 
@@ -72,11 +74,16 @@ def model_files(model_dir: str | Path | None = None) -> ModelFiles:
     if not folder.is_dir():
         raise WordsError(f"{folder}: speech model folder not found")
     acoustic = [p.parent for p in sorted(folder.rglob("mdef"))]
-    dictionaries = sorted(p for p in folder.rglob("*.dict") if "phone" not in p.name) or sorted(folder.rglob("*.dic"))
+    dictionaries = sorted(p for p in folder.rglob("*.dict") if "phone" not in p.name) or sorted(
+        folder.rglob("*.dic")
+    )
     lms = sorted(p for p in folder.rglob("*.lm.bin") if "phone" not in p.name) or sorted(
-        p for p in folder.rglob("*.lm") if "phone" not in p.name)
+        p for p in folder.rglob("*.lm") if "phone" not in p.name
+    )
     if not acoustic:
-        raise WordsError(f"{folder}: not a pocketsphinx model folder (no acoustic model: no 'mdef' file in it)")
+        raise WordsError(
+            f"{folder}: not a pocketsphinx model folder (no acoustic model: no 'mdef' file in it)"
+        )
     if not dictionaries:
         raise WordsError(f"{folder}: not a pocketsphinx model folder (no pronunciation dictionary '*.dict')")
     return ModelFiles(folder, acoustic[0], dictionaries[0], lms[0] if lms else None)
@@ -111,8 +118,13 @@ def check_model(files: ModelFiles) -> None:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", _PROBE, str(files.acoustic), str(files.dictionary)],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(files.acoustic), str(files.dictionary)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if result.returncode != 0:
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
@@ -125,7 +137,13 @@ def _decoder(files: ModelFiles, **search):
     check_model(files)
 
     try:
-        return Decoder(hmm=str(files.acoustic), dict=str(files.dictionary), samprate=SAMPLE_RATE, loglevel="FATAL", **search)
+        return Decoder(
+            hmm=str(files.acoustic),
+            dict=str(files.dictionary),
+            samprate=SAMPLE_RATE,
+            loglevel="FATAL",
+            **search,
+        )
     except (RuntimeError, ValueError) as error:
         raise WordsError(f"{files.folder}: pocketsphinx could not load this speech model ({error})") from None
 
@@ -164,9 +182,14 @@ class Spotter:
             else:
                 dropped.append(text)
         if dropped:
-            log.warning("phrases with words the speech model's dictionary lacks are not spotted: %s", ", ".join(dropped))
+            log.warning(
+                "phrases with words the speech model's dictionary lacks are not spotted: %s",
+                ", ".join(dropped),
+            )
         if not kept:
-            raise WordsError("none of the ad phrases can be spotted: every one has a word the speech model's dictionary lacks")
+            raise WordsError(
+                "none of the ad phrases can be spotted: every one has a word the speech model's dictionary lacks"
+            )
         self.phrases = [text for text, _ in kept]
         self.phones = dict(kept)
         handle, name = tempfile.mkstemp(suffix=".kws", prefix="adcut-")
@@ -204,11 +227,19 @@ class Spotter:
                 continue
             end = (i + len(pcm[i : i + self.CHUNK])) / SAMPLE_RATE
             base = utt_start / SAMPLE_RATE
-            segs = [(" ".join(seg.word.split()), seg.start_frame, seg.end_frame) for seg in (decoder.seg() or [])]
+            segs = [
+                (" ".join(seg.word.split()), seg.start_frame, seg.end_frame) for seg in (decoder.seg() or [])
+            ]
             segs = [seg for seg in segs if seg[0] in self.phones]
             if segs:  # one hypothesis may hold several phrases heard back to back
                 for text, first, last in segs:
-                    hits.append(Hit(text, offset + base + first * FRAME_SECONDS, offset + min(end, base + (last + 1) * FRAME_SECONDS)))
+                    hits.append(
+                        Hit(
+                            text,
+                            offset + base + first * FRAME_SECONDS,
+                            offset + min(end, base + (last + 1) * FRAME_SECONDS),
+                        )
+                    )
             else:
                 text = " ".join(hyp.hypstr.split())
                 if text in self.phones:
@@ -227,9 +258,13 @@ class Transcriber:
         require_pocketsphinx()
         self.files = model_files(model_dir)
         if self.files.language_model is None:
-            raise WordsError(f"{self.files.folder}: has no language model ('*.lm.bin' or '*.lm'), which learning phrases needs")
+            raise WordsError(
+                f"{self.files.folder}: has no language model ('*.lm.bin' or '*.lm'), which learning phrases needs"
+            )
         # A narrow search (measured on espeak-ng speech: twice as fast as the default beam, the same words).
-        self.decoder = _decoder(self.files, lm=str(self.files.language_model), ds=2, maxhmmpf=3000, maxwpf=5, pl_window=10)
+        self.decoder = _decoder(
+            self.files, lm=str(self.files.language_model), ds=2, maxhmmpf=3000, maxwpf=5, pl_window=10
+        )
 
     def words(self, samples: np.ndarray) -> list[str]:
         decoder = self.decoder
@@ -237,10 +272,16 @@ class Transcriber:
         decoder.process_raw(to_pcm16(samples), False, True)
         decoder.end_utt()
         hyp = decoder.hyp()
-        return [w for w in (hyp.hypstr.split() if hyp is not None else []) if not w.startswith("<") and not w.startswith("[")]
+        return [
+            w
+            for w in (hyp.hypstr.split() if hyp is not None else [])
+            if not w.startswith("<") and not w.startswith("[")
+        ]
 
 
-def speech_pauses(samples: np.ndarray, min_pause: float = 0.25, frame: float = 0.02) -> list[tuple[float, float]]:
+def speech_pauses(
+    samples: np.ndarray, min_pause: float = 0.25, frame: float = 0.02
+) -> list[tuple[float, float]]:
     """(start, end) seconds of the quiet stretches in 16 kHz speech: frames 30 dB under the loud ones, at least ``min_pause`` long."""
     n = int(frame * SAMPLE_RATE)
     count = len(samples) // n
@@ -307,8 +348,14 @@ def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
     return out
 
 
-def spot_stretches(stretches, audio: np.ndarray, phrases, model_dir=None, per_phone: float = DEFAULT_PER_PHONE,
-                   workers: int = 1) -> list[Hit]:
+def spot_stretches(
+    stretches,
+    audio: np.ndarray,
+    phrases,
+    model_dir=None,
+    per_phone: float = DEFAULT_PER_PHONE,
+    workers: int = 1,
+) -> list[Hit]:
     """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz), on ``workers`` processes."""
     pieces = split_pieces(stretches, audio)
     if not pieces:
@@ -316,13 +363,17 @@ def spot_stretches(stretches, audio: np.ndarray, phrases, model_dir=None, per_ph
     import multiprocessing
 
     workers = max(1, min(workers, len(pieces)))
-    if multiprocessing.parent_process() is not None:  # a worker of adcut process DIR: the episodes share the cores
+    if (
+        multiprocessing.parent_process() is not None
+    ):  # a worker of adcut process DIR: the episodes share the cores
         workers = 1
     spotter = Spotter(phrases, model_dir, per_phone)  # a broken model fails here, once, with its own message
     cmn = spotter.warm_up(pieces[0][0][: 30 * SAMPLE_RATE])  # the same start for every piece, on any worker
     if workers == 1:
         return dedupe([hit for piece in pieces for hit in spotter.spot(*piece)])
 
-    with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn").Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone, cmn)) as pool:
+    with multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ).Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone, cmn)) as pool:
         results = pool.map(_spot_piece, pieces, chunksize=1)
     return dedupe([hit for part in results for hit in part])

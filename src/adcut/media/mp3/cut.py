@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import bisect
 import logging
-from array import array
 import mmap
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from adcut.errors import CopyUnsupported
 from adcut.media.mp3.id3 import id3v2_size, syncsafe
 
-
 DECODER_DELAY = 529  # samples the MP3 synthesis filterbank delays its output (FFmpeg's 528 + 1)
 
 BITRATES = {  # kbit/s by bit-rate index, for MPEG-1 and MPEG-2/2.5 layer III

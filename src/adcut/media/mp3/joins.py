@@ -22,7 +22,6 @@ from adcut.media.mp3.frames import (
 )
 from adcut.media.mp3.plan import Piece
 
-
 LAME_DELAY = 576  # the encoder delay LAME adds in front of its input
 WARMUP_SAMPLES = 1152  # audio the encoder has seen before a re-encoded stretch starts (the frames it makes
 # of it, and of the codec delay before it, are thrown away)
