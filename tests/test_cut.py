@@ -12,9 +12,10 @@ import pytest
 from adcut.core.segments import Segment
 from adcut.demo.synth import EpisodeSpec
 from adcut.errors import OutputError
-from adcut.media.cut import cut_episode, cut_path, kept_spans, retime, retime_chapters
+from adcut.media.cut import cut_episode, cut_path
 from adcut.media.decode import decode_original, probe
 from adcut.media.encode import write_audio
+from adcut.media.timeline import kept_spans, retime, retime_chapters
 
 SR = 16000
 

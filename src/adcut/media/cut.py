@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,27 +24,12 @@ from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import AudioError, CopyUnsupported, OutputError
+from adcut.media.timeline import CutResult, NothingKept, kept_plan, kept_spans, ramp, retime_chapters
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FADE_SECONDS: Seconds = 0.03  # long enough to avoid a click, short enough to lose no words
 CUT_SUFFIX = ".adcut"
-# Chapters shorter than this after re-timing (they lay inside removed audio) are dropped.
-MIN_CHAPTER_SECONDS: Seconds = 0.5
-
-
-class NothingKept(OutputError):
-    """The whole episode would be removed: there is no audio to write."""
-
-
-@dataclass(frozen=True)
-class CutResult:
-    path: Path
-    kept_seconds: Seconds
-    removed_seconds: Seconds
-    chapters: int  # chapters carried over from the input
-    cover_art: bool
-    method: str = "reencode"  # which path wrote the file: "reencode", or a copy path's name ("copy-mp3", ...)
 
 
 # The copy paths, by the input's suffix: (method name, "module:function"). Each function is called as
@@ -73,56 +56,6 @@ def cut_path(episode: Path, outdir: Path | None = None) -> Path:
     """``<stem>.adcut.<ext>`` next to the episode or in ``outdir``."""
     episode = Path(episode)
     return Path(outdir or episode.parent) / f"{episode.stem}{CUT_SUFFIX}{episode.suffix}"
-
-
-def kept_spans(
-    segments: Sequence[Segment], remove: Sequence[str], duration: Seconds
-) -> list[tuple[Seconds, Seconds]]:
-    """Merged ``(start, end)`` spans of the segments whose class is not removed."""
-    spans: list[tuple[Seconds, Seconds]] = []
-    for seg in sorted(segments):
-        if seg.label in remove:
-            continue
-        start, end = max(0.0, seg.start), min(seg.end, duration)
-        if end <= start:
-            continue
-        if spans and start <= spans[-1][1] + 1e-9:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-        else:
-            spans.append((start, end))
-    return spans
-
-
-def retime(t: Seconds, spans: Sequence[tuple[Seconds, Seconds]]) -> Seconds:
-    """Where time ``t`` of the original lands in the cut audio (removed time maps to its cut point)."""
-    new = 0.0
-    for start, end in spans:
-        if t <= start:
-            break
-        new += min(t, end) - start
-    return new
-
-
-def retime_chapters(chapters: list[dict], spans, duration: Seconds) -> list[dict]:
-    """Input chapters moved to the cut audio's times; those that fall inside removed audio are dropped."""
-    out: list[dict] = []
-    for chapter in chapters:
-        base = chapter["time_base"] or Fraction(1, 1000)
-        start = float(chapter["start"] * base)
-        end = float(chapter["end"] * base) if chapter.get("end") is not None else duration
-        new_start, new_end = retime(start, spans), retime(end, spans)
-        if new_end - new_start < MIN_CHAPTER_SECONDS:
-            continue
-        out.append(
-            {
-                "id": len(out) + 1,
-                "start": round(new_start * 1000),
-                "end": round(new_end * 1000),
-                "time_base": Fraction(1, 1000),
-                "metadata": dict(chapter.get("metadata") or {}),
-            }
-        )
-    return out
 
 
 class GainPlan:
@@ -158,18 +91,12 @@ class GainPlan:
                 times = np.arange(lo, hi)
                 gain = np.ones(hi - lo, np.float32)
                 if fade_in:
-                    gain = np.minimum(gain, _ramp((times - a + 0.5) / fade_in))
+                    gain = np.minimum(gain, ramp((times - a + 0.5) / fade_in))
                 if fade_out:
-                    gain = np.minimum(gain, _ramp((b - times - 0.5) / fade_out))
+                    gain = np.minimum(gain, ramp((b - times - 0.5) / fade_out))
                 pieces.append(piece * gain)
             index += 1
         return pieces
-
-
-def _ramp(x: np.ndarray) -> np.ndarray:
-    """Raised-cosine fade from 0 to 1 over x in [0, 1]; 1 beyond."""
-    x = np.clip(x, 0.0, 1.0)
-    return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
 
 
 def _output_codec(info, suffix: str) -> tuple[str, str, str]:
@@ -272,15 +199,14 @@ def _write_cut(
     import av
 
     from adcut.media.decode import _open, _reason, frame_to_float
-    from adcut.media.encode import StreamEncoder, open_audio_stream
+    from adcut.media.encode import StreamEncoder, copy_cover_art, open_audio_stream
 
     source = _open(path)
     try:
         audio_in = source.streams.audio[0]
         sample_rate = info.sample_rate
         # The container's declared duration, else the last segment's end, bounds the timeline.
-        duration = max([s.end for s in segments] + [info.duration or 0.0])
-        spans = kept_spans(segments, remove, duration)
+        duration, spans = kept_plan(info, segments, remove)
         plan = GainPlan(spans, sample_rate, duration, fade_seconds)
         pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
         if pictures and container_format not in _PICTURE_CONTAINERS:
@@ -307,14 +233,7 @@ def _write_cut(
             stream = open_audio_stream(
                 out, encoder, sample_rate, layout, info.bit_rate, metadata=audio_in.metadata
             )
-            picture_streams = {}
-            for picture in pictures:
-                try:
-                    copy = out.add_stream_from_template(picture)
-                    copy.disposition = av.stream.Disposition.attached_pic
-                    picture_streams[picture.index] = copy
-                except (av.FFmpegError, ValueError) as error:
-                    log.warning("%s: cover art not copied (%s)", path.name, error)
+            picture_streams = copy_cover_art(out, pictures, path.name)
             chapters = retime_chapters(source.chapters(), spans, duration)
             if chapters:
                 out.set_chapters(cast(Any, chapters))  # PyAV types them as its Chapter dict

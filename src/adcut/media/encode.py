@@ -183,3 +183,23 @@ class StreamEncoder:
         self.pts += chunk.shape[1]
         for packet in self.stream.encode(frame):
             self._mux(packet)
+
+
+def copy_cover_art(target, pictures, name: str) -> dict:
+    """Add each attached picture (cover art) of the source to ``target``; ``{source index: new stream}``.
+
+    A picture the muxer refuses is left out with a warning: the audio matters more than its cover.
+    """
+    import logging
+
+    import av
+
+    copies = {}
+    for picture in pictures:
+        try:
+            copy = target.add_stream_from_template(picture)
+            copy.disposition = av.stream.Disposition.attached_pic
+            copies[picture.index] = copy
+        except (av.FFmpegError, ValueError) as error:
+            logging.getLogger(__name__).warning("%s: cover art not copied (%s)", name, error)
+    return copies

@@ -39,6 +39,8 @@ import numpy as np
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import CopyUnsupported
+from adcut.media.encode import copy_cover_art
+from adcut.media.timeline import CutResult, kept_plan, ramp, retime_chapters
 
 log = logging.getLogger(__name__)
 
@@ -159,14 +161,13 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
 
 
 def _gain(lo: int, hi: int, a: int, b: int, fade_in: int, fade_out: int) -> np.ndarray:
-    from adcut.media.cut import _ramp
 
     times = np.arange(lo, hi)
     gain = np.ones(hi - lo, np.float32)
     if fade_in:
-        gain = np.minimum(gain, _ramp((times - a + 0.5) / fade_in))
+        gain = np.minimum(gain, ramp((times - a + 0.5) / fade_in))
     if fade_out:
-        gain = np.minimum(gain, _ramp((b - times - 0.5) / fade_out))
+        gain = np.minimum(gain, ramp((b - times - 0.5) / fade_out))
     return gain
 
 
@@ -239,7 +240,6 @@ def write_m4a_cut(
     """Write ``path`` keeping ``spans`` (seconds) to ``out`` by copying AAC packets; see the module text."""
     import av
 
-    from adcut.media.cut import retime_chapters
     from adcut.media.decode import _open
     from adcut.media.wav_splice import frame_spans
 
@@ -273,14 +273,7 @@ def write_m4a_cut(
             stream = target.add_stream_from_template(audio_in)
             for key, value in audio_in.metadata.items():
                 stream.metadata[key] = value
-            picture_streams = {}
-            for picture in pictures:
-                try:
-                    copy = target.add_stream_from_template(picture)
-                    copy.disposition = av.stream.Disposition.attached_pic
-                    picture_streams[picture.index] = copy
-                except (av.FFmpegError, ValueError) as error:
-                    log.warning("%s: cover art not copied (%s)", path.name, error)
+            picture_streams = copy_cover_art(target, pictures, path.name)
             spans_s = [(a / rate, b / rate) for a, b, _, _ in kept]
             chapters = retime_chapters(source.chapters(), spans_s, end / rate)
             if chapters:
@@ -511,10 +504,7 @@ def cut_m4a(
     fade_seconds: Seconds = 0.03,
 ):
     """The M4A/AAC copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
-    from adcut.media.cut import CutResult, kept_spans
-
-    duration = max([s.end for s in segments] + [info.duration or 0.0])
-    spans = kept_spans(segments, remove, duration)
+    duration, spans = kept_plan(info, segments, remove)
     done = write_m4a_cut(
         path, spans, tmp, duration=duration, fade_seconds=fade_seconds, suffix=Path(out_path).suffix
     )

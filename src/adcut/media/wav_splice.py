@@ -22,6 +22,7 @@ import numpy as np
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import CopyUnsupported
+from adcut.media.timeline import CutResult, kept_plan, ramp
 
 COPY_BLOCK_BYTES = 1 << 22  # 4 MiB read and written at a time
 
@@ -138,9 +139,7 @@ def _from_float(values: np.ndarray, layout: WavLayout) -> bytes:
 
 
 def _ramp(x: np.ndarray) -> np.ndarray:
-    from adcut.media.cut import _ramp as ramp
-
-    return ramp(x).astype(np.float64)
+    return ramp(x).astype(np.float64)  # the samples are rescaled in float64
 
 
 def frame_spans(
@@ -262,9 +261,6 @@ def cut_wav(
     fade_seconds: Seconds = 0.03,
 ):
     """The WAV copy path (``media.cut.COPY_PATHS``): write the cut to ``tmp``; a CutResult for ``out_path``."""
-    from adcut.media.cut import CutResult, kept_spans
-
-    duration = max([s.end for s in segments] + [info.duration or 0.0])
-    spans = kept_spans(segments, remove, duration)
+    duration, spans = kept_plan(info, segments, remove)
     kept, total, rate = write_wav_cut(path, spans, tmp, duration=duration, fade_seconds=fade_seconds)
     return CutResult(Path(out_path), kept / rate, (total - kept) / rate, 0, False, "copy-wav")

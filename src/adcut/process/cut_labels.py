@@ -24,7 +24,7 @@ from adcut.errors import AdcutError, LabelError
 from adcut.process.episode import DRY_RUN, PROCESSED, SKIPPED, is_up_to_date
 
 if TYPE_CHECKING:
-    from adcut.media.cut import CutResult
+    from adcut.media.timeline import CutResult
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,8 @@ def process_file(
 ) -> FileResult:
     """Detect, write outputs, cut. Raises AdcutError on bad input (the caller decides what that means)."""
     from adcut.detect.pipeline import detect
-    from adcut.media.cut import NothingKept, cut_episode, cut_path
+    from adcut.media.cut import cut_episode, cut_path
+    from adcut.media.timeline import NothingKept
 
     episode = Path(episode)
     outputs = planned_outputs(episode, options)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from adcut.media.cut import retime as _move
+from adcut.media.timeline import retime as _move
 
 Span = tuple[float, float]
 

@@ -75,7 +75,7 @@ def chapters_of_cut(segments, remove: tuple[str, ...], duration: float, upstream
     the cut's times, every field kept; a chapter that lay inside removed audio is dropped. Without
     them: one chapter per kept stretch.
     """
-    from adcut.media.cut import kept_spans, retime
+    from adcut.media.timeline import kept_spans, retime
 
     spans = kept_spans(segments, remove, duration)
     kept_total = sum(end - start for start, end in spans)
@@ -176,8 +176,9 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     cannot be processed. The original stays in the episode's folder (for review in the labeller and
     re-cuts); a download that is not usable audio is removed.
     """
-    from adcut.media.cut import NothingKept, cut_path
+    from adcut.media.cut import cut_path
     from adcut.media.decode import probe
+    from adcut.media.timeline import NothingKept
     from adcut.serve.fetch import download
 
     data = DataDir(data_root)
@@ -213,7 +214,7 @@ def process_episode(data_root: str, episode_id: int, model: str, owner: str) -> 
     duration = probe(cut).duration or (total - removed)
     chapters = chapters_of_cut(segments, remove, total, upstream_chapters(episode.chapters_url))
     atomic_write_text(data.audio / f"{name}.chapters.json", json.dumps(chapters, indent=1))
-    from adcut.media.cut import kept_spans
+    from adcut.media.timeline import kept_spans
     from adcut.serve.transcripts import file_name
 
     for fmt, text in transcripts_of_cut(episode.transcripts, kept_spans(segments, remove, total)).items():
@@ -235,7 +236,8 @@ CutOutcome = tuple[
 
 
 def _detect_and_cut(source: Path, model: Path, folder: Path) -> CutOutcome:
-    from adcut.media.cut import NothingKept, cut_path
+    from adcut.media.cut import cut_path
+    from adcut.media.timeline import NothingKept
     from adcut.models.checkpoint import load_checkpoint
     from adcut.process.episode import ProcessOptions, process_file
 

@@ -49,6 +49,7 @@ from adcut.media.mp3.id3 import retime_id3
 from adcut.media.mp3.joins import rebuild, reservoir_before, stretch_bit_rate
 from adcut.media.mp3.plan import kept_frames, plan_pieces, without
 from adcut.media.mp3.xing import Crc16, build_xing
+from adcut.media.timeline import CutResult, NothingKept, kept_spans
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ def cut_mp3(
     fade_seconds: Seconds = 0.03,
 ):
     """Write the cut MP3 to ``tmp``; see the module's description. Returns a CutResult."""
-    from adcut.media.cut import CutResult, NothingKept
 
     path = Path(path)
     try:
@@ -94,20 +94,17 @@ def cut_mp3(
                     where,
                     ", ..." if len(mp3.damaged) > 3 else "",
                 )
-            return _write(
-                path, mp3, info, segments, tmp, out_path, remove, fade_seconds, CutResult, NothingKept
-            )
+            return _write(path, mp3, info, segments, tmp, out_path, remove, fade_seconds)
         finally:
             del mp3  # release the mapping's exported slices before closing it
             data.close()
 
 
-def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_seconds, CutResult, NothingKept):
+def _write(path, mp3: Mp3File, info, segments, tmp, out_path, remove, fade_seconds) -> CutResult:
     n = mp3.samples_per_frame
     rate = mp3.first.sample_rate
     total = len(mp3.offsets)
     duration_in = mp3.decoded_samples / rate
-    from adcut.media.cut import kept_spans
 
     duration = max([s.end for s in segments] + [info.duration or 0.0, duration_in])
     ranges = kept_frames(mp3, kept_spans(segments, remove, duration))

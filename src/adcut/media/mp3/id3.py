@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 from adcut.errors import CopyUnsupported
+from adcut.media.timeline import MIN_CHAPTER_SECONDS, retime
 
 
 def id3v2_size(data, at: int) -> int:
@@ -27,7 +28,6 @@ def _to_syncsafe(n: int) -> bytes:
 def retime_id3(tag: bytes, spans_seconds: list[tuple[float, float]]) -> tuple[bytes, int, bool]:
     """The ID3v2 tag with its CHAP frames re-timed to the cut audio (those inside removed audio dropped, and from
     CTOC lists); returns (tag, chapters kept, has cover art). Tags this cannot read are returned as they are."""
-    from adcut.media.cut import MIN_CHAPTER_SECONDS, retime
 
     if len(tag) < 10 or tag[:3] != b"ID3":
         return tag, 0, False

@@ -21,6 +21,7 @@ from adcut.media.mp3.frames import (
     with_bitrate,
 )
 from adcut.media.mp3.plan import Piece
+from adcut.media.timeline import ramp
 
 LAME_DELAY = 576  # the encoder delay LAME adds in front of its input
 WARMUP_SAMPLES = 1152  # audio the encoder has seen before a re-encoded stretch starts (the frames it makes
@@ -62,11 +63,6 @@ def decode_frames(mp3: Mp3File, lo: int, hi: int) -> np.ndarray:
             block = np.zeros((channels, n), np.float32) if block.shape[1] < n else block[:, :n]
         out.append(block.astype(np.float32, copy=False))
     return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), np.float32)
-
-
-def _ramp(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
 
 
 def encode_stretch(mp3: Mp3File, pcm: np.ndarray, bit_rate: int) -> list[bytes]:
@@ -260,9 +256,9 @@ def stretch_pcm(
         fade = max(1, min(fade_samples, length // 2)) if fade_samples > 0 else 0
         times = np.arange(length)
         if piece.fade_in and fade:
-            gain = np.minimum(gain, _ramp((times + 0.5) / fade))
+            gain = np.minimum(gain, ramp((times + 0.5) / fade))
         if piece.fade_out and fade:
-            gain = np.minimum(gain, _ramp((length - times - 0.5) / fade))
+            gain = np.minimum(gain, ramp((length - times - 0.5) / fade))
         parts.append(pcm * gain)
     trail = wanted[-1][1] - wanted[-1][0] if after is not None else 0
     parts.append(np.zeros((channels, (TRAIL_FRAMES - trail) * n), np.float32))
