@@ -13,7 +13,6 @@ cut: not one sample of removed audio survives at an edge.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +23,15 @@ from adcut.core.files import atomic_write
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import AudioError, CopyUnsupported, OutputError
-from adcut.media.timeline import CutResult, NothingKept, kept_plan, kept_spans, ramp, retime_chapters
+from adcut.media.timeline import (
+    CutResult,
+    NothingKept,
+    fade_gain,
+    kept_plan,
+    kept_spans,
+    retime_chapters,
+    sample_spans,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +69,7 @@ class GainPlan:
     """Per-sample gain over the original timeline: 1 inside kept spans, ramps at their cut edges, 0 elsewhere."""
 
     def __init__(self, spans, sample_rate: int, duration: Seconds, fade_seconds: Seconds):
-        self.spans = []
-        for start, end in spans:
-            at_start, at_end = start <= 1e-3, end >= duration - 1e-3  # the episode's own edges are not cuts
-            a = 0 if at_start else int(round(start * sample_rate))
-            # A span reaching the end keeps whatever the decoder still delivers (lengths differ by a few samples).
-            b = sys.maxsize if at_end else int(round(end * sample_rate))
-            if b <= a:
-                continue
-            fade = (
-                max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
-            )
-            self.spans.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
+        self.spans = sample_spans(spans, sample_rate, duration, fade_seconds)
         self._next = 0
 
     def apply(self, samples: np.ndarray, position: int) -> list[np.ndarray]:
@@ -88,13 +84,7 @@ class GainPlan:
             lo, hi = max(a, position), min(b, position + n)
             if hi > lo:
                 piece = samples[:, lo - position : hi - position].copy()
-                times = np.arange(lo, hi)
-                gain = np.ones(hi - lo, np.float32)
-                if fade_in:
-                    gain = np.minimum(gain, ramp((times - a + 0.5) / fade_in))
-                if fade_out:
-                    gain = np.minimum(gain, ramp((b - times - 0.5) / fade_out))
-                pieces.append(piece * gain)
+                pieces.append(piece * fade_gain(lo, hi, a, b, fade_in, fade_out))
             index += 1
         return pieces
 

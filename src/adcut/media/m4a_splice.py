@@ -40,7 +40,7 @@ from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import CopyUnsupported
 from adcut.media.encode import copy_cover_art
-from adcut.media.timeline import CutResult, kept_plan, ramp, retime_chapters
+from adcut.media.timeline import CutResult, fade_gain, kept_plan, retime_chapters, sample_spans
 
 log = logging.getLogger(__name__)
 
@@ -160,17 +160,6 @@ def plan(kept: Sequence[tuple[int, int, int, int]], pts0: int, end: int) -> list
     return ops
 
 
-def _gain(lo: int, hi: int, a: int, b: int, fade_in: int, fade_out: int) -> np.ndarray:
-
-    times = np.arange(lo, hi)
-    gain = np.ones(hi - lo, np.float32)
-    if fade_in:
-        gain = np.minimum(gain, ramp((times - a + 0.5) / fade_in))
-    if fade_out:
-        gain = np.minimum(gain, ramp((b - times - 0.5) / fade_out))
-    return gain
-
-
 class _Collector:
     """Decoded audio of one original interval, from a decoder started a little before it."""
 
@@ -241,7 +230,6 @@ def write_m4a_cut(
     import av
 
     from adcut.media.decode import _open
-    from adcut.media.wav_splice import frame_spans
 
     path = Path(path)
     container_format = MP4_FORMATS.get((suffix or path.suffix).lower())
@@ -260,7 +248,7 @@ def write_m4a_cut(
         end = audio_in.duration if audio_in.duration else int(round((duration or 0) * rate))
         if end <= 0:
             raise _unsupported(f"{path.name}: the stream does not say how long it is")
-        kept = frame_spans(spans, rate, end, max(duration, end / rate), fade_seconds)
+        kept = sample_spans(spans, rate, max(duration, end / rate), fade_seconds, end)
         pictures = [s for s in source.streams.video if s.disposition & av.stream.Disposition.attached_pic]
         options = {"movflags": "+faststart"}
         if pictures and container_format == "ipod":
@@ -445,7 +433,7 @@ class _Writer:
             parts.append(np.zeros((self.channels, piece.pad), np.float32))
         for index, (lo, hi, a, b, fi, fo) in enumerate(piece.ranges):
             audio = piece.buffers[(lo, hi)].samples(self.channels)
-            parts.append(audio * _gain(lo, hi, a, b, fi, fo))
+            parts.append(audio * fade_gain(lo, hi, a, b, fi, fo))
             if piece.pad and index == 0 and len(piece.ranges) > 1:
                 parts.append(np.zeros((self.channels, piece.pad), np.float32))
         if piece.postroll_start is not None:

@@ -3,6 +3,7 @@ cut audio, and the fade curve at each join — shared by the re-encode path and 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,3 +95,43 @@ def ramp(x: np.ndarray) -> np.ndarray:
     """Raised-cosine fade from 0 to 1 over x in [0, 1]; 1 beyond."""
     x = np.clip(x, 0.0, 1.0)
     return (0.5 - 0.5 * np.cos(np.pi * x)).astype(np.float32)
+
+
+def sample_spans(
+    spans: Sequence[tuple[Seconds, Seconds]],
+    sample_rate: int,
+    duration: Seconds,
+    fade_seconds: Seconds,
+    frames: int | None = None,
+) -> list[tuple[int, int, int, int]]:
+    """``(first, end, fade_in, fade_out)`` in samples of each kept span, as every cut path rounds them.
+
+    The episode's own edges are not cuts: no fade there. ``frames``, the stream's length in samples, bounds
+    the spans; without it a span reaching the end stays open (it keeps whatever the decoder still delivers:
+    decoded lengths differ from the declared duration by a few samples).
+    """
+    out = []
+    for start, end in spans:
+        at_start, at_end = start <= 1e-3, end >= duration - 1e-3
+        a = 0 if at_start else int(round(start * sample_rate))
+        if frames is None:
+            b = sys.maxsize if at_end else int(round(end * sample_rate))
+        else:
+            b = frames if at_end else min(frames, int(round(end * sample_rate)))
+        if b <= a:
+            continue
+        fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
+        out.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
+    return out
+
+
+def fade_gain(lo: int, hi: int, a: int, b: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """Gain of samples ``[lo, hi)`` inside the kept span ``[a, b)``: ramps over its first ``fade_in`` and
+    last ``fade_out`` samples, 1 between."""
+    times = np.arange(lo, hi)
+    gain = np.ones(hi - lo, np.float32)
+    if fade_in:
+        gain = np.minimum(gain, ramp((times - a + 0.5) / fade_in))
+    if fade_out:
+        gain = np.minimum(gain, ramp((b - times - 0.5) / fade_out))
+    return gain

@@ -22,7 +22,7 @@ import numpy as np
 from adcut.core.segments import Segment
 from adcut.core.units import Seconds
 from adcut.errors import CopyUnsupported
-from adcut.media.timeline import CutResult, kept_plan, ramp
+from adcut.media.timeline import CutResult, kept_plan, ramp, sample_spans
 
 COPY_BLOCK_BYTES = 1 << 22  # 4 MiB read and written at a time
 
@@ -142,26 +142,6 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return ramp(x).astype(np.float64)  # the samples are rescaled in float64
 
 
-def frame_spans(
-    spans: Sequence[tuple[Seconds, Seconds]],
-    sample_rate: int,
-    frames: int,
-    duration: Seconds,
-    fade_seconds: Seconds,
-) -> list[tuple[int, int, int, int]]:
-    """``(first, end, fade_in, fade_out)`` sample frames of each kept span, as the re-encode path rounds them."""
-    out = []
-    for start, end in spans:
-        at_start, at_end = start <= 1e-3, end >= duration - 1e-3  # the episode's own edges are not cuts
-        a = 0 if at_start else int(round(start * sample_rate))
-        b = frames if at_end else min(frames, int(round(end * sample_rate)))
-        if b <= a:
-            continue
-        fade = max(1, min(int(round(fade_seconds * sample_rate)), (b - a) // 2)) if fade_seconds > 0 else 0
-        out.append((a, b, 0 if at_start else fade, 0 if at_end else fade))
-    return out
-
-
 def _retimed_cue(raw: bytes, kept: list[tuple[int, int, int, int]]) -> bytes:
     """A ``cue `` chunk with each point's sample position moved to the cut audio's timeline."""
     if len(raw) < 4:
@@ -192,7 +172,7 @@ def write_wav_cut(
     """Write ``path`` keeping only ``spans`` (seconds) to ``out``; returns (kept frames, all frames, rate)."""
     layout = read_layout(path)
     frames, rate, align = layout.frames, layout.sample_rate, layout.block_align
-    kept = frame_spans(spans, rate, frames, max(duration, frames / rate), fade_seconds)
+    kept = sample_spans(spans, rate, max(duration, frames / rate), fade_seconds, frames)
     kept_frames = sum(b - a for a, b, _, _ in kept)
     data_bytes = kept_frames * align
     with open(path, "rb") as source, open(out, "wb") as target:
