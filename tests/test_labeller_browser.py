@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,27 +11,16 @@ import pytest
 
 from adcut.demo.synth import EpisodeSpec
 from adcut.formats.labels import read_labels
+from browser import CHROMIUM, CHROMIUM_ARGS, keep_screenshot
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "labeller.png"
-UPDATE_SCREENSHOTS = "ADCUT_UPDATE_SCREENSHOTS"  # =1: copy the screenshot taken into docs/screenshots/
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+# Media autoplays in the tests: the page plays the episode without a click.
+LABELLER_ARGS = [*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"]
 # Headless Chromium closes a page without showing the leave prompt, so the page's handler is asked directly.
 ASKS_BEFORE_LEAVING = (
     "() => { const e = new Event('beforeunload', {cancelable: true}); "
@@ -44,7 +31,7 @@ ASKS_BEFORE_LEAVING = (
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LABELLER_ARGS)
         yield chromium
         chromium.close()
 
@@ -201,8 +188,6 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
     shot = tmp_path / "labeller.png"
     page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get(UPDATE_SCREENSHOTS) == "1":  # the README's picture is refreshed only when asked
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOT)
+    keep_screenshot(shot, "labeller.png")
     assert errors == []
     page.close()

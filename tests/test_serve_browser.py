@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from browser import CHROMIUM, CHROMIUM_ARGS, keep_screenshot
+
 if not CHROMIUM.exists():
     pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -20,19 +19,6 @@ from adcut.serve.store import Store  # noqa: E402
 from test_serve import Server, add_feed, model, settled, upstream, wait_for  # noqa: E402,F401 - fixtures
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "serve-status.png"
-UPDATE_SCREENSHOTS = "ADCUT_UPDATE_SCREENSHOTS"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_status_page_shows_states_and_reasons_and_recuts(upstream, model, tmp_path, capsys):  # noqa: F811
@@ -60,9 +46,7 @@ def test_status_page_shows_states_and_reasons_and_recuts(upstream, model, tmp_pa
             shot = tmp_path / "serve-status.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
-            if os.environ.get(UPDATE_SCREENSHOTS) == "1":
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shot, SCREENSHOT)
+            keep_screenshot(shot, "serve-status.png")
             # Review opens the labeller on the episode in a new tab, pre-filled with what was found.
             with page.expect_popup() as popup:
                 rows.nth(0).get_by_role("button", name="review").click()
