@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from adcut.serve.feed import DEFAULT_MARK, PENDING_MODES, PENDING_ORIGINAL
+    from adcut.serve.choices import DEFAULT_MARK, PENDING_MODES, PENDING_ORIGINAL
     from adcut.serve.urls import DEFAULT_HOST, DEFAULT_PORT
 
     parser = subparsers.add_parser(

@@ -22,18 +22,13 @@ from email.utils import parsedate_to_datetime
 from lxml import etree
 
 from adcut.errors import AdcutError
+from adcut.serve.choices import DEFAULT_MARK
 from adcut.serve.transcripts import CONTENT_TYPES, transcript_format
 
 ITUNES = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 PODCAST = "https://podcastindex.org/namespace/1.0"
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA = "http://search.yahoo.com/mrss/"
-DEFAULT_MARK = " (ad-free)"
-# What the ad-free feed does with episodes not processed yet: leave them out (None, the default),
-# list them with their original audio, or list them with their ad-free URL, which answers
-# 503 + Retry-After until the cut is ready.
-PENDING_ORIGINAL, PENDING_WAIT = "original", "wait"
-PENDING_MODES = (PENDING_ORIGINAL, PENDING_WAIT)
 
 # Per-item tags whose times or files belong to the original audio.
 OLD_TIMELINE = ("transcript", "soundbite", "alternateEnclosure", "chapters")

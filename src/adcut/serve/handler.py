@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from adcut.errors import AdcutError
-from adcut.serve.feed import DEFAULT_MARK, PENDING_ORIGINAL, PENDING_WAIT, Ready, Waiting, rewrite
+from adcut.serve.choices import DEFAULT_MARK, PENDING_ORIGINAL, PENDING_WAIT
+from adcut.serve.feed import Ready, Waiting, rewrite
 from adcut.serve.paths import DataDir
 from adcut.serve.refresh import upstream_copy
 from adcut.serve.status import status_html

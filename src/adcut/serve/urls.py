@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from adcut.serve.store import Store
+if TYPE_CHECKING:  # only its type: --help reads the defaults here without opening SQLite
+    from adcut.serve.store import Store
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8766
