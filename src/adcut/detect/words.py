@@ -94,7 +94,8 @@ def words_enabled(checkpoint, config: WordsConfig | None) -> bool:
     if config.mode == "on":
         require_pocketsphinx()
         return True
-    return pocketsphinx_available() and bool(checkpoint_phrases(checkpoint) or config.phrases_file)
+    # Phrases first: without any (most models), auto does not even import the recogniser.
+    return bool(checkpoint_phrases(checkpoint) or config.phrases_file) and pocketsphinx_available()
 
 
 def content_stretches(segments, background: str, min_seconds: float = 3.0) -> list[tuple[float, float]]:
