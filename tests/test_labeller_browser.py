@@ -161,15 +161,18 @@ def test_prefilled_labels_drawn_and_least_confident_first(browser, labeller, mak
 
     drawn = page.evaluate("window.adcut.state.segments.map(s => [s.start, s.end, s.label, s.confidence])")
     assert drawn == [[30.4, 55.0, "ad", 0.93], [90.0, 112.5, "ad", 0.64]]
-    # The overview is painted in the ad colour inside an ad and not outside it.
-    ad_colour = page.evaluate("""() => {
+    # The overview is painted in the ad colour inside an ad and not outside it (once it is painted at all:
+    # on a busy machine the first frame can come after the segments are in the page's state).
+    probe = """() => {
         const canvas = document.getElementById('overview');
         const ctx = canvas.getContext('2d');
         const ratio = window.devicePixelRatio || 1;
         const x = t => Math.round(window.adcut.timeToX('overview', t) * ratio);
         const probe = t => Array.from(ctx.getImageData(x(t), 1, 1, 1).data);
         return {inside: probe(100), outside: probe(70)};
-    }""")
+    }"""
+    page.wait_for_function(f"() => ({probe})().inside[3] > 0 && ({probe})().outside[3] > 0", timeout=10_000)
+    ad_colour = page.evaluate(probe)
     inside, outside = ad_colour["inside"], ad_colour["outside"]
     assert inside[0] > inside[2] + 60  # amber (ad) top band: much more red than blue
     assert not outside[0] > outside[2] + 60
