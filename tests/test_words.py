@@ -33,6 +33,14 @@ def test_phrase_file_is_read_and_checked(tmp_path):
     # The user's phrases come on top of the built-in ones; another model folder drops the English list.
     texts = [p.text for p in resolve_phrases(SimpleNamespace(training={}), WordsConfig(phrases_file=good))]
     assert "brought to you by" in texts and "listen club" in texts
+    # A phrase learned from few ads never weakens a built-in one; the user's file overrides both.
+    learned = SimpleNamespace(
+        training={"phrases": [{"text": "percent off", "weight": 0.2}, {"text": "listen club", "weight": 0.4}]}
+    )
+    merged = {p.text: p for p in resolve_phrases(learned, WordsConfig(phrases_file=good))}
+    assert merged["percent off"] == PHRASES["percent off"] and merged["listen club"].weight == 1.5
+    merged = {p.text: p for p in resolve_phrases(learned, WordsConfig())}
+    assert merged["percent off"] == PHRASES["percent off"] and merged["listen club"].weight == 0.4
 
 
 def test_missing_or_broken_speech_model_is_one_clear_error(tmp_path):
@@ -296,3 +304,41 @@ def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith("adcut: error:") and len(err.splitlines()) == 1, err
     assert "could not load this speech model" in err
+
+
+def test_closer_search_reads_only_around_what_the_scan_heard():
+    from adcut.words.recognise import around, subtract
+
+    hits = [
+        Hit("promo code", 100.0, 101.0),
+        Hit("percent off", 110.0, 111.0),
+        Hit("free trial", 500.0, 501.0),
+    ]
+    parts = around(hits, 30.0, [(0.0, 120.0), (130.0, 1000.0)])
+    # Merged around the two close hits, clipped to the stretches (nothing in the gap between them).
+    assert parts == [(70.0, 120.0), (130.0, 141.0), (470.0, 531.0)]
+    assert subtract([(0.0, 200.0)], [(70.0, 120.0), (130.0, 141.0)]) == [
+        (0.0, 70.0),
+        (120.0, 130.0),
+        (141.0, 200.0),
+    ]
+
+
+@needs_espeak
+def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_little_closely():
+    from adcut.words.recognise import spot_stretches
+
+    episode = hostread_episode(5, draw="test", ads=1, host_share=1.0, content_sentences=(14, 18))
+    ad = next(s for s in episode.segments if s.label == "ad")
+    duration = episode.duration
+    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    scanned = spot_stretches([(0.0, duration)], episode.audio, BUILTIN_ENGLISH, triggers=strong)
+    full = spot_stretches([(0.0, duration)], episode.audio, BUILTIN_ENGLISH, scan=None)
+
+    def heard_in_ad(spotted):
+        return {h.phrase for h in spotted.hits if ad.start - 1 <= h.start <= ad.end + 1} & strong
+
+    # The scan says where to listen; the close search there hears what reading everything closely hears.
+    assert len(heard_in_ad(full)) >= 2 and heard_in_ad(scanned) == heard_in_ad(full)
+    assert scanned.scanned_seconds == pytest.approx(duration) and scanned.searched_seconds < 0.5 * duration
+    assert full.searched_seconds == pytest.approx(duration) and full.scanned_seconds == 0

@@ -128,8 +128,15 @@ def add_words_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("off", "auto", "on"),
         default="auto",
         help="listen for sponsor phrases in the speech the sound model calls content (pocketsphinx, offline, "
-        "costly: tens of times realtime per core). auto (default): on when pocketsphinx is installed and the "
+        "costly: a cheap scan of the content at ~150x realtime per core, then a close search around what it "
+        "hears). auto (default): on when pocketsphinx is installed and the "
         "model carries phrases learned from its labels (dataset build --learn-phrases) or --ad-phrases is given",
+    )
+    group.add_argument(
+        "--words-full",
+        action="store_true",
+        help="search all the content closely instead of scanning it first (~5x slower; a read ad whose "
+        "phrases the scan misses is still found)",
     )
     group.add_argument(
         "--ad-phrases",
@@ -155,6 +162,7 @@ def words_config(args: argparse.Namespace):
         mode=getattr(args, "words", "off") or "off",
         phrases_file=getattr(args, "ad_phrases", None),
         model_dir=getattr(args, "speech_model", None),
+        scan=not getattr(args, "words_full", False),
     )
 
 

@@ -55,6 +55,7 @@ class WordsConfig:
     sentence_forward: float = 8.0  # ... and after the last
     ad_probability: float = 0.97  # the ad probability inside a heard ad
     workers: int | None = None  # recognition processes (None: the cores)
+    scan: bool = True  # a cheap scan of everything, the full search only around what it hears (recognise.py)
     learned: bool = (
         True  # also the phrases the checkpoint learned from its labels (False: built-in and --ad-phrases)
     )
@@ -68,6 +69,7 @@ class WordsConfig:
             "words": self.mode,
             "ad_phrases": str(self.phrases_file) if self.phrases_file else None,
             "speech_model": str(self.model_dir) if self.model_dir else None,
+            "words_search": "scan" if self.scan else "full",
         }
 
 
@@ -78,10 +80,14 @@ def checkpoint_phrases(checkpoint) -> list[Phrase]:
 
 
 def resolve_phrases(checkpoint, config: WordsConfig) -> tuple[Phrase, ...]:
-    """Built-in English (only with the built-in English model), then the checkpoint's learned, then the user's."""
+    """The checkpoint's learned phrases, the built-in English ones (only with the built-in English model), the user's.
+
+    A later group's entry for the same words wins: a learned phrase never overrides a built-in one (a
+    learner that heard "percent off" in few of its ads would weaken a phrase every read ad says), and
+    the user's file overrides both."""
     builtin = BUILTIN_ENGLISH if config.model_dir is None else ()
     user = read_phrases(config.phrases_file) if config.phrases_file else ()
-    return merge_phrases(builtin, checkpoint_phrases(checkpoint) if config.learned else (), user)
+    return merge_phrases(checkpoint_phrases(checkpoint) if config.learned else (), builtin, user)
 
 
 def words_enabled(checkpoint, config: WordsConfig | None) -> bool:
@@ -265,25 +271,33 @@ def hear_words(
 ) -> tuple[np.ndarray, dict]:
     """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
     from adcut.media.decode import iter_blocks
-    from adcut.words.recognise import SAMPLE_RATE, speech_pauses, spot_stretches, to_pcm16
+    from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, speech_pauses, spot_stretches
 
     began = time.perf_counter()
     phrases = resolve_phrases(checkpoint, config)
     background = background or (classes[1] if len(classes) > 1 else classes[0])
     stretches = content_stretches(segments, background)
-    # 16-bit, block by block: an hour is 115 MB (float32 blocks joined would peak at four times that).
-    blocks = [
-        np.frombuffer(to_pcm16(block), dtype=np.int16) for block in iter_blocks(Path(path), SAMPLE_RATE)
-    ]
-    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.int16)
-    del blocks
+    decoding = Decoding(iter_blocks(Path(path), SAMPLE_RATE), duration)
     workers = config.workers or os.cpu_count() or 1
-    hits = spot_stretches(stretches, audio, phrases, config.model_dir, config.per_phone, workers=workers)
-    pauses = speech_pauses(audio)
+    strong = {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
+    spotted = spot_stretches(
+        stretches,
+        decoding,
+        phrases,
+        config.model_dir,
+        config.per_phone,
+        workers=workers,
+        scan=SCAN if config.scan else None,
+        triggers=strong,
+    )
+    hits = spotted.hits
+    pauses = speech_pauses(decoding.finish())
     ads = word_ads(hits, phrases, pauses, duration, config)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
-        "recognised_seconds": round(sum(b - a for a, b in stretches), 1),
+        "recognised_seconds": round(sum(b - a for a, b in stretches), 1),  # asked for (the content stretches)
+        "scanned_seconds": round(spotted.scanned_seconds, 1),  # read by the cheap scan
+        "searched_seconds": round(spotted.searched_seconds, 1),  # read by the full search
         "recognition_wall_seconds": round(time.perf_counter() - began, 2),
         "phrases": len(phrases),
         "hits": [h.to_dict() for h in hits],
@@ -291,9 +305,10 @@ def hear_words(
         "evidence_per_second": [round(float(v), 3) for v in evidence_curve(hits, phrases, duration)],
     }
     log.info(
-        "words: read %.0f s of %.0f s in %.1f s; %d phrases heard, %d word ads",
-        record["recognised_seconds"],
+        "words: scanned %.0f s of %.0f s, searched %.0f s closely, in %.1f s; %d phrases heard, %d word ads",
+        record["scanned_seconds"],
         duration,
+        record["searched_seconds"],
         record["recognition_wall_seconds"],
         len(hits),
         len(ads),

@@ -11,6 +11,12 @@ needs more acoustic evidence in total, and a short one ("use code") must not fir
 similar sound. ``per_phone`` 4.5 was chosen on espeak-ng speech (demo.hostread): 5 missed more phrases in ads;
 at 4, on 14 min of unseen-voice episodes, only "use code" fired in talk (6 times), every other
 built-in phrase only inside ads.
+
+Reading a whole episode at that quality runs at ~33x realtime per core, so ``spot_stretches`` reads in
+two passes: a SCAN of everything at half the frame rate, scoring every third frame with a looser
+threshold (~150x realtime per core), which on 42 min of unseen host-read episodes heard a strong
+phrase in every one of 12 read ads (and ~11 times an hour in talk); then the full search only
+around what the scan heard, where the hits that decide an ad come from.
 """
 
 from __future__ import annotations
@@ -30,8 +36,25 @@ from adcut.words.phrases import Phrase
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # the shipped acoustic model's rate
-FRAME_SECONDS = 0.01  # pocketsphinx's frame
 DEFAULT_PER_PHONE = 4.5
+
+
+@dataclass(frozen=True)
+class Search:
+    """The pocketsphinx settings of one pass: threshold exponent per phone, frames a second, GMM every ``downsample`` frames."""
+
+    per_phone: float = DEFAULT_PER_PHONE
+    frame_rate: int = 100
+    downsample: int = 1
+
+    @property
+    def frame_seconds(self) -> float:
+        return 1.0 / self.frame_rate
+
+
+# The cheap first pass (measured with benchmarks/hostread.py's test draw, see the module doc): it only
+# says where to listen closely, so a looser threshold (more hits) costs a little re-reading, not a false ad.
+SCAN = Search(per_phone=6.0, frame_rate=50, downsample=3)
 INSTALL_HINT = "pip install pocketsphinx (it ships the English model), or run with --words off"
 
 
@@ -169,8 +192,15 @@ class Spotter:
 
     CHUNK = 1600  # samples fed at a time (0.1 s): a phrase is reported within 0.1 s of its end
 
-    def __init__(self, phrases, model_dir: str | Path | None = None, per_phone: float = DEFAULT_PER_PHONE):
+    def __init__(
+        self,
+        phrases,
+        model_dir: str | Path | None = None,
+        per_phone: float = DEFAULT_PER_PHONE,
+        search: Search | None = None,
+    ):
         require_pocketsphinx()
+        self.search = search or Search(per_phone)
         self.files = model_files(model_dir)
         vocabulary = read_dictionary(self.files.dictionary)
         kept, dropped = [], []
@@ -196,8 +226,10 @@ class Spotter:
         try:
             with os.fdopen(handle, "w") as out:
                 for text, phones in kept:
-                    out.write(f"{text} /1e-{max(1, int(round(per_phone * phones)))}/\n")
-            self.decoder = _decoder(self.files, kws=name)
+                    out.write(f"{text} /1e-{max(1, int(round(self.search.per_phone * phones)))}/\n")
+            self.decoder = _decoder(
+                self.files, kws=name, frate=self.search.frame_rate, ds=self.search.downsample
+            )
             # pocketsphinx carries its cepstral mean from one utterance to the next: each piece starts
             # from the same one (``warm_up``), so what is heard does not depend on which pieces a worker
             # read before (with several workers that order changes from run to run).
@@ -215,6 +247,7 @@ class Spotter:
     def spot(self, samples: np.ndarray, offset: float = 0.0) -> list[Hit]:
         """Every phrase heard in ``samples`` (16 kHz mono), with episode times (``offset`` = the samples' start)."""
         decoder = self.decoder
+        frame = self.search.frame_seconds
         pcm = np.frombuffer(to_pcm16(samples), dtype=np.int16)
         hits: list[Hit] = []
         decoder.set_cmn(self.initial_cmn)
@@ -236,8 +269,8 @@ class Spotter:
                     hits.append(
                         Hit(
                             text,
-                            offset + base + first * FRAME_SECONDS,
-                            offset + min(end, base + (last + 1) * FRAME_SECONDS),
+                            offset + base + first * frame,
+                            offset + min(end, base + (last + 1) * frame),
                         )
                     )
             else:
@@ -308,34 +341,81 @@ def speech_pauses(
 
 # --- many stretches at once, in worker processes -------------------------------------------------
 
-_worker_spotter: Spotter | None = None
+
+class Decoding:
+    """An episode decoded at 16 kHz into one int16 array block by block, so that recognition starts on the
+    first pieces while the rest is still being decoded (16-bit: an hour is 115 MB)."""
+
+    def __init__(self, blocks, duration: float):
+        self.audio = np.zeros(int(np.ceil(duration * SAMPLE_RATE)) + SAMPLE_RATE, np.int16)
+        self.filled = 0
+        self._blocks = iter(blocks)
+
+    def until(self, sample: int) -> None:
+        """Decode on until the first ``sample`` samples are in (or the episode ends)."""
+        while self.filled < sample:
+            block = next(self._blocks, None)
+            if block is None:
+                self._blocks = iter(())
+                return
+            pcm = np.frombuffer(to_pcm16(block), dtype=np.int16)
+            n = min(len(pcm), len(self.audio) - self.filled)
+            self.audio[self.filled : self.filled + n] = pcm[:n]
+            self.filled += n
+
+    def finish(self) -> np.ndarray:
+        """The whole episode."""
+        self.until(len(self.audio))
+        return self.audio[: self.filled]
 
 
-def _init_worker(phrases, model_dir, per_phone, cmn) -> None:
-    global _worker_spotter
-    _worker_spotter = Spotter(phrases, model_dir, per_phone)
-    _worker_spotter.initial_cmn = cmn
+class Decoded(Decoding):
+    """Audio already in memory."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = np.frombuffer(to_pcm16(audio), dtype=np.int16)
+        self.filled = len(self.audio)
+        self._blocks = iter(())
 
 
-def _spot_piece(piece: tuple[np.ndarray, float]) -> list[Hit]:
-    assert _worker_spotter is not None
-    return _worker_spotter.spot(*piece)
+_worker_spotters: dict[Search, Spotter] = {}
+_worker_setup: tuple = ()
 
 
-def split_pieces(stretches, audio: np.ndarray, piece_seconds: float = 60.0, overlap: float = 4.0):
-    """The audio of each (start, end) stretch in pieces of about ``piece_seconds`` that overlap by ``overlap``."""
-    pieces = []
+def _init_worker(phrases, model_dir, cmns: dict) -> None:
+    global _worker_setup
+    _worker_setup = (phrases, model_dir, cmns)
+
+
+def _spot_piece(piece: tuple[Search, np.ndarray, float]) -> list[Hit]:
+    search, samples, offset = piece
+    if search not in _worker_spotters:  # built on first use: most episodes never need the full search
+        phrases, model_dir, cmns = _worker_setup
+        _worker_spotters[search] = Spotter(phrases, model_dir, search=search)
+        _worker_spotters[search].initial_cmn = cmns[search]
+    return _worker_spotters[search].spot(samples, offset)
+
+
+def piece_bounds(stretches, piece_seconds: float = 60.0, overlap: float = 4.0):
+    """(first, end) samples of pieces of about ``piece_seconds`` that overlap by ``overlap``, over each (start, end) stretch."""
     for start, end in stretches:
         a = max(0.0, start)
         while a < end - 0.5:
             b = min(end, a + piece_seconds)
             lo, hi = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
             if hi > lo:
-                pieces.append((audio[lo:hi], lo / SAMPLE_RATE))
+                yield lo, hi
             if b >= end:
                 break
             a = b - overlap
-    return pieces
+
+
+def split_pieces(stretches, source: Decoding, search: Search):
+    """The pieces of the stretches as (search, samples, start seconds), each once the source has decoded it."""
+    for lo, hi in piece_bounds(stretches):
+        source.until(hi)
+        if lo < source.filled:
+            yield search, source.audio[lo : min(hi, source.filled)], lo / SAMPLE_RATE
 
 
 def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
@@ -348,32 +428,115 @@ def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
     return out
 
 
+def around(hits, reach: float, within) -> list[tuple[float, float]]:
+    """The parts of the ``within`` stretches no further than ``reach`` seconds from a hit, merged."""
+    spans: list[list[float]] = []
+    for hit in sorted(hits, key=lambda h: h.start):
+        a, b = hit.start - reach, hit.end + reach
+        if spans and a <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    return [(max(a, lo), min(b, hi)) for a, b in spans for lo, hi in within if min(b, hi) - max(a, lo) > 0.5]
+
+
+def seconds_in(stretches) -> float:
+    return float(sum(b - a for a, b in stretches))
+
+
+@dataclass
+class Spotted:
+    hits: list[Hit]
+    scanned_seconds: float  # read by the cheap scan (everything asked for)
+    searched_seconds: float  # read by the full search
+
+
 def spot_stretches(
     stretches,
-    audio: np.ndarray,
+    audio: np.ndarray | Decoding,
     phrases,
     model_dir=None,
     per_phone: float = DEFAULT_PER_PHONE,
     workers: int = 1,
-) -> list[Hit]:
-    """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz), on ``workers`` processes."""
-    pieces = split_pieces(stretches, audio)
-    if not pieces:
-        return []
+    scan: Search | None = SCAN,
+    triggers=None,
+    reach: float = 30.0,
+) -> Spotted:
+    """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz samples, or a
+    ``Decoding`` still under way: the first pieces are read while the rest decodes), on ``workers``
+    processes.
+
+    With ``scan``: everything is read by that cheap search first, and the full search reads only the
+    parts within ``reach`` seconds of a scan hit of a ``triggers`` phrase (all phrases when None),
+    widened again where a full-search hit lies near a part's edge (a read ad runs on past it).
+    Without: the full search reads everything.
+    """
     import multiprocessing
 
-    workers = max(1, min(workers, len(pieces)))
+    source = audio if isinstance(audio, Decoding) else Decoded(audio)
+    full = Search(per_phone)
+    searches = [full] + ([scan] if scan is not None else [])
+    stretches = [(a, b) for a, b in stretches if b - a > 0.5]
+    if not stretches:
+        return Spotted([], 0.0, 0.0)
+    workers = max(1, workers)
     if (
         multiprocessing.parent_process() is not None
     ):  # a worker of adcut process DIR: the episodes share the cores
         workers = 1
-    spotter = Spotter(phrases, model_dir, per_phone)  # a broken model fails here, once, with its own message
-    cmn = spotter.warm_up(pieces[0][0][: 30 * SAMPLE_RATE])  # the same start for every piece, on any worker
-    if workers == 1:
-        return dedupe([hit for piece in pieces for hit in spotter.spot(*piece)])
+    # A broken model fails here, once, with its own message; every piece of a search, on any worker,
+    # starts from the same cepstral mean.
+    first = int(stretches[0][0] * SAMPLE_RATE)
+    source.until(first + 30 * SAMPLE_RATE)
+    warm = source.audio[first : min(source.filled, first + 30 * SAMPLE_RATE)]
+    spotters = {search: Spotter(phrases, model_dir, search=search) for search in searches}
+    cmns = {search: spotter.warm_up(warm) for search, spotter in spotters.items()}
+    mapper = None  # the pool's imap, with several workers
 
-    with multiprocessing.get_context(
+    def read(search: Search, parts) -> list[Hit]:
+        jobs = split_pieces(parts, source, search)
+        if mapper is None:
+            return dedupe(
+                [hit for _, samples, offset in jobs for hit in spotters[search].spot(samples, offset)]
+            )
+        return dedupe([hit for part in mapper(_spot_piece, jobs) for hit in part])
+
+    def run() -> Spotted:
+        if scan is None:
+            return Spotted(read(full, stretches), 0.0, seconds_in(stretches))
+        heard = [h for h in read(scan, stretches) if triggers is None or h.phrase in triggers]
+        parts = around(heard, reach, stretches)
+        hits = read(full, parts)
+        done = parts
+        for _ in range(3):  # an ad's phrases run on past a part's edge: read on from there
+            edges = [
+                h
+                for h in hits
+                if any(abs(h.start - a) < reach / 2 or abs(h.end - b) < reach / 2 for a, b in done)
+            ]
+            more = subtract(around(edges, reach, stretches), done)
+            if not more:
+                break
+            hits = dedupe(hits + read(full, more))
+            done = sorted(done + more)
+        return Spotted(hits, seconds_in(stretches), seconds_in(done))
+
+    if workers == 1:
+        return run()
+    context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ).Pool(workers, _init_worker, (tuple(phrases), model_dir, per_phone, cmn)) as pool:
-        results = pool.map(_spot_piece, pieces, chunksize=1)
-    return dedupe([hit for part in results for hit in part])
+    )
+    with context.Pool(workers, _init_worker, (tuple(phrases), model_dir, cmns)) as pool:
+        mapper = pool.imap  # its feeder thread decodes on while the workers read the pieces already in
+        return run()
+
+
+def subtract(parts, done) -> list[tuple[float, float]]:
+    """``parts`` less what ``done`` covers."""
+    out = []
+    for a, b in parts:
+        pieces = [(a, b)]
+        for lo, hi in done:
+            pieces = [p for x, y in pieces for p in ((x, min(y, lo)), (max(x, hi), y)) if p[1] - p[0] > 0.5]
+        out += pieces
+    return out
