@@ -224,14 +224,15 @@ def main() -> None:
         heard = json.loads((workdir / "out" / f"{episode.stem}.adcut.json").read_text())["settings"].get(
             "words_heard", {}
         )
-        read = heard.get("recognised_seconds", 0.0)
+        scanned, searched = heard.get("scanned_seconds", 0.0), heard.get("searched_seconds", 0.0)
         print(
             f"adcut process --no-cut --words off:        wall {off:7.2f} s  {seconds / off:6.0f}x realtime  cpu {off_cpu:6.2f} s"
         )
         print(
             f"  same, --words auto (+ --ad-phrases):     wall {auto:7.2f} s  {seconds / auto:6.0f}x realtime  "
-            f"cpu {auto_cpu:6.2f} s  {auto / off:.1f}x --words off  peak RSS {auto_rss:.0f} MB  (recognition read "
-            f"{read / 60:.1f} min = {read / seconds:.0%} of the audio in {heard.get('recognition_wall_seconds')} s; "
+            f"cpu {auto_cpu:6.2f} s  {auto / off:.1f}x --words off  peak RSS {auto_rss:.0f} MB  (recognition scanned "
+            f"{scanned / 60:.1f} min = {scanned / seconds:.0%} of the audio and searched {searched / 60:.1f} min closely, "
+            f"in {heard.get('recognition_wall_seconds')} s; "
             f"{len(heard.get('hits', []))} phrases heard, {len(heard.get('word_ads', []))} word ads)"
         )
         print("target (issue 15): --words auto within 3x of --words off")

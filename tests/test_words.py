@@ -342,3 +342,21 @@ def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_littl
     assert len(heard_in_ad(full)) >= 2 and heard_in_ad(scanned) == heard_in_ad(full)
     assert scanned.scanned_seconds == pytest.approx(duration) and scanned.searched_seconds < 0.5 * duration
     assert full.searched_seconds == pytest.approx(duration) and full.scanned_seconds == 0
+
+
+@needs_espeak
+def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phrases():
+    from adcut.detect.words import confirmed
+
+    episode = hostread_episode(5, draw="test", ads=1, host_share=1.0, content_sentences=(14, 18))
+    ad = next(s for s in episode.segments if s.label == "ad")
+    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    candidates = [
+        {"start": ad.start, "end": ad.end, "score": 2.0, "phrases": []},
+        {"start": 5.0, "end": 30.0, "score": 2.0, "phrases": []},  # talk: loose hits there are not an ad
+    ]
+    kept, rejected = confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, CONFIG, workers=1)
+    assert kept == candidates[:1] and rejected == candidates[1:]
+    # Confirming with a threshold no stricter than the search's changes nothing.
+    loose = WordsConfig(mode="on", per_phone=3.5, confirm_per_phone=3.5)
+    assert confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, loose, workers=1) == (candidates, [])

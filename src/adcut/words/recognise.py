@@ -8,9 +8,10 @@ transcription, a language model ``*.lm.bin`` (or ``*.lm``).
 Phrases are found by keyword spotting: a search for just those phrases, far cheaper than
 transcribing. Each phrase's detection threshold is ``1e-(per_phone * phones)``: a long phrase
 needs more acoustic evidence in total, and a short one ("use code") must not fire on every
-similar sound. ``per_phone`` 4.5 was chosen on espeak-ng speech (demo.hostread): 5 missed more phrases in ads;
-at 4, on 14 min of unseen-voice episodes, only "use code" fired in talk (6 times), every other
-built-in phrase only inside ads.
+similar sound. A larger ``per_phone`` is a lower threshold: more hits, true and false. ``adcut
+process`` searches with 5.0 and confirms each ad it makes with 3.5 (``detect.words.WordsConfig``:
+real speech and music fired phrases at 4 and above); the phrase learner checks its candidates
+with ``DEFAULT_PER_PHONE``.
 
 Reading a whole episode at that quality runs at ~33x realtime per core, so ``spot_stretches`` reads in
 two passes: a SCAN of everything at half the frame rate, scoring every third frame with a looser
