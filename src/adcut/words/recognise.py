@@ -383,17 +383,17 @@ _worker_spotters: dict[Search, Spotter] = {}
 _worker_setup: tuple = ()
 
 
-def _init_worker(phrases, model_dir, cmns: dict) -> None:
+def _init_worker(phrases, model_dir) -> None:
     global _worker_setup
-    _worker_setup = (phrases, model_dir, cmns)
+    _worker_setup = (phrases, model_dir)
 
 
-def _spot_piece(piece: tuple[Search, np.ndarray, float]) -> list[Hit]:
-    search, samples, offset = piece
+def _spot_piece(piece: tuple[Search, str, np.ndarray, float]) -> list[Hit]:
+    search, cmn, samples, offset = piece
     if search not in _worker_spotters:  # built on first use: most episodes never need the full search
-        phrases, model_dir, cmns = _worker_setup
+        phrases, model_dir = _worker_setup
         _worker_spotters[search] = Spotter(phrases, model_dir, search=search)
-        _worker_spotters[search].initial_cmn = cmns[search]
+    _worker_spotters[search].initial_cmn = cmn
     return _worker_spotters[search].spot(samples, offset)
 
 
@@ -490,16 +490,23 @@ def spot_stretches(
     first = int(stretches[0][0] * SAMPLE_RATE)
     source.until(first + 30 * SAMPLE_RATE)
     warm = source.audio[first : min(source.filled, first + 30 * SAMPLE_RATE)]
-    spotters = {search: Spotter(phrases, model_dir, search=search) for search in searches}
-    cmns = {search: spotter.warm_up(warm) for search, spotter in spotters.items()}
+    spotters: dict[Search, Spotter] = {}
+
+    def spotter(search: Search) -> Spotter:  # built when first needed: most episodes need only the scan
+        if search not in spotters:
+            spotters[search] = Spotter(phrases, model_dir, search=search)
+            spotters[search].warm_up(warm)
+        return spotters[search]
+
+    spotter(searches[-1])
     mapper = None  # the pool's imap, with several workers
 
     def read(search: Search, parts) -> list[Hit]:
-        jobs = split_pieces(parts, source, search)
+        here = spotter(search)
+        pieces = split_pieces(parts, source, search)
         if mapper is None:
-            return dedupe(
-                [hit for _, samples, offset in jobs for hit in spotters[search].spot(samples, offset)]
-            )
+            return dedupe([hit for _, samples, offset in pieces for hit in here.spot(samples, offset)])
+        jobs = ((search, here.initial_cmn, samples, offset) for _, samples, offset in pieces)
         return dedupe([hit for part in mapper(_spot_piece, jobs) for hit in part])
 
     def run() -> Spotted:
@@ -527,7 +534,7 @@ def spot_stretches(
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    with context.Pool(workers, _init_worker, (tuple(phrases), model_dir, cmns)) as pool:
+    with context.Pool(workers, _init_worker, (tuple(phrases), model_dir)) as pool:
         mapper = pool.imap  # its feeder thread decodes on while the workers read the pieces already in
         return run()
 
