@@ -307,7 +307,8 @@ def test_process_words_on_records_what_it_heard_and_a_broken_model_is_one_line(
 
 
 def test_closer_search_reads_only_around_what_the_scan_heard():
-    from adcut.words.recognise import around, subtract
+    from adcut.core.segments import subtract_spans
+    from adcut.words.recognise import around
 
     hits = [
         Hit("promo code", 100.0, 101.0),
@@ -317,11 +318,14 @@ def test_closer_search_reads_only_around_what_the_scan_heard():
     parts = around(hits, 30.0, [(0.0, 120.0), (130.0, 1000.0)])
     # Merged around the two close hits, clipped to the stretches (nothing in the gap between them).
     assert parts == [(70.0, 120.0), (130.0, 141.0), (470.0, 531.0)]
-    assert subtract([(0.0, 200.0)], [(70.0, 120.0), (130.0, 141.0)]) == [
+    assert subtract_spans([(0.0, 200.0)], [(70.0, 120.0), (130.0, 141.0)], min_seconds=0.5) == [
         (0.0, 70.0),
         (120.0, 130.0),
         (141.0, 200.0),
     ]
+    # Slivers shorter than min_seconds go (the close search); overlay keeps anything longer than 1e-6 s.
+    assert subtract_spans([(0.0, 10.0)], [(0.2, 10.0)], min_seconds=0.5) == []
+    assert subtract_spans([(0.0, 10.0)], [(0.2, 10.0)]) == [(0.0, 0.2)]
 
 
 @needs_espeak

@@ -154,3 +154,18 @@ def make_tiling(segments: Sequence[Segment], duration: Seconds) -> list[Segment]
 def boundaries(segments: Sequence[Segment]) -> list[Seconds]:
     """Times where the class changes between neighbouring segments of a tiling."""
     return [b.start for a, b in zip(segments, segments[1:]) if a.label != b.label]
+
+
+def subtract_spans(
+    parts: Sequence[Sequence[float]], taken: Sequence[Sequence[float]], min_seconds: float = 1e-6
+) -> list[tuple[float, float]]:
+    """``parts`` (start, end) less what the ``taken`` spans cover; pieces shorter than ``min_seconds`` are dropped."""
+    out: list[tuple[float, float]] = []
+    for start, end in parts:
+        pieces = [(start, end)]
+        for lo, hi in taken:
+            pieces = [
+                p for a, b in pieces for p in ((a, min(b, lo)), (max(a, hi), b)) if p[1] - p[0] > min_seconds
+            ]
+        out += pieces
+    return out

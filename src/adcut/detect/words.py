@@ -240,7 +240,7 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
     """``segments`` (a tiling) with every word ad made ``ad_label``: the sound model's segments stay as they
     were outside the word ads, so the words can add a read ad but never move or invent anything else.
     Content left shorter than ``min_gap`` between two ads joins them."""
-    from adcut.core.segments import Segment, make_tiling
+    from adcut.core.segments import Segment, make_tiling, subtract_spans
 
     spans = sorted(
         [(float(s.start), float(s.end)) for s in segments if s.label == ad_label]
@@ -256,11 +256,7 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
     for seg in segments:  # the other labels, cut around the ads
         if seg.label == ad_label:
             continue
-        pieces = [(float(seg.start), float(seg.end))]
-        for a, b in merged:
-            pieces = [
-                p for lo, hi in pieces for p in ((lo, min(hi, a)), (max(lo, b), hi)) if p[1] - p[0] > 1e-6
-            ]
+        pieces = subtract_spans([(float(seg.start), float(seg.end))], merged)
         out += [Segment(lo, hi, seg.label) for lo, hi in pieces]
     out += [Segment(max(0.0, a), min(duration, b), ad_label) for a, b in merged]
     return make_tiling(sorted(out, key=lambda s: s.start), duration)
@@ -302,7 +298,7 @@ def hear_words(
 ) -> tuple[np.ndarray, dict]:
     """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
     from adcut.media.decode import iter_blocks
-    from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, speech_pauses, spot_stretches
+    from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, seconds_in, speech_pauses, spot_stretches
 
     began = time.perf_counter()
     phrases = resolve_phrases(checkpoint, config)
@@ -328,7 +324,7 @@ def hear_words(
     ads, rejected = confirmed(ads, audio, phrases, strong, config, workers)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
-        "recognised_seconds": round(sum(b - a for a, b in stretches), 1),  # asked for (the content stretches)
+        "recognised_seconds": round(seconds_in(stretches), 1),  # asked for (the content stretches)
         "scanned_seconds": round(spotted.scanned_seconds, 1),  # read by the cheap scan
         "searched_seconds": round(spotted.searched_seconds, 1),  # read by the full search
         "recognition_wall_seconds": round(time.perf_counter() - began, 2),

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adcut.core.segments import subtract_spans
 from adcut.errors import AdcutError
 from adcut.words.phrases import Phrase
 
@@ -411,12 +412,12 @@ def piece_bounds(stretches, piece_seconds: float = 60.0, overlap: float = 4.0):
             a = b - overlap
 
 
-def split_pieces(stretches, source: Decoding, search: Search):
-    """The pieces of the stretches as (search, samples, start seconds), each once the source has decoded it."""
+def split_pieces(stretches, source: Decoding):
+    """The pieces of the stretches as (samples, start seconds), each once the source has decoded it."""
     for lo, hi in piece_bounds(stretches):
         source.until(hi)
         if lo < source.filled:
-            yield search, source.audio[lo : min(hi, source.filled)], lo / SAMPLE_RATE
+            yield source.audio[lo : min(hi, source.filled)], lo / SAMPLE_RATE
 
 
 def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
@@ -476,7 +477,6 @@ def spot_stretches(
 
     source = audio if isinstance(audio, Decoding) else Decoded(audio)
     full = Search(per_phone)
-    searches = [full] + ([scan] if scan is not None else [])
     stretches = [(a, b) for a, b in stretches if b - a > 0.5]
     if not stretches:
         return Spotted([], 0.0, 0.0)
@@ -498,15 +498,15 @@ def spot_stretches(
             spotters[search].warm_up(warm)
         return spotters[search]
 
-    spotter(searches[-1])
+    spotter(scan or full)
     mapper = None  # the pool's imap, with several workers
 
     def read(search: Search, parts) -> list[Hit]:
         here = spotter(search)
-        pieces = split_pieces(parts, source, search)
+        pieces = split_pieces(parts, source)
         if mapper is None:
-            return dedupe([hit for _, samples, offset in pieces for hit in here.spot(samples, offset)])
-        jobs = ((search, here.initial_cmn, samples, offset) for _, samples, offset in pieces)
+            return dedupe([hit for samples, offset in pieces for hit in here.spot(samples, offset)])
+        jobs = ((search, here.initial_cmn, samples, offset) for samples, offset in pieces)
         return dedupe([hit for part in mapper(_spot_piece, jobs) for hit in part])
 
     def run() -> Spotted:
@@ -522,7 +522,7 @@ def spot_stretches(
                 for h in hits
                 if any(abs(h.start - a) < reach / 2 or abs(h.end - b) < reach / 2 for a, b in done)
             ]
-            more = subtract(around(edges, reach, stretches), done)
+            more = subtract_spans(around(edges, reach, stretches), done, min_seconds=0.5)
             if not more:
                 break
             hits = dedupe(hits + read(full, more))
@@ -537,14 +537,3 @@ def spot_stretches(
     with context.Pool(workers, _init_worker, (tuple(phrases), model_dir)) as pool:
         mapper = pool.imap  # its feeder thread decodes on while the workers read the pieces already in
         return run()
-
-
-def subtract(parts, done) -> list[tuple[float, float]]:
-    """``parts`` less what ``done`` covers."""
-    out = []
-    for a, b in parts:
-        pieces = [(a, b)]
-        for lo, hi in done:
-            pieces = [p for x, y in pieces for p in ((x, min(y, lo)), (max(x, hi), y)) if p[1] - p[0] > 0.5]
-        out += pieces
-    return out
