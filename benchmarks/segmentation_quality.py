@@ -131,7 +131,7 @@ def method_rows(words: bool = False):
     """(name, SegmentationConfig) per row of the tables; the first is the default. ``words``: also the
     default with sponsor phrases listened for (issue 15: on these sets, which have no read sponsor
     copy, it must cut no more content than the default)."""
-    from adcut.detect.config import SegmentationConfig
+    from adcut.detect.config import SegmentationConfig, with_preference
     from adcut.detect.refine import REFINE_METHODS
 
     default = SegmentationConfig()
@@ -148,10 +148,16 @@ def method_rows(words: bool = False):
     rows.append(
         (
             "default, --prefer remove-ads",
-            replace(default, refine=replace(default.refine, prefer="remove-ads")),
+            with_preference(default, "remove-ads"),
         )
     )
     rows.append(("default without the measured edge offsets", replace(default, edge_offsets=False)))
+    rows.append(
+        (
+            "default, even costs in the smoother",  # content cost 1: the HMM's decision without the asymmetry
+            replace(default, smoothing=replace(default.smoothing, content_cost=1.0)),
+        )
+    )
     for method in ("none", "reference"):  # the other smoothers, without refinement (issue 4's comparison)
         rows.append(
             (

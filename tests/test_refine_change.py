@@ -120,7 +120,15 @@ def test_refine_and_prefer_flags_reach_the_config_and_are_validated():
     )
     settings = config.settings()
     assert settings["refine_method"] == "pause" and settings["prefer"] == "remove-ads"
+    # the preference also moves the smoother's decision: keeping ad audio now costs more than cutting content
+    assert config.smoothing.content_cost < 1.0 < parse().smoothing.content_cost
+    assert settings["content_cost"] == pytest.approx(config.smoothing.content_cost, abs=1e-4)
+    assert parse().settings()["prefer"] == "keep-content"
     assert parse("--no-refine").refine is None
+    # without refinement --prefer still means something: the smoother's decision
+    unrefined = parse("--no-refine", "--prefer", "remove-ads")
+    assert unrefined.refine is None and unrefined.smoothing.content_cost < 1.0
+    assert unrefined.settings()["prefer"] == "remove-ads"
     with pytest.raises(AdcutError, match="--no-refine contradicts --refine"):
         parse("--no-refine", "--refine", "change")
     with pytest.raises(SystemExit):

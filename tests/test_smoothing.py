@@ -94,7 +94,8 @@ def test_hmm_no_segment_shorter_than_minimums_on_noisy_curve():
     p_ad = np.clip(np.where(truth == 0, 0.7, 0.3) + rng.normal(0, 0.3, len(truth)), 0.01, 0.99)
     probs = np.stack([p_ad, 1 - p_ad], axis=1)
     duration = len(truth) * 0.1
-    config = SmoothingConfig(min_ad_seconds=10, min_content_seconds=20)
+    # a curve symmetric about 0.5: both mistakes cost the same here
+    config = SmoothingConfig(min_ad_seconds=10, min_content_seconds=20, content_cost=1.0)
     segs = smooth(probs, 0.1, duration, CLASSES, config)
     assert_tiles(segs, duration)
     for seg in segs:
@@ -123,10 +124,28 @@ def test_switch_penalty_suppresses_weak_evidence():
     # 30 s of barely-ad evidence inside content: taken with no penalty, refused with a large one
     pattern = "c" * 30 + "a" * 30 + "c" * 30
     probs = curve(pattern, 0.55)
-    cheap = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(switch_penalty=0.0))
-    dear = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(switch_penalty=20.0))
+    cheap = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(switch_penalty=0.0, content_cost=1.0))
+    dear = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(switch_penalty=20.0, content_cost=1.0))
     assert [s.label for s in cheap] == ["content", "ad", "content"]
     assert [s.label for s in dear] == ["content"]
+
+
+@pytest.mark.parametrize("method", ["hmm", "none"])
+def test_content_cost_is_the_odds_an_ad_must_beat(method):
+    # 30 s at ad odds 0.58 / 0.42 = 1.38 inside content: an ad when both mistakes cost the same,
+    # content when a second of content cut weighs 1.5 s of ad kept (the default)
+    probs = curve("c" * 30 + "a" * 30 + "c" * 30, 0.58)
+    even = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(method=method, content_cost=1.0))
+    default = smooth(probs, 1.0, 90.0, CLASSES, SmoothingConfig(method=method))
+    assert [s.label for s in even] == ["content", "ad", "content"]
+    assert even[1] == Segment(30.0, 60.0, "ad")
+    assert [s.label for s in default] == ["content"]
+    # ... and the other way round: even odds are an ad once keeping ad audio costs more
+    p_ad = np.repeat([0.1, 0.5, 0.1], 30)
+    weak = np.stack([p_ad, 1 - p_ad], axis=1)
+    assert [s.label for s in smooth(weak, 1.0, 90.0, CLASSES, SmoothingConfig(method=method))] == ["content"]
+    eager = smooth(weak, 1.0, 90.0, CLASSES, SmoothingConfig(method=method, content_cost=1 / 1.5))
+    assert [s.label for s in eager] == ["content", "ad", "content"]
 
 
 @pytest.mark.parametrize("method", ["hmm", "reference", "none"])
@@ -156,6 +175,8 @@ def test_bad_settings_are_one_line_errors():
         SmoothingConfig(method="bogus")
     with pytest.raises(AdcutError, match="min-ad-seconds must be a number >= 0"):
         SmoothingConfig(min_ad_seconds=-1)
+    with pytest.raises(AdcutError, match="content cost must be a number > 0"):
+        SmoothingConfig(content_cost=0.0)
     with pytest.raises(AdcutError, match=r"expected \(steps, 2\)"):
         smooth(np.ones((4, 3)) / 3, 1.0, 4.0, CLASSES)
 

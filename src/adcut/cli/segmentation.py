@@ -10,9 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adcut.detect.config import SegmentationConfig
+from adcut.detect.config import SegmentationConfig, with_preference
 from adcut.detect.refine import PREFERENCES, REFINE_METHODS, RefineConfig
-from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, METHODS
+from adcut.detect.smoothing import (
+    DEFAULT_MIN_AD_SECONDS,
+    DEFAULT_MIN_CONTENT_SECONDS,
+    KEEP_CONTENT_COST,
+    METHODS,
+)
 from adcut.errors import AdcutError
 from adcut.features.mfcc import FeatureConfig
 
@@ -100,9 +105,9 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         "--prefer",
         choices=PREFERENCES,
         default=None,
-        help=f"which mistake costs more at an ad's edges: keep-content: cutting content (boundaries "
-        f"may move further into the ad than out of it); remove-ads: keeping ad audio (the other way "
-        f"round) (default {refine.prefer})",
+        help=f"which mistake costs more: keep-content: cutting content (a stretch is called an ad only "
+        f"where the model's odds for ad exceed {KEEP_CONTENT_COST:g}, and boundaries may move further into "
+        f"the ad than out of it); remove-ads: keeping ad audio (the other way round) (default {refine.prefer})",
     )
     group.add_argument(
         "--max-shift",
@@ -172,10 +177,8 @@ def _given(**values: Any) -> dict[str, Any]:
 
 def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
     """The settings the flags of :func:`add_segmentation_arguments` ask for."""
-    if args.no_refine and (args.refine or args.prefer):
-        raise AdcutError(
-            f"--no-refine contradicts --{'refine' if args.refine else 'prefer'}: boundaries are not moved without refinement"
-        )
+    if args.no_refine and args.refine:
+        raise AdcutError("--no-refine contradicts --refine: boundaries are not moved without refinement")
     defaults = SegmentationConfig()
     smoothing = replace(
         defaults.smoothing,
@@ -188,11 +191,9 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
     refine = (
         None
         if args.no_refine
-        else replace(
-            RefineConfig(), **_given(max_shift_seconds=args.max_shift, method=args.refine, prefer=args.prefer)
-        )
+        else replace(RefineConfig(), **_given(max_shift_seconds=args.max_shift, method=args.refine))
     )
-    return replace(
+    config = replace(
         defaults,
         smoothing=smoothing,
         refine=refine,
@@ -205,3 +206,4 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
             review_below=args.review_below,
         ),
     )
+    return with_preference(config, args.prefer) if args.prefer else config

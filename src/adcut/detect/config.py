@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from adcut.core.segments import CUT_CLASSES
 from adcut.core.units import Seconds
-from adcut.detect.refine import RefineConfig
-from adcut.detect.smoothing import DEFAULT_MIN_AD_SECONDS, DEFAULT_MIN_CONTENT_SECONDS, SmoothingConfig
+from adcut.detect.refine import PREFERENCES, RefineConfig
+from adcut.detect.smoothing import (
+    DEFAULT_MIN_AD_SECONDS,
+    DEFAULT_MIN_CONTENT_SECONDS,
+    KEEP_CONTENT_COST,
+    SmoothingConfig,
+)
 from adcut.detect.words import WordsConfig
 from adcut.errors import AdcutError
 
@@ -60,6 +65,13 @@ class SegmentationConfig:
                 f"--review-below must be a probability between 0 and 1, not {self.review_below:g}"
             )
 
+    @property
+    def prefer(self) -> str:
+        """``--prefer``: the refinement's, or without refinement what the smoother's content cost says."""
+        if self.refine is not None:
+            return self.refine.prefer
+        return "keep-content" if self.smoothing.content_cost >= 1.0 else "remove-ads"
+
     def validate(self, window_seconds: Seconds, frame_seconds: Seconds) -> None:
         """What depends on the model's features: the hop lies between one frame and one window."""
         if not frame_seconds <= self.hop_seconds <= window_seconds + 1e-9:
@@ -82,11 +94,26 @@ class SegmentationConfig:
             "refine": self.refine is not None,
             "refine_max_shift": (self.refine or RefineConfig()).max_shift_seconds,
             "refine_method": self.refine.method if self.refine else None,
-            "prefer": (self.refine or RefineConfig()).prefer,
+            "prefer": self.prefer,
+            "content_cost": round(self.smoothing.content_cost, 4),
             "review_below": self.review_below,
             "review_classes": list(self.review_classes),
             **(self.words.settings() if self.words is not None else {"words": "off"}),
         }
+
+
+# ``--prefer``: the seconds of ad left in that weigh as much as a second of content cut, in the
+# smoother's decision (the refinement moves edges by the same preference).
+PREFERENCE_CONTENT_COST = {"keep-content": KEEP_CONTENT_COST, "remove-ads": 1.0 / KEEP_CONTENT_COST}
+
+
+def with_preference(config: SegmentationConfig, prefer: str) -> SegmentationConfig:
+    """``config`` with ``--prefer`` applied to both the smoother's decision and the refined edges."""
+    if prefer not in PREFERENCES:
+        raise AdcutError(f"--prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
+    smoothing = replace(config.smoothing, content_cost=PREFERENCE_CONTENT_COST[prefer])
+    refine = replace(config.refine, prefer=prefer) if config.refine is not None else None
+    return replace(config, smoothing=smoothing, refine=refine)
 
 
 def anchor_for(checkpoint: Checkpoint, config: SegmentationConfig) -> float:
