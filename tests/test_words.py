@@ -1,5 +1,6 @@
 """Hearing host-read ads through their words: phrases, keyword spotting on espeak-ng speech, fusion before the HMM."""
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,7 @@ from adcut.detect.smoothing import SmoothingConfig
 from adcut.detect.words import WordsConfig, fuse, hear_words, overlay, resolve_phrases, word_ads
 from adcut.errors import AdcutError
 from adcut.words.phrases import BUILTIN_ENGLISH, CUE, Phrase, read_phrases
-from adcut.words.recognise import Hit, Spotter, WordsError, model_files
+from adcut.words.recognise import Hit, Spotter, WordsError, model_files, to_pcm16
 
 pocketsphinx = pytest.importorskip("pocketsphinx")
 from adcut.demo.hostread import espeak_available, hostread_episode, speak  # noqa: E402
@@ -364,3 +365,58 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
     # Confirming with a threshold no stricter than the search's changes nothing.
     loose = WordsConfig(mode="on", per_phone=3.5, confirm_per_phone=3.5)
     assert confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, loose, workers=1) == (candidates, [])
+
+
+def test_decoding_keeps_the_audio_on_disk_and_reads_back_what_was_decoded():
+    from adcut.words.recognise import Decoding, speech_pauses
+
+    rng = np.random.default_rng(4)
+    speech = (0.3 * rng.standard_normal(16000 * 9)).astype(np.float32)
+    speech[16000 * 3 : 16000 * 4] = 0.0  # a one-second sentence break, and a shorter one
+    speech[16000 * 6 + 100 : 16000 * 6 + 6000] = 0.0
+    sizes = [7, 4001, 16000, 1, 50000]  # blocks that split the 20 ms frames anywhere
+    blocks, at = [], 0
+    while at < len(speech):
+        n = sizes[len(blocks) % len(sizes)]
+        blocks.append(speech[at : at + n])
+        at += n
+    with Decoding(iter(blocks)) as decoding:
+        decoding.until(16000 * 2)
+        assert 16000 * 2 <= decoding.filled < len(speech)  # only as far as asked
+        expected = np.frombuffer(to_pcm16(speech), dtype=np.int16)
+        assert np.array_equal(decoding.read(1000, 9000), expected[1000:9000])
+        assert len(decoding.read(16000 * 8, 16000 * 9)) == 0  # not decoded yet: nothing, not zeros
+        assert decoding.pauses() == speech_pauses(expected)  # decodes the rest, levels measured on the way
+        assert decoding.filled == len(speech)
+        assert np.array_equal(decoding.read(16000 * 8, 10**9), expected[16000 * 8 :])
+        assert [(round(a, 2), round(b, 2)) for a, b in decoding.pauses()] == [(3.0, 4.0), (6.02, 6.36)]
+
+
+def test_a_full_disk_while_decoding_for_recognition_is_one_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    script = """
+import resource, signal, sys
+import numpy as np
+from adcut.words.recognise import Decoding, WordsError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+blocks = (np.zeros(16000, np.float32) for _ in range(10))
+try:
+    with Decoding(blocks) as decoding:
+        decoding.finish()
+except WordsError as error:
+    print(error)
+    sys.exit(3)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 3, done.stderr
+    assert "cannot keep the 16 kHz audio for recognition in a temporary file" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone

@@ -298,30 +298,28 @@ def hear_words(
 ) -> tuple[np.ndarray, dict]:
     """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
     from adcut.media.decode import iter_blocks
-    from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, seconds_in, speech_pauses, spot_stretches
+    from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, seconds_in, spot_stretches
 
     began = time.perf_counter()
     phrases = resolve_phrases(checkpoint, config)
     background = background or (classes[1] if len(classes) > 1 else classes[0])
     stretches = content_stretches(segments, background)
-    decoding = Decoding(iter_blocks(Path(path), SAMPLE_RATE), duration)
     workers = config.workers or os.cpu_count() or 1
     strong = {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
-    spotted = spot_stretches(
-        stretches,
-        decoding,
-        phrases,
-        config.model_dir,
-        config.per_phone,
-        workers=workers,
-        scan=SCAN if config.scan else None,
-        triggers=strong,
-    )
-    hits = spotted.hits
-    audio = decoding.finish()
-    pauses = speech_pauses(audio)
-    ads = word_ads(hits, phrases, pauses, duration, config)
-    ads, rejected = confirmed(ads, audio, phrases, strong, config, workers)
+    with Decoding(iter_blocks(Path(path), SAMPLE_RATE)) as decoding:
+        spotted = spot_stretches(
+            stretches,
+            decoding,
+            phrases,
+            config.model_dir,
+            config.per_phone,
+            workers=workers,
+            scan=SCAN if config.scan else None,
+            triggers=strong,
+        )
+        hits = spotted.hits
+        ads = word_ads(hits, phrases, decoding.pauses(), duration, config)
+        ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
         "recognised_seconds": round(seconds_in(stretches), 1),  # asked for (the content stretches)

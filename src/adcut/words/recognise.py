@@ -314,20 +314,28 @@ class Transcriber:
         ]
 
 
-def speech_pauses(
-    samples: np.ndarray, min_pause: float = 0.25, frame: float = 0.02
-) -> list[tuple[float, float]]:
-    """(start, end) seconds of the quiet stretches in 16 kHz speech: frames 30 dB under the loud ones, at least ``min_pause`` long."""
+PAUSE_FRAME = 0.02  # seconds: the frames whose levels find sentence breaks
+
+
+def frame_levels(samples: np.ndarray, frame: float = PAUSE_FRAME) -> np.ndarray:
+    """Level in dB of each whole ``frame`` of 16 kHz ``samples`` (float or int16)."""
     n = int(frame * SAMPLE_RATE)
     count = len(samples) // n
-    if count == 0:
-        return []
     level = np.empty(count, np.float32)
     scale = 1 / 32768.0 if samples.dtype == np.int16 else 1.0
     step = 3000  # frames at a time (a minute): an hour's float copy at once would cost a few hundred MB
     for k in range(0, count, step):
         x = samples[k * n : min(count, k + step) * n].astype(np.float32).reshape(-1, n) * scale
         level[k : k + len(x)] = 10 * np.log10((x * x).mean(axis=1) + 1e-10)
+    return level
+
+
+def pauses_from_levels(
+    level: np.ndarray, min_pause: float = 0.25, frame: float = PAUSE_FRAME
+) -> list[tuple[float, float]]:
+    """(start, end) seconds of the quiet stretches: frames 30 dB under the loud ones, at least ``min_pause`` long."""
+    if len(level) == 0:
+        return []
     quiet = level < np.percentile(level, 95) - 30
     pauses = []
     run_start = None
@@ -341,43 +349,102 @@ def speech_pauses(
     return pauses
 
 
+def speech_pauses(
+    samples: np.ndarray, min_pause: float = 0.25, frame: float = PAUSE_FRAME
+) -> list[tuple[float, float]]:
+    """(start, end) seconds of the quiet stretches in 16 kHz speech (``pauses_from_levels``)."""
+    return pauses_from_levels(frame_levels(samples, frame), min_pause, frame)
+
+
 # --- many stretches at once, in worker processes -------------------------------------------------
 
 
-class Decoding:
-    """An episode decoded at 16 kHz into one int16 array block by block, so that recognition starts on the
-    first pieces while the rest is still being decoded (16-bit: an hour is 115 MB)."""
+class Decoded:
+    """16 kHz int16 audio to read pieces of: here, audio already in memory."""
 
-    def __init__(self, blocks, duration: float):
-        self.audio = np.zeros(int(np.ceil(duration * SAMPLE_RATE)) + SAMPLE_RATE, np.int16)
-        self.filled = 0
-        self._blocks = iter(blocks)
+    def __init__(self, audio: np.ndarray):
+        self._audio = np.frombuffer(to_pcm16(audio), dtype=np.int16)
+        self.filled = len(self._audio)
 
     def until(self, sample: int) -> None:
         """Decode on until the first ``sample`` samples are in (or the episode ends)."""
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``[lo, hi)``, as far as they are decoded."""
+        return self._audio[lo : min(hi, self.filled)]
+
+    def finish(self) -> None:
+        """Decode to the end."""
+
+    def pauses(self, min_pause: float = 0.25) -> list[tuple[float, float]]:
+        """The sentence breaks of the whole episode (``pauses_from_levels``)."""
+        return speech_pauses(self._audio, min_pause)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Decoding(Decoded):
+    """An episode decoded at 16 kHz block by block into a temporary file (int16: an hour is 115 MB of disk,
+    not of memory), so that recognition starts on the first pieces while the rest is still being
+    decoded. The level of every 20 ms frame is measured on the way, for the sentence breaks."""
+
+    def __init__(self, blocks):
+        self._blocks = iter(blocks)
+        self.filled = 0
+        self._levels: list[np.ndarray] = []
+        self._rest = np.zeros(0, np.int16)  # samples of a frame not yet complete
+        try:
+            self._file = tempfile.TemporaryFile(prefix="adcut-16k-", buffering=0)
+        except OSError as error:
+            raise WordsError(
+                f"cannot create a temporary file for recognition ({error.strerror or error})"
+            ) from None
+
+    def until(self, sample: int) -> None:
         while self.filled < sample:
             block = next(self._blocks, None)
             if block is None:
                 self._blocks = iter(())
                 return
             pcm = np.frombuffer(to_pcm16(block), dtype=np.int16)
-            n = min(len(pcm), len(self.audio) - self.filled)
-            self.audio[self.filled : self.filled + n] = pcm[:n]
-            self.filled += n
+            data = memoryview(pcm.tobytes())
+            try:
+                while data:
+                    data = data[self._file.write(data) :]
+            except OSError as error:
+                raise WordsError(
+                    f"cannot keep the 16 kHz audio for recognition in a temporary file "
+                    f"({error.strerror or error}; {tempfile.gettempdir()} full?)"
+                ) from None
+            self.filled += len(pcm)
+            joined = np.concatenate([self._rest, pcm])
+            whole = len(joined) // int(PAUSE_FRAME * SAMPLE_RATE) * int(PAUSE_FRAME * SAMPLE_RATE)
+            self._levels.append(frame_levels(joined[:whole]))
+            self._rest = joined[whole:]
 
-    def finish(self) -> np.ndarray:
-        """The whole episode."""
-        self.until(len(self.audio))
-        return self.audio[: self.filled]
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        hi = min(hi, self.filled)
+        if hi <= lo:
+            return np.zeros(0, np.int16)
+        data = os.pread(self._file.fileno(), 2 * (hi - lo), 2 * lo)
+        return np.frombuffer(data, dtype=np.int16)
 
+    def finish(self) -> None:
+        self.until(np.iinfo(np.int64).max)
 
-class Decoded(Decoding):
-    """Audio already in memory."""
+    def pauses(self, min_pause: float = 0.25) -> list[tuple[float, float]]:
+        self.finish()
+        return pauses_from_levels(np.concatenate(self._levels) if self._levels else np.zeros(0), min_pause)
 
-    def __init__(self, audio: np.ndarray):
-        self.audio = np.frombuffer(to_pcm16(audio), dtype=np.int16)
-        self.filled = len(self.audio)
-        self._blocks = iter(())
+    def close(self) -> None:
+        self._file.close()
 
 
 _worker_spotters: dict[Search, Spotter] = {}
@@ -412,12 +479,12 @@ def piece_bounds(stretches, piece_seconds: float = 60.0, overlap: float = 4.0):
             a = b - overlap
 
 
-def split_pieces(stretches, source: Decoding):
+def split_pieces(stretches, source: Decoded):
     """The pieces of the stretches as (samples, start seconds), each once the source has decoded it."""
     for lo, hi in piece_bounds(stretches):
         source.until(hi)
         if lo < source.filled:
-            yield source.audio[lo : min(hi, source.filled)], lo / SAMPLE_RATE
+            yield source.read(lo, hi), lo / SAMPLE_RATE
 
 
 def dedupe(hits: list[Hit], within: float = 1.0) -> list[Hit]:
@@ -455,7 +522,7 @@ class Spotted:
 
 def spot_stretches(
     stretches,
-    audio: np.ndarray | Decoding,
+    audio: np.ndarray | Decoded,
     phrases,
     model_dir=None,
     per_phone: float = DEFAULT_PER_PHONE,
@@ -475,7 +542,7 @@ def spot_stretches(
     """
     import multiprocessing
 
-    source = audio if isinstance(audio, Decoding) else Decoded(audio)
+    source = audio if isinstance(audio, Decoded) else Decoded(audio)
     full = Search(per_phone)
     stretches = [(a, b) for a, b in stretches if b - a > 0.5]
     if not stretches:
@@ -489,7 +556,7 @@ def spot_stretches(
     # starts from the same cepstral mean.
     first = int(stretches[0][0] * SAMPLE_RATE)
     source.until(first + 30 * SAMPLE_RATE)
-    warm = source.audio[first : min(source.filled, first + 30 * SAMPLE_RATE)]
+    warm = source.read(first, first + 30 * SAMPLE_RATE)
     spotters: dict[Search, Spotter] = {}
 
     def spotter(search: Search) -> Spotter:  # built when first needed: most episodes need only the scan
