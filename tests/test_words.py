@@ -347,6 +347,12 @@ def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_littl
     assert len(heard_in_ad(full)) >= 2 and heard_in_ad(scanned) == heard_in_ad(full)
     assert scanned.scanned_seconds == pytest.approx(duration) and scanned.searched_seconds < 0.5 * duration
     assert full.searched_seconds == pytest.approx(duration) and full.scanned_seconds == 0
+    # One cepstral mean per episode: a later search that reuses it (the confirmation does) hears the same
+    # as one that estimates its own, without reading 30 s again to estimate it.
+    assert scanned.cmn and scanned.cmn == full.cmn
+    again = spot_stretches([(ad.start, ad.end)], episode.audio, BUILTIN_ENGLISH, scan=None, cmn=scanned.cmn)
+    assert again.cmn == scanned.cmn
+    assert {h.phrase for h in again.hits} & strong == heard_in_ad(full)
 
 
 @needs_espeak

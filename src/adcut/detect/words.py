@@ -263,7 +263,7 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
 
 
 def confirmed(
-    ads, audio, phrases, strong, config: WordsConfig, workers: int
+    ads, audio, phrases, strong, config: WordsConfig, workers: int, cmn: str | None = None
 ) -> tuple[list[dict], list[dict]]:
     """(kept, rejected) ``ads``: kept where a search with the stricter ``confirm_per_phone`` hears at least
     ``min_strong`` distinct strong phrases in the ad's span (a cluster of loose hits in talk or music is not)."""
@@ -273,7 +273,7 @@ def confirmed(
         return ads, []
     spans = [(max(0.0, a["start"] - 1.0), a["end"] + 1.0) for a in ads]
     strict = spot_stretches(
-        spans, audio, phrases, config.model_dir, config.confirm_per_phone, workers=workers, scan=None
+        spans, audio, phrases, config.model_dir, config.confirm_per_phone, workers=workers, scan=None, cmn=cmn
     ).hits
     kept: list[dict] = []
     rejected: list[dict] = []
@@ -319,7 +319,7 @@ def hear_words(
         )
         hits = spotted.hits
         ads = word_ads(hits, phrases, decoding.pauses(), duration, config)
-        ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers)
+        ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers, spotted.cmn)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
         "recognised_seconds": round(seconds_in(stretches), 1),  # asked for (the content stretches)

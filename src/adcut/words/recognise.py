@@ -518,6 +518,7 @@ class Spotted:
     hits: list[Hit]
     scanned_seconds: float  # read by the cheap scan (everything asked for)
     searched_seconds: float  # read by the full search
+    cmn: str | None = None  # the full search's cepstral mean (a later full search may reuse it)
 
 
 def spot_stretches(
@@ -530,6 +531,7 @@ def spot_stretches(
     scan: Search | None = SCAN,
     triggers=None,
     reach: float = 30.0,
+    cmn: str | None = None,
 ) -> Spotted:
     """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz samples, or a
     ``Decoding`` still under way: the first pieces are read while the rest decodes), on ``workers``
@@ -538,7 +540,9 @@ def spot_stretches(
     With ``scan``: everything is read by that cheap search first, and the full search reads only the
     parts within ``reach`` seconds of a scan hit of a ``triggers`` phrase (all phrases when None),
     widened again where a full-search hit lies near a part's edge (a read ad runs on past it).
-    Without: the full search reads everything.
+    Without: the full search reads everything. Every piece of a search starts from one cepstral mean,
+    estimated on the first 30 s asked for; the full search's can be given (``cmn``: the ``Spotted.cmn``
+    of an earlier call on the same audio).
     """
     import multiprocessing
 
@@ -546,23 +550,27 @@ def spot_stretches(
     full = Search(per_phone)
     stretches = [(a, b) for a, b in stretches if b - a > 0.5]
     if not stretches:
-        return Spotted([], 0.0, 0.0)
+        return Spotted([], 0.0, 0.0, cmn)
     workers = max(1, workers)
     if (
         multiprocessing.parent_process() is not None
     ):  # a worker of adcut process DIR: the episodes share the cores
         workers = 1
     # A broken model fails here, once, with its own message; every piece of a search, on any worker,
-    # starts from the same cepstral mean.
-    first = int(stretches[0][0] * SAMPLE_RATE)
-    source.until(first + 30 * SAMPLE_RATE)
-    warm = source.read(first, first + 30 * SAMPLE_RATE)
+    # starts from the same cepstral mean (per frame rate: pocketsphinx's running estimate after 30 s
+    # differs between 50 and 100 frames a second).
+    means: dict[int, str] = {full.frame_rate: cmn} if cmn else {}
     spotters: dict[Search, Spotter] = {}
 
     def spotter(search: Search) -> Spotter:  # built when first needed: most episodes need only the scan
         if search not in spotters:
-            spotters[search] = Spotter(phrases, model_dir, search=search)
-            spotters[search].warm_up(warm)
+            spotters[search] = here = Spotter(phrases, model_dir, search=search)
+            if search.frame_rate in means:
+                here.initial_cmn = means[search.frame_rate]
+            else:
+                first = int(stretches[0][0] * SAMPLE_RATE)
+                source.until(first + 30 * SAMPLE_RATE)
+                means[search.frame_rate] = here.warm_up(source.read(first, first + 30 * SAMPLE_RATE))
         return spotters[search]
 
     spotter(scan or full)
@@ -578,7 +586,7 @@ def spot_stretches(
 
     def run() -> Spotted:
         if scan is None:
-            return Spotted(read(full, stretches), 0.0, seconds_in(stretches))
+            return Spotted(read(full, stretches), 0.0, seconds_in(stretches), means.get(full.frame_rate))
         heard = [h for h in read(scan, stretches) if triggers is None or h.phrase in triggers]
         parts = around(heard, reach, stretches)
         hits = read(full, parts)
@@ -594,7 +602,7 @@ def spot_stretches(
                 break
             hits = dedupe(hits + read(full, more))
             done = sorted(done + more)
-        return Spotted(hits, seconds_in(stretches), seconds_in(done))
+        return Spotted(hits, seconds_in(stretches), seconds_in(done), means.get(full.frame_rate))
 
     if workers == 1:
         return run()
