@@ -413,11 +413,12 @@ class Decoding(Decoded):
             if block is None:
                 self._blocks = iter(())
                 return
-            pcm = np.frombuffer(to_pcm16(block), dtype=np.int16)
-            data = memoryview(pcm.tobytes())
+            data = to_pcm16(block)
+            pcm = np.frombuffer(data, dtype=np.int16)
+            unwritten = memoryview(data)
             try:
-                while data:
-                    data = data[self._file.write(data) :]
+                while unwritten:
+                    unwritten = unwritten[self._file.write(unwritten) :]
             except OSError as error:
                 raise WordsError(
                     f"cannot keep the 16 kHz audio for recognition in a temporary file "
@@ -425,7 +426,7 @@ class Decoding(Decoded):
                 ) from None
             self.filled += len(pcm)
             joined = np.concatenate([self._rest, pcm])
-            whole = len(joined) // int(PAUSE_FRAME * SAMPLE_RATE) * int(PAUSE_FRAME * SAMPLE_RATE)
+            whole = len(joined) - len(joined) % int(PAUSE_FRAME * SAMPLE_RATE)
             self._levels.append(frame_levels(joined[:whole]))
             self._rest = joined[whole:]
 
