@@ -1,6 +1,7 @@
 """Hearing host-read ads through their words: phrases, keyword spotting on espeak-ng speech, fusion before the HMM."""
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,8 +12,17 @@ from adcut.detect.pipeline import smooth_curve
 from adcut.detect.smoothing import SmoothingConfig
 from adcut.detect.words import WordsConfig, fuse, hear_words, overlay, resolve_phrases, word_ads
 from adcut.errors import AdcutError
+from adcut.words import recognise
 from adcut.words.phrases import BUILTIN_ENGLISH, CUE, Phrase, read_phrases
-from adcut.words.recognise import Hit, Spotter, WordsError, model_files, to_pcm16
+from adcut.words.recognise import (
+    Hit,
+    Spotter,
+    WordsError,
+    dictionary_lines,
+    model_files,
+    read_dictionary,
+    to_pcm16,
+)
 
 pocketsphinx = pytest.importorskip("pocketsphinx")
 from adcut.demo.hostread import espeak_available, hostread_episode, speak  # noqa: E402
@@ -55,6 +65,31 @@ def test_missing_or_broken_speech_model_is_one_clear_error(tmp_path):
     (broken / "xx.dict").write_text("promo P R OW M OW\ncode K OW D\n")
     with pytest.raises(WordsError, match="could not load this speech model"):
         Spotter([Phrase("promo code")], model_dir=broken)
+
+
+def test_spotters_load_only_their_phrases_entries_from_the_dictionary(tmp_path, monkeypatch):
+    words = tmp_path / "x.dict"
+    words.write_text(
+        "code K OW D\ncoded K OW D IH D\npromo P R OW M OW\npromo(2) P R AA M OW\nPROMOS P R OW M OW Z\n"
+    )
+    # Every pronunciation of each word and nothing else (not "coded", which starts like "code").
+    assert dictionary_lines(words, ["promo", "code"]).splitlines() == [
+        "code K OW D",
+        "promo P R OW M OW",
+        "promo(2) P R AA M OW",
+    ]
+    assert dictionary_lines(words, ["promos"]) == "PROMOS P R OW M OW Z\n"
+    assert read_dictionary(words) == {"code": 3, "coded": 5, "promo": 5, "promos": 6}
+    # Read once per process, but a changed file is read again.
+    words.write_text("code K OW D\n")
+    assert read_dictionary(words) == {"code": 3}
+    # The spotter, with a dictionary of its phrases' words, hears what it hears with the whole one.
+    speech = speak("Use promo code radio for twenty percent off your first order.", "en-us", 16000)
+    phrases = [PHRASES["promo code"], PHRASES["percent off"], PHRASES["first order"]]
+    subset = [h.to_dict() for h in Spotter(phrases, per_phone=5.0).spot(speech)]
+    monkeypatch.setattr(recognise, "_phrase_dictionary", lambda path, texts: Path(path).read_text())
+    whole = [h.to_dict() for h in Spotter(phrases, per_phone=5.0).spot(speech)]
+    assert subset == whole and "promo code" in {h["phrase"] for h in subset}
 
 
 def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():

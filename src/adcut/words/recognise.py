@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,17 @@ def model_files(model_dir: str | Path | None = None) -> ModelFiles:
 
 
 def read_dictionary(path: Path) -> dict[str, int]:
-    """Word -> number of phones of its first pronunciation."""
+    """Word -> number of phones of its first pronunciation (read once per file and process: every
+    spotter needs it, and the English dictionary takes ~0.4 s to parse). Do not modify the result."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise WordsError(f"{path}: cannot read the dictionary ({error.strerror or error})") from None
+    return _parsed_dictionary(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_dictionary(path: str, _mtime_ns: int, _size: int) -> dict[str, int]:
     words: dict[str, int] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -128,6 +139,25 @@ def read_dictionary(path: Path) -> dict[str, int]:
     if not words:
         raise WordsError(f"{path}: the pronunciation dictionary is empty or unreadable")
     return words
+
+
+@functools.lru_cache(maxsize=16)
+def _phrase_dictionary(path: Path, phrases: tuple[str, ...]) -> str:
+    return dictionary_lines(path, {w for text in phrases for w in text.split()})
+
+
+def dictionary_lines(path: Path, words) -> str:
+    """The dictionary's entries (every pronunciation) for ``words`` only: a spotter's decoder loads
+    this instead of the whole dictionary, which it would parse again for a few phrases' words."""
+    wanted = sorted({re.escape(w) for w in words}, key=len, reverse=True)
+    if not wanted:
+        return ""
+    pattern = re.compile(rf"^(?:{'|'.join(wanted)})(?:\(\d+\))?[ \t][^\n]*\n?", re.MULTILINE | re.IGNORECASE)
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise WordsError(f"{path}: cannot read the dictionary ({error.strerror or error})") from None
+    return "".join(m.group(0).rstrip("\n") + "\n" for m in pattern.finditer(text))
 
 
 _PROBE = """
@@ -156,7 +186,8 @@ def check_model(files: ModelFiles) -> None:
         raise WordsError(f"{files.folder}: pocketsphinx could not load this speech model ({reason[:200]})")
 
 
-def _decoder(files: ModelFiles, **search):
+def _decoder(files: ModelFiles, dictionary: Path | None = None, **search):
+    """A pocketsphinx decoder of ``files``' acoustic model with ``dictionary`` (default: the model's own)."""
     from pocketsphinx import Decoder
 
     check_model(files)
@@ -164,7 +195,7 @@ def _decoder(files: ModelFiles, **search):
     try:
         return Decoder(
             hmm=str(files.acoustic),
-            dict=str(files.dictionary),
+            dict=str(dictionary or files.dictionary),
             samprate=SAMPLE_RATE,
             loglevel="FATAL",
             **search,
@@ -225,12 +256,19 @@ class Spotter:
         self.phrases = [text for text, _ in kept]
         self.phones = dict(kept)
         handle, name = tempfile.mkstemp(suffix=".kws", prefix="adcut-")
+        words_handle, words_name = tempfile.mkstemp(suffix=".dict", prefix="adcut-")
         try:
             with os.fdopen(handle, "w") as out:
                 for text, phones in kept:
                     out.write(f"{text} /1e-{max(1, int(round(self.search.per_phone * phones)))}/\n")
+            with os.fdopen(words_handle, "w", encoding="utf-8") as out:
+                out.write(_phrase_dictionary(self.files.dictionary, tuple(self.phrases)))
             self.decoder = _decoder(
-                self.files, kws=name, frate=self.search.frame_rate, ds=self.search.downsample
+                self.files,
+                dictionary=Path(words_name),
+                kws=name,
+                frate=self.search.frame_rate,
+                ds=self.search.downsample,
             )
             # pocketsphinx carries its cepstral mean from one utterance to the next: each piece starts
             # from the same one (``warm_up``), so what is heard does not depend on which pieces a worker
@@ -238,6 +276,7 @@ class Spotter:
             self.initial_cmn = self.decoder.get_cmn()
         finally:
             os.unlink(name)
+            os.unlink(words_name)
 
     def warm_up(self, samples: np.ndarray) -> str:
         """Estimate the cepstral mean on ``samples`` (the model's initial one is far from real audio's, and
