@@ -338,7 +338,12 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
         if args.anchor_scan:
             anchor_scan(checkpoint, test, args)
         rows = []
-        for name, seg_config in method_rows(args.words):
+        rows_run = [
+            row
+            for i, row in enumerate(method_rows(args.words))
+            if not args.only_default or i == 0 or row[0] == WORDS_ROW
+        ]
+        for name, seg_config in rows_run:
             minimums = resolve_minimums(checkpoint, seg_config).smoothing.minimums(classes)
             began = time.perf_counter()
             found = [detect(path, checkpoint, seg_config, model=model, threads=2) for path, _ in test]
@@ -366,7 +371,7 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
         print(f"the coarse-to-fine scan read {read:.0%} of the windows")
         print(
             "detection time / bare decode: "
-            + ", ".join(f"{name} {results[(seed, name)][1]:.2f}x" for name, _ in method_rows(args.words))
+            + ", ".join(f"{name} {results[(seed, name)][1]:.2f}x" for name, _ in rows_run)
         )
     return results
 
@@ -432,6 +437,11 @@ def main() -> None:
         "--words",
         action="store_true",
         help="also the default with --words on (needs pocketsphinx): the word cue must add no false ads here",
+    )
+    parser.add_argument(
+        "--only-default",
+        action="store_true",
+        help="score the default settings only (and --words on with --words): quicker comparisons",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
     parser.add_argument(
