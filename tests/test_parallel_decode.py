@@ -105,18 +105,70 @@ def test_ranges_that_do_not_meet_fall_back_to_one_pass(tmp_path, monkeypatch):
     one, n_one, _ = _mfcc(path, 1)
     original = parallel_decode.range_messages
 
-    def misplaced(path, config, first, stop):
-        for message in original(path, config, first, stop):
+    calls = []
+
+    def misplaced(path, config, first, stop, tap_rate=None):
+        calls.append(first)
+        for message in original(path, config, first, stop, tap_rate):
             if message[0] == "check" and message[1] == "tail":
                 message = (*message[:2], message[2] + 1e-3)
             yield message
 
     monkeypatch.setattr(parallel_decode, "range_messages", misplaced)  # the first range runs in this process
-    joined, n_joined, split = _mfcc(path, 2)
-    assert not split and n_joined == n_one and joined.shape == one.shape
+    tap = Collected()
+    joined, n_joined, split = _mfcc(path, 2, tap=tap)
+    assert calls == [0] and not split and n_joined == n_one and joined.shape == one.shape
+    # the one pass that took over gave the tap the whole file again
+    from adcut.media.decode import iter_blocks, pcm16
+
+    assert np.array_equal(tap.audio(), pcm16(np.concatenate(list(iter_blocks(path, 16000)))))
     # the same frames to float32 rounding: the first range was computed in blocks of other sizes, which
     # BLAS may sum in another order (a misplaced split would differ by whole frames, far beyond this)
     np.testing.assert_allclose(joined, one, rtol=1e-5, atol=1e-4)
+
+
+class Collected:
+    """A tap: the samples written at each offset, checked for overlaps and gaps at the end."""
+
+    sample_rate = 16000
+
+    def __init__(self):
+        self.pieces: list[tuple[int, np.ndarray]] = []
+
+    def write(self, offset, pcm):
+        assert pcm.dtype == np.int16
+        self.pieces.append((offset, pcm.copy()))
+
+    def audio(self) -> np.ndarray:
+        out = np.zeros(max(o + len(p) for o, p in self.pieces), np.int16)
+        covered = np.zeros(len(out), bool)
+        for offset, pcm in self.pieces:
+            out[offset : offset + len(pcm)] = pcm
+            covered[offset : offset + len(pcm)] = True
+        assert covered.all()
+        return out
+
+
+@pytest.mark.parametrize(
+    "suffix, rate, channels", [(".mp3", 44100, 2), (".flac", 48000, 1), (".wav", 16000, 1)]
+)
+def test_the_tap_gets_the_whole_file_at_its_rate_from_the_same_decode(tmp_path, suffix, rate, channels):
+    """What speech recognition reads instead of decoding the file again: equal to a decode at 16 kHz,
+    whether one pass or several processes made it, and the features stay what they were."""
+    from adcut.media.decode import iter_blocks, pcm16
+
+    path = _episode(tmp_path, suffix, rate, channels, bit_rate=96000)
+    expected = pcm16(np.concatenate(list(iter_blocks(path, 16000))))
+    for workers in (1, 2, 3):
+        tap = Collected()
+        mfcc, _, split = _mfcc(path, workers, tap=tap)
+        assert split == (workers > 1) and np.array_equal(mfcc, _mfcc(path, workers)[0])
+        got = tap.audio()
+        assert len(got) == len(expected)
+        # each range's resampler starts elsewhere: at most a unit of rounding apart
+        assert np.abs(got.astype(np.int32) - expected).max() <= 1
+        if workers > 1:  # each range gave only its own part, so no sample came twice
+            assert sum(len(p) for _, p in tap.pieces) == len(expected)
 
 
 def test_truncated_file_reports_the_one_pass_error(tmp_path):

@@ -433,6 +433,24 @@ def test_decoding_keeps_the_audio_on_disk_and_reads_back_what_was_decoded():
         assert [(round(a, 2), round(b, 2)) for a, b in decoding.pauses()] == [(3.0, 4.0), (6.02, 6.36)]
 
 
+def test_audio_tapped_from_the_feature_decode_reads_back_in_any_order():
+    from adcut.words.recognise import Tapped, speech_pauses
+
+    rng = np.random.default_rng(5)
+    speech = (0.3 * rng.standard_normal(16000 * 75)).astype(np.float32)  # more than a minute of levels
+    speech[16000 * 3 : 16000 * 4] = 0.0
+    speech[16000 * 61 : 16000 * 62] = 0.0  # a break across the minute the levels are read by
+    expected = np.frombuffer(to_pcm16(speech), dtype=np.int16)
+    bounds = [0, 5, 400_001, 960_007, 1_100_000, len(expected)]
+    with Tapped() as tapped:
+        for lo, hi in reversed(list(zip(bounds[:-1], bounds[1:]))):  # ranges arrive in any order
+            tapped.write(lo, expected[lo:hi])
+        assert tapped.filled == len(expected)
+        assert np.array_equal(tapped.read(0, 10**9), expected)
+        assert tapped.pauses() == speech_pauses(expected)
+        assert [(round(a, 2), round(b, 2)) for a, b in tapped.pauses()] == [(3.0, 4.0), (61.0, 62.0)]
+
+
 def test_a_full_disk_while_decoding_for_recognition_is_one_clear_error(tmp_path):
     import subprocess
     import sys
@@ -440,24 +458,29 @@ def test_a_full_disk_while_decoding_for_recognition_is_one_clear_error(tmp_path)
     script = """
 import resource, signal, sys
 import numpy as np
-from adcut.words.recognise import Decoding, WordsError
+from adcut.words.recognise import Decoding, Tapped, WordsError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG), as on a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
-blocks = (np.zeros(16000, np.float32) for _ in range(10))
 try:
-    with Decoding(blocks) as decoding:
-        decoding.finish()
+    if sys.argv[1] == "tapped":
+        with Tapped() as tapped:
+            for k in range(10):
+                tapped.write(16000 * k, np.zeros(16000, np.int16))
+    else:
+        with Decoding(np.zeros(16000, np.float32) for _ in range(10)) as decoding:
+            decoding.finish()
 except WordsError as error:
     print(error)
     sys.exit(3)
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-    )
-    assert done.returncode == 3, done.stderr
-    assert "cannot keep the 16 kHz audio for recognition in a temporary file" in done.stdout
-    assert "Traceback" not in done.stderr
-    assert list(tmp_path.iterdir()) == []  # the temporary file is gone
+    for kind in ("decoding", "tapped"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, kind],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+        assert done.returncode == 3, done.stderr
+        assert "cannot keep the 16 kHz audio for recognition in a temporary file" in done.stdout
+        assert "Traceback" not in done.stderr
+        assert list(tmp_path.iterdir()) == []  # the temporary file is gone

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,8 +128,6 @@ def detect(
 
     ``model`` may be passed to reuse an already built predictor (folder mode builds it once).
     """
-    from adcut.detect.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
-    from adcut.features.mfcc import window_starts
     from adcut.models.inference import build_predictor, set_torch_threads, uses_torch
 
     config = config or SegmentationConfig()
@@ -143,6 +142,26 @@ def detect(
         set_torch_threads(threads)
     hop_frames = max(1, int(round(config.hop_seconds / fcfg.frame_seconds)))
     temperature = (checkpoint.metrics or {}).get("temperature")
+    listen = False
+    if config.words is not None:
+        from adcut.detect.words import words_enabled
+
+        listen = words_enabled(checkpoint, config.words)
+    with ExitStack() as cleanup:
+        speech = None
+        if listen:  # recognition reads the 16 kHz audio that the feature decode makes on the way
+            from adcut.words.recognise import Tapped
+
+            speech = cleanup.enter_context(Tapped())
+        return _detect(path, checkpoint, config, device, model, hop_frames, temperature, speech)
+
+
+def _detect(path, checkpoint, config, device, model, hop_frames, temperature, speech) -> Detection:
+    """``detect`` once its settings are resolved; ``speech``: the 16 kHz audio for ``--words``, or None."""
+    from adcut.detect.review import REVIEW_LABEL, calibrate_probs, mark_review, segment_confidences
+    from adcut.features.mfcc import window_starts
+
+    fcfg = checkpoint.feature_config
     features, starts, probs, duration = stream_window_probs(
         path,
         fcfg,
@@ -152,6 +171,7 @@ def detect(
         device=device,
         stride=config.scan_stride,
         calibrate=lambda p: calibrate_probs(p, temperature),
+        tap=speech,
     )
     if duration <= 0:
         raise AdcutError(f"{path}: contains no audio samples")
@@ -163,21 +183,21 @@ def detect(
     classes = tuple(checkpoint.class_names)
     segments = make_tiling(smooth_curve(curve, config.step_seconds, duration, classes, config), duration)
     words_record = None
-    if config.words is not None:
-        from adcut.detect.words import hear_words, words_enabled
+    if speech is not None:
+        from adcut.detect.words import hear_words
 
-        if words_enabled(checkpoint, config.words):
-            curve, words_record = hear_words(
-                path,
-                curve,
-                config.step_seconds,
-                duration,
-                segments,
-                classes,
-                checkpoint,
-                config.words,
-                background=getattr(checkpoint, "background", None),
-            )
+        curve, words_record = hear_words(
+            path,
+            curve,
+            config.step_seconds,
+            duration,
+            segments,
+            classes,
+            checkpoint,
+            config.words,
+            background=getattr(checkpoint, "background", None),
+            speech=speech,
+        )
     segments = make_tiling(align_edges(segments, checkpoint, config, classes), duration)
     segments = make_tiling(refine(segments, features, fcfg, config, classes), duration)
     if words_record is not None and words_record["word_ads"]:

@@ -125,6 +125,7 @@ def stream_window_probs(
     decode_workers: int | None = None,
     stride: int = 1,
     calibrate=None,
+    tap=None,
 ):
     """Decode, compute features and run the model at the same time: ``(features, starts, probs, duration)``.
 
@@ -134,7 +135,8 @@ def stream_window_probs(
     None: one per core). ``stride`` > 1 reads every ``stride``-th window of the hop and the others
     only near changes (``scan.CoarseToFineScan``, judged on ``calibrate(probs)``); ``starts`` and
     ``probs`` (uncalibrated) are the windows read, in time order. With ``stride`` 1 the numbers
-    equal ``episode_features`` followed by ``predict_episode`` over all windows.
+    equal ``episode_features`` followed by ``predict_episode`` over all windows. ``tap``: gets the
+    file at its own rate from the same decode (``EpisodeMfcc``; speech recognition reads it).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -147,7 +149,7 @@ def stream_window_probs(
     # This process decodes the first time range itself, a smaller one since it also runs the model
     # (measured with benchmarks/process_speed.py on 2 cores, 60 min MP3: 2.7 s against 3.0 s with
     # every range in a child process, now that the coarse-to-fine scan makes the model light).
-    source = EpisodeMfcc(path, config, decode_workers, local_first=True, first_size=LOCAL_SIZE)
+    source = EpisodeMfcc(path, config, decode_workers, local_first=True, first_size=LOCAL_SIZE, tap=tap)
     # Sized from the declared duration (plus a margin) so that a long episode is not copied as it grows.
     declared = probe(path).duration or 0.0
     capacity = config.frames_for(int(declared * 1.02 * config.sample_rate)) + 64

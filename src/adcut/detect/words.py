@@ -11,7 +11,8 @@ reads is raised to ``ad_probability``; everywhere else the curve is the sound mo
 spots keep its precision and content that says no sponsor phrase is untouched.
 
 Recognition runs only on the stretches that the sound model's first smoothing calls content
-(where a word can change the answer), in ``workers`` processes.
+(where a word can change the answer), in ``workers`` processes, on the 16 kHz audio that the sound
+model's own decode made on the way (``detect`` passes it in): the file is decoded once.
 """
 
 from __future__ import annotations
@@ -295,8 +296,14 @@ def hear_words(
     checkpoint,
     config: WordsConfig,
     background: str | None = None,
+    speech=None,
 ) -> tuple[np.ndarray, dict]:
-    """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs."""
+    """Spot sponsor phrases in the content stretches of ``path``; the fused curve and a record for the outputs.
+
+    ``speech``: the episode at 16 kHz already (``recognise.Tapped``, made by the sound model's decode);
+    without it, ``path`` is decoded again here, while recognition starts on the first pieces."""
+    from contextlib import nullcontext
+
     from adcut.media.decode import iter_blocks
     from adcut.words.recognise import SAMPLE_RATE, SCAN, Decoding, seconds_in, spot_stretches
 
@@ -306,7 +313,11 @@ def hear_words(
     stretches = content_stretches(segments, background)
     workers = config.workers or os.cpu_count() or 1
     strong = {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
-    with Decoding(iter_blocks(Path(path), SAMPLE_RATE)) as decoding:
+    with (
+        nullcontext(speech)
+        if speech is not None
+        else Decoding(iter_blocks(Path(path), SAMPLE_RATE)) as decoding
+    ):
         spotted = spot_stretches(
             stretches,
             decoding,

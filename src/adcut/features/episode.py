@@ -113,12 +113,16 @@ def _mono(frame, lo: int, hi: int) -> np.ndarray:
     return floats.mean(axis=0, dtype=np.float32) if floats.shape[0] > 1 else floats[0].copy()
 
 
-def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | None) -> Iterator[tuple]:
+def range_messages(
+    path: Path, config: FeatureConfig, first: int, stop: int | None, tap_rate: int | None = None
+) -> Iterator[tuple]:
     """MFCC frames ``[first, stop)`` of ``path`` (``stop`` None: to the end) as messages.
 
     ``("check", name, samples)``: mono input samples at the range's first frame ("head") or at
     ``stop`` ("tail"), for the neighbour to compare; ``("frames", mfcc)`` in order; finally
     ``("end", n_samples)`` (resampled samples in the whole file, known to the last range only).
+    With ``tap_rate``, also ``("pcm", offset, int16 samples)``: the same time range at that rate
+    (``audio.RateTap``), for a reader that needs another rate (speech recognition).
     """
     import av
 
@@ -196,9 +200,20 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
 
         mfcc = MfccStream(config)
         next_frame = begin  # global index of the next frame mfcc hands over
+        tap = (
+            audio.RateTap(
+                tap_rate,
+                lambda offset, pcm: ready.append(("pcm", offset, pcm)),
+                first_input=s_begin,
+                keep_from=s_first,
+                keep_until=s_stop,
+            )
+            if tap_rate
+            else None
+        )
         try:
             blocks = audio.resampled_blocks(
-                frames(), lambda: rate, config.sample_rate, flush_at_end=stop is None
+                frames(), lambda: rate, config.sample_rate, flush_at_end=stop is None, tap=tap
             )
             for block in blocks:
                 mfcc.push(block)
@@ -214,11 +229,16 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
         except av.FFmpegError as error:
             raise SplitUnavailable(f"decoding failed ({error})") from None
         yield from ready
+        ready.clear()
         if stop is not None:
             if next_frame < stop:
                 raise SplitUnavailable("too few frames before the split")
             yield ("end", None)
             return
+        if tap is not None:
+            tap.finish()
+            yield from ready
+            ready.clear()
         n_samples = begin * config.hop_length + mfcc.n_samples
         rest = mfcc.finish()
         total = config.frames_for(n_samples)
@@ -234,12 +254,15 @@ def range_messages(path: Path, config: FeatureConfig, first: int, stop: int | No
 
 
 def _worker_main() -> None:
-    """``python -m adcut.features.episode PATH CONFIG_JSON FIRST STOP``: pickled messages on stdout."""
+    """``python -m adcut.features.episode PATH CONFIG_JSON FIRST STOP [TAP_RATE]``: pickled messages on stdout."""
     path, config_json, first, stop = sys.argv[1:5]
+    tap_rate = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
     out = sys.stdout.buffer
     try:
         config = FeatureConfig.from_dict(json.loads(config_json))
-        for message in range_messages(Path(path), config, int(first), None if stop == "-" else int(stop)):
+        for message in range_messages(
+            Path(path), config, int(first), None if stop == "-" else int(stop), tap_rate
+        ):
             pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
     except BaseException as error:  # anything: the parent decodes in one pass instead
@@ -250,7 +273,9 @@ def _worker_main() -> None:
 class _Worker:
     """One range decoded in a child process; a thread drains its pipe so that it never waits on us."""
 
-    def __init__(self, path: Path, config: FeatureConfig, first: int, stop: int | None):
+    def __init__(
+        self, path: Path, config: FeatureConfig, first: int, stop: int | None, tap_rate: int | None = None
+    ):
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -264,6 +289,7 @@ class _Worker:
                 json.dumps(config.to_dict()),
                 str(first),
                 "-" if stop is None else str(stop),
+                str(tap_rate) if tap_rate else "-",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -314,7 +340,9 @@ class EpisodeMfcc:
     background thread. ``local_first``: decode the first range in this process (default: when not
     ``prefetch``, i.e. when the caller has nothing else to do). ``first_size``: the first range's
     size relative to the others (default 1: equal ranges); a caller that runs a model beside the
-    decoding takes a smaller first range (``segment.stream_window_probs``).
+    decoding takes a smaller first range (``segment.stream_window_probs``). ``tap``: an object with
+    ``sample_rate`` and ``write(offset, int16 samples)`` that gets the whole file at that rate too,
+    from the same decode (in pieces, in any order; after a failed split, all of it again).
     """
 
     def __init__(
@@ -326,8 +354,11 @@ class EpisodeMfcc:
         prefetch: bool = True,
         first_size: float = 1.0,
         local_first: bool | None = None,
+        tap=None,
     ):
         self.path = Path(path)
+        self.tap = tap
+        self.tap_rate = tap.sample_rate if tap is not None else None
         self.config = config
         self.workers = workers
         self.prefetch = prefetch
@@ -359,7 +390,8 @@ class EpisodeMfcc:
     def _single_pass(self, skip: int) -> Iterator[np.ndarray]:
         """Frames from ``skip`` on, all decoded here (``skip``: frames the caller already has)."""
         stream = MfccStream(self.config)
-        blocks = audio.iter_blocks(self.path, self.config.sample_rate)
+        tap = audio.RateTap(self.tap.sample_rate, self.tap.write) if self.tap is not None else None
+        blocks = audio.iter_blocks(self.path, self.config.sample_rate, tap=tap)
         done = 0
         for block in audio.prefetch(blocks, depth=2) if self.prefetch else blocks:
             stream.push(block)
@@ -367,6 +399,8 @@ class EpisodeMfcc:
                 if done + len(part) > skip:
                     yield part[max(0, skip - done) :]
                 done += len(part)
+        if tap is not None:
+            tap.finish()
         rest = stream.finish()[: max(0, self.config.frames_for(stream.n_samples) - done)]
         if len(rest) > max(0, skip - done):
             yield rest[max(0, skip - done) :]
@@ -376,11 +410,13 @@ class EpisodeMfcc:
         # every range has a first frame; only the last one's end is None (the end of the file)
         spans = [(cast(int, first), stop) for first, stop in zip(ranges[:-1], ranges[1:])]
         local = spans[:1] if self.local_first else []
-        workers = [_Worker(self.path, self.config, first, stop) for first, stop in spans[len(local) :]]
+        workers = [
+            _Worker(self.path, self.config, first, stop, self.tap_rate) for first, stop in spans[len(local) :]
+        ]
         yielded = 0
         try:
             try:
-                here = [range_messages(self.path, self.config, *span) for span in local]
+                here = [range_messages(self.path, self.config, *span, self.tap_rate) for span in local]
                 if here and self.prefetch:
                     here[0] = audio.prefetch(here[0], depth=4)
                 sources: list[Iterable[tuple]] = [*here, *workers]
@@ -391,6 +427,8 @@ class EpisodeMfcc:
                         if kind == "frames":
                             yield message[1]
                             yielded += len(message[1])
+                        elif kind == "pcm":
+                            self.tap.write(message[1], message[2])
                         elif kind == "check" and message[1] == "tail":
                             tail = message[2]
                         elif (

@@ -205,12 +205,12 @@ def iter_frames(path: Path) -> Iterator[tuple[AudioInfo, np.ndarray]]:
 
 
 def iter_blocks(
-    path: Path, sample_rate: int, block_seconds: Seconds = DEFAULT_BLOCK_SECONDS
+    path: Path, sample_rate: int, block_seconds: Seconds = DEFAULT_BLOCK_SECONDS, tap=None
 ) -> Iterator[np.ndarray]:
     """Mono float32 blocks at ``sample_rate``: channels averaged (not summed), resampled with soxr.
 
     Frames are gathered raw and converted, downmixed and resampled once per block: per-frame numpy
-    calls would cost about as much as FFmpeg's own MP3 decoding.
+    calls would cost about as much as FFmpeg's own MP3 decoding. ``tap``: see ``resampled_blocks``.
     """
     state: dict = {}
 
@@ -219,7 +219,64 @@ def iter_blocks(
             state.setdefault("rate", info.sample_rate)
             yield frame, 0, frame.samples
 
-    yield from resampled_blocks(frames(), lambda: state["rate"], sample_rate, block_seconds)
+    yield from resampled_blocks(frames(), lambda: state["rate"], sample_rate, block_seconds, tap=tap)
+
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] as int16 (clipped)."""
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+class RateTap:
+    """A second sample rate from a decode already under way: ``tap`` for ``resampled_blocks``.
+
+    Mono blocks at the input rate, starting at input sample ``first_input`` of the file, are
+    resampled to ``rate`` and handed to ``sink(offset, int16 samples)`` with ``offset`` the position
+    at ``rate`` in the whole file; only samples whose time lies in ``[keep_from, keep_until)``
+    (input samples; ``keep_until`` None: to the end) are handed on, so that decoders of neighbouring
+    time ranges each give their own part and none gives its resampler's start-up. Call ``finish`` at
+    the end of the file for the resampler's last samples.
+    """
+
+    def __init__(
+        self, rate: int, sink, first_input: int = 0, keep_from: int = 0, keep_until: int | None = None
+    ):
+        self.rate = rate
+        self.sink = sink
+        self.first_input, self.keep_from, self.keep_until = first_input, keep_from, keep_until
+        self._resampler: Any = None  # a soxr stream, or False when the rates are equal
+        self._input_rate = 0
+        self._made = 0  # samples at ``rate`` made so far
+
+    def __call__(self, mono: np.ndarray, input_rate: int) -> None:
+        import soxr
+
+        if self._resampler is None:
+            self._input_rate = input_rate
+            if input_rate != self.rate:
+                self._resampler = soxr.ResampleStream(input_rate, self.rate, 1, dtype="float32", quality="HQ")
+            else:
+                self._resampler = False
+        out = self._resampler.resample_chunk(np.ascontiguousarray(mono)) if self._resampler else mono
+        self._hand_on(out)
+
+    def finish(self) -> None:
+        if self._resampler:
+            self._hand_on(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+
+    def _hand_on(self, out: np.ndarray) -> None:
+        if not len(out):
+            return
+        scale = self.rate / self._input_rate
+        base = int(round(self.first_input * scale))  # where this decode's first output sample lies
+        start = base + self._made
+        self._made += len(out)
+        lo = max(start, int(np.ceil(self.keep_from * scale)))
+        hi = start + len(out)
+        if self.keep_until is not None:
+            hi = min(hi, int(np.ceil(self.keep_until * scale)))
+        if hi > lo:
+            self.sink(lo, pcm16(out[lo - start : hi - start]))
 
 
 def frame_layout(frame) -> tuple[bool, int, str]:
@@ -242,8 +299,12 @@ def resampled_blocks(
     sample_rate: int,
     block_seconds: Seconds = DEFAULT_BLOCK_SECONDS,
     flush_at_end: bool = True,
+    tap=None,
 ) -> Iterator[np.ndarray]:
     """``(PyAV frame, lo, hi)``: samples ``[lo, hi)`` of frames at ``input_rate()`` -> mono float32 blocks at ``sample_rate``.
+
+    ``tap(mono, rate)``, when given, sees every mono block at the input rate before it is resampled
+    (a ``RateTap`` makes a second rate from the same decode).
 
     ``input_rate`` is called once the first frame has arrived (the rate is known only then).
     Planar float frames (MP3, AAC, Vorbis) are summed channel by channel straight from the frame's
@@ -277,6 +338,8 @@ def resampled_blocks(
         else:
             mono = np.zeros(0, np.float32)
         pending, pending_samples, filled = [], 0, 0
+        if tap is not None and len(mono):
+            tap(mono, input_rate())
         if resampler:
             return resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
         return mono.copy()  # the block buffer is reused

@@ -205,9 +205,11 @@ def _decoder(files: ModelFiles, dictionary: Path | None = None, **search):
 
 
 def to_pcm16(samples: np.ndarray) -> bytes:
+    from adcut.media.decode import pcm16
+
     if samples.dtype == np.int16:
         return samples.tobytes()
-    return (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+    return pcm16(samples).tobytes()
 
 
 @dataclass(frozen=True)
@@ -429,6 +431,30 @@ class Decoded:
         self.close()
 
 
+def _speech_file():
+    """An unnamed temporary file for an episode's 16 kHz audio (gone when closed, or if adcut dies)."""
+    try:
+        return tempfile.TemporaryFile(prefix="adcut-16k-", buffering=0)
+    except OSError as error:
+        raise WordsError(
+            f"cannot create a temporary file for recognition ({error.strerror or error})"
+        ) from None
+
+
+def _read_samples(file, lo: int, hi: int) -> np.ndarray:
+    """int16 samples ``[lo, hi)`` of ``file`` (``pread``: the file's position is left alone)."""
+    if hi <= lo:
+        return np.zeros(0, np.int16)
+    return np.frombuffer(os.pread(file.fileno(), 2 * (hi - lo), 2 * lo), dtype=np.int16)
+
+
+def _disk_full(error: OSError) -> WordsError:
+    return WordsError(
+        f"cannot keep the 16 kHz audio for recognition in a temporary file "
+        f"({error.strerror or error}; {tempfile.gettempdir()} full?)"
+    )
+
+
 class Decoding(Decoded):
     """An episode decoded at 16 kHz block by block into a temporary file (int16: an hour is 115 MB of disk,
     not of memory), so that recognition starts on the first pieces while the rest is still being
@@ -439,12 +465,7 @@ class Decoding(Decoded):
         self.filled = 0
         self._levels: list[np.ndarray] = []
         self._rest = np.zeros(0, np.int16)  # samples of a frame not yet complete
-        try:
-            self._file = tempfile.TemporaryFile(prefix="adcut-16k-", buffering=0)
-        except OSError as error:
-            raise WordsError(
-                f"cannot create a temporary file for recognition ({error.strerror or error})"
-            ) from None
+        self._file = _speech_file()
 
     def until(self, sample: int) -> None:
         while self.filled < sample:
@@ -459,10 +480,7 @@ class Decoding(Decoded):
                 while unwritten:
                     unwritten = unwritten[self._file.write(unwritten) :]
             except OSError as error:
-                raise WordsError(
-                    f"cannot keep the 16 kHz audio for recognition in a temporary file "
-                    f"({error.strerror or error}; {tempfile.gettempdir()} full?)"
-                ) from None
+                raise _disk_full(error) from None
             self.filled += len(pcm)
             joined = np.concatenate([self._rest, pcm])
             whole = len(joined) - len(joined) % int(PAUSE_FRAME * SAMPLE_RATE)
@@ -470,11 +488,7 @@ class Decoding(Decoded):
             self._rest = joined[whole:]
 
     def read(self, lo: int, hi: int) -> np.ndarray:
-        hi = min(hi, self.filled)
-        if hi <= lo:
-            return np.zeros(0, np.int16)
-        data = os.pread(self._file.fileno(), 2 * (hi - lo), 2 * lo)
-        return np.frombuffer(data, dtype=np.int16)
+        return _read_samples(self._file, lo, min(hi, self.filled))
 
     def finish(self) -> None:
         self.until(np.iinfo(np.int64).max)
@@ -482,6 +496,49 @@ class Decoding(Decoded):
     def pauses(self, min_pause: float = 0.25) -> list[tuple[float, float]]:
         self.finish()
         return pauses_from_levels(np.concatenate(self._levels) if self._levels else np.zeros(0), min_pause)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Tapped(Decoded):
+    """The episode at 16 kHz, written piece by piece (in any order) by the decode that computes the
+    sound model's features (``features.episode.EpisodeMfcc(tap=...)``), into a temporary file:
+    recognition then reads it without decoding the file a second time. Complete once that decode
+    has ended; the sentence breaks are measured then, from the file."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self):
+        self.filled = 0
+        self._levels: np.ndarray | None = None
+        self._file = _speech_file()
+
+    def write(self, offset: int, pcm: np.ndarray) -> None:
+        """``pcm`` (int16) as samples ``[offset, offset + len(pcm))``."""
+        data = memoryview(np.ascontiguousarray(pcm, dtype=np.int16).tobytes())
+        at = 2 * offset
+        try:
+            while data:
+                written = os.pwrite(self._file.fileno(), data, at)
+                data, at = data[written:], at + written
+        except OSError as error:
+            raise _disk_full(error) from None
+        self.filled = max(self.filled, offset + len(pcm))
+        self._levels = None
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        return _read_samples(self._file, lo, min(hi, self.filled))
+
+    def pauses(self, min_pause: float = 0.25) -> list[tuple[float, float]]:
+        if self._levels is None:
+            frame = int(PAUSE_FRAME * SAMPLE_RATE)
+            step = 60 * SAMPLE_RATE // frame * frame  # a minute at a time: whole frames, bounded memory
+            self._levels = np.concatenate(
+                [frame_levels(self.read(lo, lo + step)) for lo in range(0, self.filled, step)]
+                or [np.zeros(0)]
+            )
+        return pauses_from_levels(self._levels, min_pause)
 
     def close(self) -> None:
         self._file.close()
