@@ -273,9 +273,9 @@ def _worker_main() -> None:
 class _Worker:
     """One range decoded in a child process; a thread drains its pipe so that it never waits on us."""
 
-    def __init__(
-        self, path: Path, config: FeatureConfig, first: int, stop: int | None, tap_rate: int | None = None
-    ):
+    def __init__(self, path: Path, config: FeatureConfig, first: int, stop: int | None, tap=None):
+        self.tap = tap
+        tap_rate = tap.sample_rate if tap is not None else None
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -305,7 +305,12 @@ class _Worker:
     def _read(self) -> None:
         try:
             while True:
-                self.messages.put(pickle.load(self.stdout))
+                message = pickle.load(self.stdout)
+                if message[0] == "pcm" and self.tap is not None:
+                    # straight on, so that the audio of a range read ahead never piles up in memory
+                    self.tap.write(message[1], message[2])
+                else:
+                    self.messages.put(message)
         except EOFError:
             self.messages.put(("error", "worker ended early"))
         except Exception as error:  # noqa: BLE001 - the consumer falls back to one pass
@@ -411,7 +416,7 @@ class EpisodeMfcc:
         spans = [(cast(int, first), stop) for first, stop in zip(ranges[:-1], ranges[1:])]
         local = spans[:1] if self.local_first else []
         workers = [
-            _Worker(self.path, self.config, first, stop, self.tap_rate) for first, stop in spans[len(local) :]
+            _Worker(self.path, self.config, first, stop, self.tap) for first, stop in spans[len(local) :]
         ]
         yielded = 0
         try:

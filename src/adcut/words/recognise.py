@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -512,6 +513,7 @@ class Tapped(Decoded):
     def __init__(self):
         self.filled = 0
         self._levels: np.ndarray | None = None
+        self._lock = threading.Lock()  # each decoding process's pieces arrive on a thread of their own
         self._file = _speech_file()
 
     def write(self, offset: int, pcm: np.ndarray) -> None:
@@ -524,8 +526,9 @@ class Tapped(Decoded):
                 data, at = data[written:], at + written
         except OSError as error:
             raise _disk_full(error) from None
-        self.filled = max(self.filled, offset + len(pcm))
-        self._levels = None
+        with self._lock:
+            self.filled = max(self.filled, offset + len(pcm))
+            self._levels = None
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         return _read_samples(self._file, lo, min(hi, self.filled))
