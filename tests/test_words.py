@@ -388,6 +388,11 @@ def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_littl
     again = spot_stretches([(ad.start, ad.end)], episode.audio, BUILTIN_ENGLISH, scan=None, cmn=scanned.cmn)
     assert again.cmn == scanned.cmn
     assert {h.phrase for h in again.hits} & strong == heard_in_ad(full)
+    # On two processes (the full search's warm-up on one worker while the other scans, its parts in
+    # pieces small enough for both) the same is heard, from the same cepstral mean.
+    pooled = spot_stretches([(0.0, duration)], episode.audio, BUILTIN_ENGLISH, triggers=strong, workers=2)
+    assert pooled.cmn == scanned.cmn and heard_in_ad(pooled) == heard_in_ad(scanned)
+    assert pooled.searched_seconds == pytest.approx(scanned.searched_seconds)
 
 
 @needs_espeak

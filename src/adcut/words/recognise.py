@@ -556,13 +556,22 @@ def _init_worker(phrases, model_dir) -> None:
     _worker_setup = (phrases, model_dir)
 
 
-def _spot_piece(piece: tuple[Search, str, np.ndarray, float]) -> list[Hit]:
-    search, cmn, samples, offset = piece
+def _worker_spotter(search: Search) -> Spotter:
     if search not in _worker_spotters:  # built on first use: most episodes never need the full search
         phrases, model_dir = _worker_setup
         _worker_spotters[search] = Spotter(phrases, model_dir, search=search)
-    _worker_spotters[search].initial_cmn = cmn
-    return _worker_spotters[search].spot(samples, offset)
+    return _worker_spotters[search]
+
+
+def _spot_piece(piece: tuple[Search, str, np.ndarray, float]) -> list[Hit]:
+    search, cmn, samples, offset = piece
+    spotter = _worker_spotter(search)
+    spotter.initial_cmn = cmn
+    return spotter.spot(samples, offset)
+
+
+def _warm_up_piece(search: Search, samples: np.ndarray) -> str:
+    return _worker_spotter(search).warm_up(samples)
 
 
 def piece_bounds(stretches, piece_seconds: float = 60.0, overlap: float = 4.0):
@@ -579,9 +588,9 @@ def piece_bounds(stretches, piece_seconds: float = 60.0, overlap: float = 4.0):
             a = b - overlap
 
 
-def split_pieces(stretches, source: Decoded):
+def split_pieces(stretches, source: Decoded, piece_seconds: float = 60.0):
     """The pieces of the stretches as (samples, start seconds), each once the source has decoded it."""
-    for lo, hi in piece_bounds(stretches):
+    for lo, hi in piece_bounds(stretches, piece_seconds):
         source.until(hi)
         if lo < source.filled:
             yield source.read(lo, hi), lo / SAMPLE_RATE
@@ -661,16 +670,22 @@ def spot_stretches(
     # differs between 50 and 100 frames a second).
     means: dict[int, str] = {full.frame_rate: cmn} if cmn else {}
     spotters: dict[Search, Spotter] = {}
+    warming: dict = {}  # frame rate -> the pool's pending warm-up of the full search
+    first = int(stretches[0][0] * SAMPLE_RATE)
+
+    def opening() -> np.ndarray:  # where each search's cepstral mean is estimated
+        source.until(first + 30 * SAMPLE_RATE)
+        return source.read(first, first + 30 * SAMPLE_RATE)
 
     def spotter(search: Search) -> Spotter:  # built when first needed: most episodes need only the scan
         if search not in spotters:
             spotters[search] = here = Spotter(phrases, model_dir, search=search)
+            if search.frame_rate not in means and search.frame_rate in warming:
+                means[search.frame_rate] = warming.pop(search.frame_rate).get()
             if search.frame_rate in means:
                 here.initial_cmn = means[search.frame_rate]
             else:
-                first = int(stretches[0][0] * SAMPLE_RATE)
-                source.until(first + 30 * SAMPLE_RATE)
-                means[search.frame_rate] = here.warm_up(source.read(first, first + 30 * SAMPLE_RATE))
+                means[search.frame_rate] = here.warm_up(opening())
         return spotters[search]
 
     spotter(scan or full)
@@ -678,9 +693,11 @@ def spot_stretches(
 
     def read(search: Search, parts) -> list[Hit]:
         here = spotter(search)
-        pieces = split_pieces(parts, source)
         if mapper is None:
+            pieces = split_pieces(parts, source)
             return dedupe([hit for samples, offset in pieces for hit in here.spot(samples, offset)])
+        # A few short parts (the full search's, mostly) in pieces small enough to keep every worker busy.
+        pieces = split_pieces(parts, source, max(15.0, min(60.0, seconds_in(parts) / workers)))
         jobs = ((search, here.initial_cmn, samples, offset) for samples, offset in pieces)
         return dedupe([hit for part in mapper(_spot_piece, jobs) for hit in part])
 
@@ -711,4 +728,8 @@ def spot_stretches(
     )
     with context.Pool(workers, _init_worker, (tuple(phrases), model_dir)) as pool:
         mapper = pool.imap  # its feeder thread decodes on while the workers read the pieces already in
+        if scan is not None and full.frame_rate not in means:
+            # The full search's warm-up (~1 s) runs on one worker while the others scan, instead of
+            # after the scan: the scan hears a trigger in most real episodes.
+            warming[full.frame_rate] = pool.apply_async(_warm_up_piece, (full, opening()))
         return run()
