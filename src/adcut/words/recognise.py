@@ -15,7 +15,7 @@ with ``DEFAULT_PER_PHONE``.
 
 Reading a whole episode at that quality runs at ~33x realtime per core, so ``spot_stretches`` reads in
 two passes: a SCAN of everything at half the frame rate, scoring every third frame with a looser
-threshold (~150x realtime per core), which on 42 min of unseen host-read episodes heard a strong
+threshold (~130x realtime per core), which on 42 min of unseen host-read episodes heard a strong
 phrase in every one of 12 read ads (and ~11 times an hour in talk); then the full search only
 around what the scan heard, where the hits that decide an ad come from.
 """
