@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from adcut.demo.synth import AD_KINDS, episode_segments, hard_spec, render_episode, shared_recordings
+from adcut.demo.synth import (
+    AD_KINDS,
+    draw_show,
+    episode_segments,
+    hard_spec,
+    render_episode,
+    shared_recordings,
+)
 
 
 def test_hard_spec_tiles_the_episode_with_pieces_that_match_its_ads():
@@ -53,6 +60,31 @@ def test_train_and_test_draws_share_no_voice_music_or_recording(tmp_path):
         (tmp_path / kind).mkdir()
     assert shared_recordings(tmp_path, "train") == {"speech": [], "music": []}  # too short or none: none used
     assert shared_recordings(None, "test") == {"speech": [], "music": []}
+
+
+def test_episodes_of_one_show_share_its_voices_and_music_but_not_their_ads():
+    show = draw_show(np.random.default_rng(7))
+    train = hard_spec(600.0, np.random.default_rng(1), show=show)
+    test = hard_spec(600.0, np.random.default_rng(2), show=show)
+
+    def played(spec, kinds, what):
+        parts = spec.hard.voices if what == "voice" else spec.hard.musics
+        return {
+            parts[getattr(p, what)] for p in spec.hard.pieces if p.kind in kinds and getattr(p, what) >= 0
+        }
+
+    for spec in (train, test):  # the show's host, guest, theme and talk music are what its content plays
+        assert played(spec, ("talk", "talk_music"), "voice") <= {show.host, show.guest}
+        assert played(spec, ("theme",), "music") == {show.theme}
+        assert played(spec, ("talk_music",), "music") <= {show.pad}
+
+    # An ad's own voice (other than the host's, reading) and music are drawn per episode: none heard in
+    # training comes back in the test.
+    def announcers(spec):
+        return {spec.hard.voices[p.voice] for p in spec.hard.pieces if p.kind == "ad" and p.voice != 2}
+
+    assert announcers(train) and announcers(test) and not announcers(train) & announcers(test)
+    assert not played(train, AD_KINDS, "music") & played(test, AD_KINDS, "music")
 
 
 def test_real_recordings_are_split_between_the_draws(shared_data):

@@ -11,7 +11,9 @@ jingle, be read by the host over a bed, and be loudness-matched to the show; sof
 under parts of the show; a music bed may run on under the first words after an ad. Voices and
 music are drawn per episode from the ``draw``'s own parameter stream (``"train"`` and ``"test"``
 never share one), and real recordings from ``shared/data`` are mixed in where present (split
-by draw too).
+by draw too). Each such episode is of a show of its own; given a ``Show`` (``draw_show``), the
+episodes are of one show, with its host, guest, theme and talk music, as a user's labelled
+episodes and the new ones are.
 """
 
 from __future__ import annotations
@@ -410,11 +412,35 @@ def _draw_music(rng: np.random.Generator, *, role: str) -> Music:
     )
 
 
+@dataclass(frozen=True)
+class Show:
+    """What makes a show sound like itself from one episode to the next: its host, its guest, its
+    theme and the music under its talk."""
+
+    host: Voice
+    guest: Voice
+    theme: Music
+    pad: Music
+
+
+def draw_show(rng: np.random.Generator, recordings: dict[str, list[str]] | None = None) -> Show:
+    """A show's voices and music; with ``recordings``, its guest or theme is sometimes a real recording."""
+    recordings = recordings or {"speech": [], "music": []}
+    host, guest = _draw_voice(rng, ad=False), _draw_voice(rng, ad=False)
+    theme, pad = _draw_music(rng, role="theme"), _draw_music(rng, role="pad")
+    if recordings.get("speech") and rng.random() < 0.5:
+        guest = replace(guest, recording=str(rng.choice(recordings["speech"])))
+    if recordings.get("music") and rng.random() < 0.4:
+        theme = replace(theme, recording=str(rng.choice(recordings["music"])))
+    return Show(host, guest, theme, pad)
+
+
 def hard_spec(
     duration: Seconds,
     rng: np.random.Generator,
     *,
     recordings: dict[str, list[str]] | None = None,
+    show: Show | None = None,
     pause_probability: float = 0.25,
     ad_range=(15.0, 45.0),
     content_range=(40.0, 150.0),
@@ -423,14 +449,13 @@ def hard_spec(
 
     ``rng`` draws everything, voices and music included: give train and test draws their own
     seeds. ``recordings`` (``shared_recordings``) are real files to use for some voices and music.
+    ``show``: the show's own voices and music (an episode of that show; its ads are still drawn
+    here); None: a show of its own, drawn with the rest.
     """
     recordings = recordings or {"speech": [], "music": []}
-    voices: list[Voice] = [_draw_voice(rng, ad=False), _draw_voice(rng, ad=False)]  # host, guest
-    musics: list[Music] = [_draw_music(rng, role="theme"), _draw_music(rng, role="pad")]
-    if recordings.get("speech") and rng.random() < 0.5:
-        voices[1] = replace(voices[1], recording=str(rng.choice(recordings["speech"])))
-    if recordings.get("music") and rng.random() < 0.4:
-        musics[0] = replace(musics[0], recording=str(rng.choice(recordings["music"])))
+    show = show or draw_show(rng, recordings)
+    voices: list[Voice] = [show.host, show.guest]
+    musics: list[Music] = [show.theme, show.pad]
     host_reading = replace(
         voices[0], rate=min(6.5, voices[0].rate * 1.15), pause_fraction=voices[0].pause_fraction * 0.4
     )
