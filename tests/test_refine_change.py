@@ -83,6 +83,36 @@ def test_prefer_moves_the_asymmetry(pauseless):
     assert keep[1].start >= 31.9
 
 
+JINGLE = Music(164.8, (1.0, 1.25, 1.5), (0.9, 0.5, 0.3), beat_hz=3.0, beat_depth=0.5, note_seconds=0.2)
+
+
+def opened_by(kind: str, length: float):
+    """Talk, then ``kind`` (a jingle: the ad's; the theme: the show's) for ``length`` s running straight
+    into an ad (a voice over a bed), then talk: no pauses. The ad's voice starts at 40 + ``length``."""
+    voice_at = 40.0 + length
+    pieces = (
+        Piece(0.0, 40.0, "talk", voice=0),
+        Piece(40.0, voice_at, kind, music=2 if kind == "jingle" else 0),
+        Piece(voice_at, voice_at + 30.0, "ad", voice=1, music=1),
+        Piece(voice_at + 30.0, 100.0, "talk", voice=0),
+    )
+    ad = (40.0 if kind == "jingle" else voice_at, voice_at + 30.0)
+    parts = HardParts((HOST, AD_VOICE), (THEME, BED, JINGLE), pieces, (0.08,) * 4)
+    return compute_features(render_episode(EpisodeSpec(100.0, (ad,), parts), CFG.sample_rate, seed=5), CFG)
+
+
+def test_an_ad_found_at_its_voice_takes_in_the_jingle_before_it_but_not_the_shows_theme():
+    # The window model and the change point put the start where the ad's voice begins; the jingle
+    # before it sounds like nothing in the talk before, so it is the ad's: the start moves back to it.
+    jingle = opened_by("jingle", 3.0)
+    out = refined(jingle, tiling(44.0, 73.0), method="change+pause")
+    assert abs(out[1].start - 40.0) <= 4 * FRAME
+    # The show's theme before an ad is as unfamiliar, but longer than any jingle: it stays content.
+    theme = opened_by("theme", 10.0)
+    out = refined(theme, tiling(51.0, 80.0), method="change+pause")
+    assert abs(out[1].start - 50.0) <= 4 * FRAME
+
+
 def test_bic_gain_peaks_at_a_change_of_statistics_and_is_negative_without_one():
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (400, 10))
