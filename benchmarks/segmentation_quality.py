@@ -117,6 +117,8 @@ def make_episodes(
 
 def part_name(piece, hard) -> str:
     """What a generated piece of a hard episode is, in words (the rows of ``errors_by_part``)."""
+    from adcut.demo.synth import HOST_READING
+
     voice = hard.voices[piece.voice] if piece.voice >= 0 else None
     music = hard.musics[piece.music] if piece.music >= 0 else None
     real = [
@@ -131,7 +133,7 @@ def part_name(piece, hard) -> str:
     }
     if piece.kind == "ad":
         return (
-            "ad: the host reading over a bed" if piece.voice == 2 else "ad: a voice over a bed"
+            "ad: the host reading over a bed" if piece.voice == HOST_READING else "ad: a voice over a bed"
         ) + recorded
     return names.get(piece.kind, piece.kind) + recorded
 
@@ -323,6 +325,7 @@ def perturbed_refinement(test) -> None:
 def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     import torch
 
+    from adcut.demo.synth import draw_show, find_shared_data, shared_recordings
     from adcut.detect.config import resolve_minimums
     from adcut.detect.pipeline import detect
     from adcut.evaluate.episodes import EpisodeResult, plot_timelines
@@ -332,8 +335,6 @@ def run_set(kind: str, args, work: Path, plots: Path | None) -> dict:
     from adcut.learn.train import TrainConfig, train
 
     torch.set_num_threads(2)
-    from adcut.demo.synth import draw_show, find_shared_data, shared_recordings
-
     offset = {"easy": 0, "hard": 100, "show": 200}[kind]  # the sets' draws never share a seed
     # The one show of the "show" set: its training and test episodes share its host, guest, theme
     # and talk music (real ones from the training draw's files), not its ads.

@@ -4,6 +4,7 @@ import numpy as np
 
 from adcut.demo.synth import (
     AD_KINDS,
+    HOST_READING,
     draw_show,
     episode_segments,
     hard_spec,
@@ -39,7 +40,7 @@ def test_hard_episodes_have_what_makes_them_hard():
     assert any(a.kind == "theme" and b.kind in AD_KINDS for a, b in changes)  # the theme into a post-roll
     assert any(p.kind == "jingle" for p in pieces) and any(p.kind == "talk_music" for p in pieces)
     assert any(b.tail > 0 for _, b in changes)  # a bed running on under the host's first words
-    host_read = [p for s in specs for p in s.hard.pieces if p.kind == "ad" and p.voice == 2]
+    host_read = [p for s in specs for p in s.hard.pieces if p.kind == "ad" and p.voice == HOST_READING]
     assert host_read  # the host's own voice reading an ad
     # loudness-matched ads: some within 1 dB of the show's talk
     ratios = [
@@ -81,7 +82,9 @@ def test_episodes_of_one_show_share_its_voices_and_music_but_not_their_ads():
     # An ad's own voice (other than the host's, reading) and music are drawn per episode: none heard in
     # training comes back in the test.
     def announcers(spec):
-        return {spec.hard.voices[p.voice] for p in spec.hard.pieces if p.kind == "ad" and p.voice != 2}
+        return {
+            spec.hard.voices[p.voice] for p in spec.hard.pieces if p.kind == "ad" and p.voice != HOST_READING
+        }
 
     assert announcers(train) and announcers(test) and not announcers(train) & announcers(test)
     assert not played(train, AD_KINDS, "music") & played(test, AD_KINDS, "music")

@@ -45,6 +45,8 @@ class Piece:
 # (content); jingle: an ad's music alone; ad: a voice over an ad bed.
 KINDS = ("talk", "talk_music", "theme", "jingle", "ad")
 AD_KINDS = ("jingle", "ad")
+# A hard episode's voices: 0 the host, 1 the guest, HOST_READING the host reading an ad script, then the ads' own.
+HOST_READING = 2
 
 
 @dataclass(frozen=True)
@@ -459,7 +461,7 @@ def hard_spec(
     host_reading = replace(
         voices[0], rate=min(6.5, voices[0].rate * 1.15), pause_fraction=voices[0].pause_fraction * 0.4
     )
-    voices.append(host_reading)  # 2: the host reading an ad script
+    voices.append(host_reading)  # index HOST_READING
     show_level = 0.08 * rng.uniform(0.8, 1.25)
     pieces: list[tuple[str, float, int, int, float]] = []  # kind, length, voice, music, level
 
@@ -470,7 +472,7 @@ def hard_spec(
             pieces.append(("jingle", jingle, -1, len(musics) - 1, 0.0))
             length -= jingle
         if rng.random() < 0.3:
-            voice = 2
+            voice = HOST_READING
         elif recordings.get("speech") and rng.random() < 0.25:
             voices.append(replace(_draw_voice(rng, ad=True), recording=str(rng.choice(recordings["speech"]))))
             voice = len(voices) - 1
