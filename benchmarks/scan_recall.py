@@ -1,0 +1,113 @@
+"""The word cue's cheap scan (issue 15): which read ads each scan setting hears, and what it costs.
+
+``adcut process --words auto`` reads every content stretch with a cheap keyword scan and searches
+closely only around the strong phrases the scan heard, so a read ad in which the scan hears no
+strong phrase is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
+espeak-ng voices, brands and wording the phrase list was not tuned on; half of the spots read by
+the host with no bed) and, for each scan setting (``--search PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE``,
+default: the shipped ``recognise.SCAN`` and the settings it was chosen against), reads each whole
+episode as ``spot_stretches`` does (60 s pieces, one cepstral mean from the first 30 s) and reports:
+
+- read ads heard: host-read ads with at least one strong built-in phrase inside them (+-1 s);
+- strong hits outside the ads, per hour (each makes the full search read up to a minute);
+- CPU seconds, and the scan's speed as x realtime per core (one process, one core).
+
+Speed is the ratio of audio to CPU time in this run; run nothing else beside it when comparing.
+
+    .venv/bin/python benchmarks/scan_recall.py [--episodes 24] [--search 6.0,40,2 --search 6.0,50,3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+DEFAULT_CANDIDATES = ("6.0,40,2", "6.0,50,3", "6.0,40,3", "6.0,50,4")
+
+
+def parse_search(text: str):
+    from adcut.words.recognise import Search
+
+    try:
+        per_phone, frame_rate, downsample = text.split(",")
+        return Search(float(per_phone), int(frame_rate), int(downsample))
+    except ValueError:
+        raise SystemExit(
+            f"--search {text!r}: expected PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE, e.g. 6.0,40,2"
+        ) from None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--episodes", type=int, default=24, help="unseen host-read episodes (2 read ads each)"
+    )
+    parser.add_argument("--seed", type=int, default=2, help="data seed (episode i: seed * 1000 + i)")
+    parser.add_argument(
+        "--search",
+        action="append",
+        help="a scan setting PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE (repeatable; default: the shipped one and "
+        + ", ".join(DEFAULT_CANDIDATES[1:])
+        + "); pocketsphinx takes 40 frames a second or more",
+    )
+    args = parser.parse_args()
+
+    from adcut.demo.hostread import espeak_available, hostread_episode
+    from adcut.words.phrases import BUILTIN_ENGLISH, RETURN
+    from adcut.words.recognise import SAMPLE_RATE, SCAN, Spotter, dedupe, piece_bounds
+
+    if not espeak_available():
+        raise SystemExit("needs espeak-ng (apt-get install espeak-ng)")
+    shipped = f"{SCAN.per_phone},{SCAN.frame_rate},{SCAN.downsample}"
+    searches = [parse_search(s) for s in (args.search or [shipped, *DEFAULT_CANDIDATES[1:]])]
+    began = time.perf_counter()
+    episodes = [
+        hostread_episode(args.seed * 1000 + i, draw="test", ads=4, host_share=0.5)
+        for i in range(args.episodes)
+    ]
+    audio_seconds = sum(e.duration for e in episodes)
+    read_ads = sum(kind == "host" for e in episodes for kind in e.kinds)
+    print(
+        f"{args.episodes} unseen host-read episodes, {audio_seconds / 60:.0f} min, {read_ads} read ads "
+        f"(generated in {time.perf_counter() - began:.0f} s)"
+    )
+    strong = {p.text for p in BUILTIN_ENGLISH if p.role != RETURN and p.weight >= 0.8}
+    print(
+        f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other strong hits':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
+    )
+    for search in searches:
+        heard = outside = 0
+        cpu = 0.0
+        for episode in episodes:
+            spotter = Spotter(BUILTIN_ENGLISH, search=search)
+            audio = episode.audio
+            spotter.warm_up(audio[: 30 * SAMPLE_RATE])
+            started = time.process_time()
+            hits = [
+                hit
+                for lo, hi in piece_bounds([(0.0, len(audio) / SAMPLE_RATE)])
+                for hit in spotter.spot(audio[lo:hi], lo / SAMPLE_RATE)
+            ]
+            cpu += time.process_time() - started
+            hits = [h for h in dedupe(hits) if h.phrase in strong]
+            ads = [s for s in episode.segments if s.label == "ad"]
+
+            def inside(hit, ad) -> bool:
+                return ad.start - 1.0 <= hit.start and hit.end <= ad.end + 1.0
+
+            heard += sum(
+                any(inside(h, ad) for h in hits) for ad, kind in zip(ads, episode.kinds) if kind == "host"
+            )
+            outside += sum(not any(inside(h, ad) for ad in ads) for h in hits)
+        label = f"{search.per_phone}, {search.frame_rate}, {search.downsample}" + (
+            "  (shipped)" if search == SCAN else ""
+        )
+        print(
+            f"{label:32s} {heard:>9d} of {read_ads:<3d} {outside / audio_seconds * 3600:>12.1f} /h "
+            f"{cpu:>7.1f}s {audio_seconds / cpu:>15.0f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
