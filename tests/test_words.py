@@ -92,6 +92,21 @@ def test_spotters_load_only_their_phrases_entries_from_the_dictionary(tmp_path, 
     assert subset == whole and "promo code" in {h["phrase"] for h in subset}
 
 
+@needs_espeak
+def test_a_phrase_heard_inside_a_longer_one_does_not_cut_the_longer_one_off():
+    # "dot com" is heard before "dot com slash" ends; the search must go on and hear both.
+    speech = 0.3 * speak(
+        "This episode is sponsored by Acme. Visit acme dot com slash show for ten percent off.",
+        "en-us+m3",
+        16000,
+    )
+    speech = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(8000, np.float32)])
+    hits = Spotter(["dot com", "dot com slash"], per_phone=5.0).spot(speech, offset=100.0)
+    heard = {h.phrase: h for h in hits}
+    assert set(heard) == {"dot com", "dot com slash"} and len(hits) == 2  # each reported once
+    assert heard["dot com slash"].end > heard["dot com"].end and 102.0 < heard["dot com"].start < 105.0
+
+
 def test_word_ads_need_two_sponsor_phrases_and_run_sentence_to_sentence():
     pauses = [(9.0, 9.5), (20.0, 20.4), (45.0, 45.5), (48.0, 48.6), (70.0, 70.5)]
     hits = [
@@ -378,8 +393,9 @@ def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_littl
     def heard_in_ad(spotted):
         return {h.phrase for h in spotted.hits if ad.start - 1 <= h.start <= ad.end + 1} & strong
 
-    # The scan says where to listen; the close search there hears what reading everything closely hears.
-    assert len(heard_in_ad(full)) >= 2 and heard_in_ad(scanned) == heard_in_ad(full)
+    # The scan says where to listen; the close search there hears what reading everything closely hears
+    # at least (its pieces start elsewhere, and here it hears one phrase more).
+    assert len(heard_in_ad(full)) >= 2 and heard_in_ad(full) <= heard_in_ad(scanned)
     assert scanned.scanned_seconds == pytest.approx(duration) and scanned.searched_seconds < 0.5 * duration
     assert full.searched_seconds == pytest.approx(duration) and full.scanned_seconds == 0
     # One cepstral mean per episode: a later search that reuses it (the confirmation does) hears the same

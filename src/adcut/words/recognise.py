@@ -291,41 +291,33 @@ class Spotter:
         return self.initial_cmn
 
     def spot(self, samples: np.ndarray, offset: float = 0.0) -> list[Hit]:
-        """Every phrase heard in ``samples`` (16 kHz mono), with episode times (``offset`` = the samples' start)."""
+        """Every phrase heard in ``samples`` (16 kHz mono), with episode times (``offset`` = the samples' start).
+
+        One utterance from start to end, each detection reported once: restarting the search after
+        every hit, as keyword spotting loops often do, would drop a phrase still being heard when
+        another one fires inside it ("dot com" inside "dot com slash")."""
         decoder = self.decoder
         frame = self.search.frame_seconds
         pcm = np.frombuffer(to_pcm16(samples), dtype=np.int16)
         hits: list[Hit] = []
+        reported: set[tuple[str, int]] = set()
         decoder.set_cmn(self.initial_cmn)
         decoder.start_utt()
-        utt_start = 0
         for i in range(0, len(pcm), self.CHUNK):
             decoder.process_raw(pcm[i : i + self.CHUNK].tobytes(), False, False)
-            hyp = decoder.hyp()
-            if hyp is None:
+            if decoder.hyp() is None:
                 continue
             end = (i + len(pcm[i : i + self.CHUNK])) / SAMPLE_RATE
-            base = utt_start / SAMPLE_RATE
-            segs = [
-                (" ".join(seg.word.split()), seg.start_frame, seg.end_frame) for seg in (decoder.seg() or [])
-            ]
-            segs = [seg for seg in segs if seg[0] in self.phones]
-            if segs:  # one hypothesis may hold several phrases heard back to back
-                for text, first, last in segs:
-                    hits.append(
-                        Hit(
-                            text,
-                            offset + base + first * frame,
-                            offset + min(end, base + (last + 1) * frame),
-                        )
+            for seg in decoder.seg() or []:
+                text = " ".join(seg.word.split())
+                if text not in self.phones or (text, seg.start_frame) in reported:
+                    continue
+                reported.add((text, seg.start_frame))
+                hits.append(
+                    Hit(
+                        text, offset + seg.start_frame * frame, offset + min(end, (seg.end_frame + 1) * frame)
                     )
-            else:
-                text = " ".join(hyp.hypstr.split())
-                if text in self.phones:
-                    hits.append(Hit(text, offset + max(0.0, end - 0.08 * self.phones[text]), offset + end))
-            decoder.end_utt()
-            decoder.start_utt()
-            utt_start = i + self.CHUNK
+                )
         decoder.end_utt()
         return hits
 
