@@ -50,7 +50,7 @@ def main() -> None:
         "--test",
         type=int,
         default=16,
-        help="unseen test episodes (default 16: 32 read ads; 4 gave 8 of 8 by luck)",
+        help="unseen test episodes (default 16: 32 read ads; a few are too few to measure recall by)",
     )
     parser.add_argument("--ads", type=int, default=4, help="ad breaks per episode (half host-read)")
     parser.add_argument("--epochs", type=int, default=8)

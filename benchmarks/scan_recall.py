@@ -59,6 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from adcut.demo.hostread import espeak_available, hostread_episode
+    from adcut.detect.words import WordsConfig
     from adcut.words.phrases import BUILTIN_ENGLISH, RETURN
     from adcut.words.recognise import SAMPLE_RATE, SCAN, Spotter, dedupe, piece_bounds
 
@@ -77,7 +78,8 @@ def main() -> None:
         f"{args.episodes} unseen host-read episodes, {audio_seconds / 60:.0f} min, {read_ads} read ads "
         f"(generated in {time.perf_counter() - began:.0f} s)"
     )
-    strong = {p.text for p in BUILTIN_ENGLISH if p.role != RETURN and p.weight >= 0.8}
+    strong_weight = WordsConfig().strong_weight  # the phrases a scan hit must be to start the search
+    strong = {p.text for p in BUILTIN_ENGLISH if p.role != RETURN and p.weight >= strong_weight}
     print(
         f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other strong hits':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
     )

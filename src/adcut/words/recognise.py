@@ -58,7 +58,7 @@ class Search:
         return 1.0 / self.frame_rate
 
 
-# The cheap first pass (measured with benchmarks/hostread.py's test draw, see the module doc): it only
+# The cheap first pass (measured with benchmarks/scan_recall.py, see the module doc): it only
 # says where to listen closely, so a looser threshold (more hits) costs a little re-reading, not a false ad.
 SCAN = Search(per_phone=6.0, frame_rate=40, downsample=2)
 INSTALL_HINT = "pip install pocketsphinx (it ships the English model), or run with --words off"
@@ -304,10 +304,11 @@ class Spotter:
         decoder.set_cmn(self.initial_cmn)
         decoder.start_utt()
         for i in range(0, len(pcm), self.CHUNK):
-            decoder.process_raw(pcm[i : i + self.CHUNK].tobytes(), False, False)
+            chunk = pcm[i : i + self.CHUNK]
+            decoder.process_raw(chunk.tobytes(), False, False)
             if decoder.hyp() is None:
                 continue
-            end = (i + len(pcm[i : i + self.CHUNK])) / SAMPLE_RATE
+            end = (i + len(chunk)) / SAMPLE_RATE
             for seg in decoder.seg() or []:
                 text = " ".join(seg.word.split())
                 if text not in self.phones or (text, seg.start_frame) in reported:
