@@ -429,6 +429,28 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
     assert confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, loose, workers=1) == (candidates, [])
 
 
+@needs_espeak
+def test_the_confirmation_reads_each_ad_at_several_frame_phases():
+    from adcut.detect.words import confirmed
+    from adcut.words.recognise import spot_stretches
+
+    # A host-read ad of the benchmark's test draw, with the extent detect gives it: which phrases the
+    # stricter search hears there depends on where its 10 ms frames fall.
+    episode = hostread_episode(2013, draw="test", ads=4, host_share=0.5)
+    ad = [s for s in episode.segments if s.label == "ad"][3]
+    assert episode.kinds[3] == "host" and ad.start < 362.76 and 381.72 < ad.end
+    found = [{"start": 362.76, "end": 381.72, "score": 2.8, "phrases": []}]
+    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    cmn = spot_stretches([(0.0, 30.0)], episode.audio, BUILTIN_ENGLISH, scan=None).cmn
+
+    def kept(phases: int) -> bool:
+        config = WordsConfig(mode="on", confirm_phases=phases)
+        return bool(confirmed(found, episode.audio, BUILTIN_ENGLISH, strong, config, workers=1, cmn=cmn)[0])
+
+    # At one phase it hears a single strong phrase; half a frame later, a second one too.
+    assert not kept(1) and kept(2)
+
+
 def test_decoding_keeps_the_audio_on_disk_and_reads_back_what_was_decoded():
     from adcut.words.recognise import Decoding, speech_pauses
 

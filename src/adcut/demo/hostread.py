@@ -2,9 +2,12 @@
 
 Content is the host (an ``espeak-ng`` voice) talking; a host-read ad is the same voice, at the same
 level, reading ad copy, sometimes after a lead-in ("a word from our sponsor"); a produced spot is
-another voice reading copy over a music bed, louder (as ``synth`` ads are). Two draws with
-different voices, brands and ad wording, ``train`` and ``test``, so that a phrase learner is tested
-on copy it has not seen (the announcers of produced spots are shared: such spots recur). ``espeak-ng`` is a Debian package (``.ci/run`` installs it).
+another voice reading copy over a music bed, louder (as ``synth`` ads are). Three draws with
+different voices, brands and ad wording: ``train``, and ``test``, so that a phrase learner is tested
+on copy it has not seen; ``holdout`` also has its own closings and lead-ins and says few of the
+built-in sponsor phrases (the built-in list was chosen while reading ``train`` and ``test`` copy), to
+measure how far the built-in list carries to other wording. The announcers of produced spots are
+shared: such spots recur. ``espeak-ng`` is a Debian package (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from adcut.errors import AdcutError
 # Hosts and announcers never share a voice (a host's voice is the show's, not an ad's). The draws' hosts
 # differ (the spotter is tested on voices it was not tuned on); produced spots recur, so their announcers
 # are shared, as a show's produced ads are from one episode to the next.
-VOICES = {"train": ("en-us+m3", "en-us+f2", "en-us+m1"), "test": ("en-us+m7", "en-us+f4", "en-us+m2")}
-ANNOUNCERS = {"train": ("en-us+m4", "en-us+f1", "en-us+m6"), "test": ("en-us+m4", "en-us+f1", "en-us+m6")}
+VOICES = {
+    "train": ("en-us+m3", "en-us+f2", "en-us+m1"),
+    "test": ("en-us+m7", "en-us+f4", "en-us+m2"),
+    "holdout": ("en-gb+m3", "en-gb-x-rp+f3", "en-us-nyc+m5"),
+}
+ANNOUNCERS = {draw: ("en-us+m4", "en-us+f1", "en-us+m6") for draw in VOICES}
 BRANDS = {
     "train": (
         "Fernwood Coffee",
@@ -37,6 +44,14 @@ BRANDS = {
         "Green Basket",
     ),
     "test": ("Northstar Socks", "Cobalt Phone", "Maple Meals", "Atlas Travel", "River Books", "Summit Tea"),
+    "holdout": (
+        "Juniper Health",
+        "Quill Notes",
+        "Orbit Bikes",
+        "Hearth Candles",
+        "Tidal Audio",
+        "Willow Pet",
+    ),
 }
 # Ad copy: each draw has its own wording around the common sponsor language; {b} is the brand, {s} its slug.
 AD_OPENINGS = {
@@ -49,6 +64,11 @@ AD_OPENINGS = {
         "This podcast is brought to you by {b}.",
         "Support for this podcast comes from {b}.",
         "This episode is sponsored by {b}.",
+    ),
+    "holdout": (  # wording none of the built-in phrases was chosen on (the other draws' copy was)
+        "Today's episode is supported by {b}.",
+        "A quick thanks to {b} for making this show possible.",
+        "{b} is sponsoring this week's episode.",
     ),
 }
 AD_MIDDLES = {
@@ -64,6 +84,12 @@ AD_MIDDLES = {
         "Setting it up is quick and the whole family can share it.",
         "My own family switched to {b} last spring and we never looked back.",
     ),
+    "holdout": (
+        "With {b} you get everything you need in one simple app.",
+        "I asked the team at {b} to tell you about their new plan.",
+        "It costs less than a coffee a week, and it really works.",
+        "People keep telling me how much {b} changed their mornings.",
+    ),
 }
 AD_OFFERS = {
     "train": (
@@ -76,13 +102,27 @@ AD_OFFERS = {
         "Get a free trial at {s} dot com slash podcast today. Terms apply.",
         "Enter promo code weekly for ten percent off your first order.",
     ),
+    "holdout": (
+        "Head to {s} dot com and save twenty dollars on your first box.",
+        "Try it free for a month at {s} dot com slash radio.",
+        "Listeners get a special discount with the code listen at checkout.",
+    ),
 }
-AD_CLOSINGS = (
+_CLOSINGS = (
     "And now, back to the show.",
     "Now, back to the show.",
     "Thanks to {b} for supporting the show.",
 )
-LEAD_INS = ("And now a word from our sponsor.", "Let's take a quick break for our sponsor.")
+AD_CLOSINGS = {
+    "train": _CLOSINGS,
+    "test": _CLOSINGS,
+    "holdout": ("That's {s} dot com.", "Okay, on with the episode.", "Our thanks to {b}."),
+}
+LEAD_INS = {
+    "train": ("And now a word from our sponsor.", "Let's take a quick break for our sponsor."),
+    "test": ("And now a word from our sponsor.", "Let's take a quick break for our sponsor."),
+    "holdout": ("Let's pause for a moment.", "Before we go on, a short break."),
+}
 
 # Content: the host talking, sentences built from parts (the same parts in both draws: content is content).
 _SUBJECTS = (
@@ -178,7 +218,12 @@ def ad_text(rng: np.random.Generator, draw: str, brand: str | None = None) -> st
     brand = brand or str(rng.choice(BRANDS[draw]))
     slug = brand.split()[0].lower()
     middles = rng.choice(AD_MIDDLES[draw], size=2, replace=False)
-    parts = [rng.choice(AD_OPENINGS[draw]), *middles, rng.choice(AD_OFFERS[draw]), rng.choice(AD_CLOSINGS)]
+    parts = [
+        rng.choice(AD_OPENINGS[draw]),
+        *middles,
+        rng.choice(AD_OFFERS[draw]),
+        rng.choice(AD_CLOSINGS[draw]),
+    ]
     return " ".join(str(p) for p in parts).replace("{b}", brand).replace("{s}", slug)
 
 
@@ -251,7 +296,7 @@ def hostread_episode(
         copy = ad_text(rng, draw)
         if kinds[block] == "host":
             if rng.random() < lead_in:
-                copy = f"{rng.choice(LEAD_INS)} {copy}"
+                copy = f"{rng.choice(LEAD_INS[draw])} {copy}"
             texts.append(("host", copy))
             labels.append(add(0.3 * _norm(speak(copy, host, sample_rate, speed))))
         else:

@@ -58,6 +58,7 @@ class WordsConfig:
     )
     strong_weight: float = 0.8  # phrases at least this heavy make an ad's core; lighter ones only join one
     min_strong: int = 2  # distinct strong phrases an ad's core needs
+    confirm_phases: int = 4  # frame phases the confirmation reads each ad at (recognition is phase-sensitive)
     weak_gap: float = 4.0  # seconds from a strong hit within which a weak phrase joins its ad
     return_gap: float = 10.0  # a return cue ends the ad when heard this soon after its last strong phrase
     sentence_back: float = 15.0  # how far before the first phrase its sentence break is looked for
@@ -273,9 +274,23 @@ def confirmed(
     if not ads or config.confirm_per_phone >= config.per_phone:
         return ads, []
     spans = [(max(0.0, a["start"] - 1.0), a["end"] + 1.0) for a in ads]
-    strict = spot_stretches(
-        spans, audio, phrases, config.model_dir, config.confirm_per_phone, workers=workers, scan=None, cmn=cmn
-    ).hits
+    # What the search hears depends on where its 10 ms frames fall (a phrase heard at one phase is
+    # missed at the next): the span is read at ``confirm_phases`` phases, and what any of them hears counts.
+    shift = 0.01 / max(1, config.confirm_phases)
+    strict = [
+        hit
+        for k in range(max(1, config.confirm_phases))
+        for hit in spot_stretches(
+            [(a + k * shift, b) for a, b in spans],
+            audio,
+            phrases,
+            config.model_dir,
+            config.confirm_per_phone,
+            workers=workers,
+            scan=None,
+            cmn=cmn,
+        ).hits
+    ]
     kept: list[dict] = []
     rejected: list[dict] = []
     for ad, (lo, hi) in zip(ads, spans):

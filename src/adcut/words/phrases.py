@@ -36,6 +36,7 @@ BUILTIN_ENGLISH: tuple[Phrase, ...] = (
     Phrase("sponsored by", 1.0, LEAD),
     Phrase("support for this show", 1.0, LEAD),
     Phrase("support for this podcast", 1.0, LEAD),
+    Phrase("podcast comes from", 1.0, LEAD),
     Phrase("word from our sponsor", 1.0, LEAD),
     Phrase("our sponsor", 0.8, LEAD),
     Phrase("promo code", 1.0, CUE),
@@ -49,6 +50,7 @@ BUILTIN_ENGLISH: tuple[Phrase, ...] = (
     Phrase("first order", 0.6, CUE),
     Phrase("sign up today", 0.6, CUE),
     Phrase("back to the show", 1.0, RETURN),
+    Phrase("supporting the show", 1.0, RETURN),
 )
 
 
