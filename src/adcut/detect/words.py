@@ -275,13 +275,16 @@ def confirmed(
         return ads, []
     spans = [(max(0.0, a["start"] - 1.0), a["end"] + 1.0) for a in ads]
     # What the search hears depends on where its 10 ms frames fall (a phrase heard at one phase is
-    # missed at the next): the span is read at ``confirm_phases`` phases, and what any of them hears counts.
-    shift = 0.01 / max(1, config.confirm_phases)
-    strict = [
-        hit
-        for k in range(max(1, config.confirm_phases))
-        for hit in spot_stretches(
-            [(a + k * shift, b) for a, b in spans],
+    # missed at the next): an ad not confirmed yet is read again at the next of ``confirm_phases``
+    # phases, and what any of them heard counts. Most ads are confirmed by the first reading.
+    heard: list[set[str]] = [set() for _ in ads]
+    phases = max(1, config.confirm_phases)
+    for k in range(phases):
+        waiting = [i for i in range(len(ads)) if len(heard[i]) < config.min_strong]
+        if not waiting:
+            break
+        hits = spot_stretches(
+            [(spans[i][0] + k * 0.01 / phases, spans[i][1]) for i in waiting],
             audio,
             phrases,
             config.model_dir,
@@ -290,12 +293,11 @@ def confirmed(
             scan=None,
             cmn=cmn,
         ).hits
-    ]
-    kept: list[dict] = []
-    rejected: list[dict] = []
-    for ad, (lo, hi) in zip(ads, spans):
-        heard = {h.phrase for h in strict if lo <= h.start and h.end <= hi and h.phrase in strong}
-        (kept if len(heard) >= config.min_strong else rejected).append(ad)
+        for i in waiting:
+            lo, hi = spans[i]
+            heard[i] |= {h.phrase for h in hits if lo <= h.start and h.end <= hi and h.phrase in strong}
+    kept = [ad for ad, names in zip(ads, heard) if len(names) >= config.min_strong]
+    rejected = [ad for ad, names in zip(ads, heard) if len(names) < config.min_strong]
     if rejected:
         log.info("words: %d word ads not confirmed by the stricter search", len(rejected))
     return kept, rejected
