@@ -194,6 +194,29 @@ def test_fuse_raises_only_the_word_ad_and_keeps_rows_normalised():
     )
 
 
+def test_the_holdout_draw_shares_no_host_brand_or_copy_and_says_few_builtin_phrases():
+    from adcut.demo import hostread as h
+    from adcut.words.phrases import normalise
+
+    others = set(h.VOICES["train"]) | set(h.VOICES["test"])
+    assert not set(h.VOICES["holdout"]) & others
+    assert not set(h.VOICES["holdout"]) & set(h.ANNOUNCERS["holdout"])  # a host is never an announcer
+    assert not set(h.BRANDS["holdout"]) & (set(h.BRANDS["train"]) | set(h.BRANDS["test"]))
+    for table in (h.AD_OPENINGS, h.AD_MIDDLES, h.AD_OFFERS, h.AD_CLOSINGS, h.LEAD_INS):
+        assert not set(table["holdout"]) & (set(table["train"]) | set(table["test"]))
+    # What the benchmark's holdout figures mean: no read ad there says two built-in strong phrases,
+    # while every test-draw ad does.
+    strong = [p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"]
+    rng = np.random.default_rng(0)
+
+    def said(draw: str) -> int:
+        text = normalise(h.ad_text(rng, draw))
+        return sum(phrase in text for phrase in strong)
+
+    assert max(said("holdout") for _ in range(200)) <= 1
+    assert min(said("test") for _ in range(200)) >= 2
+
+
 @needs_espeak
 def test_spotter_hears_sponsor_phrases_in_ad_copy_and_none_in_talk():
     spotter = Spotter(BUILTIN_ENGLISH)
