@@ -89,6 +89,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="adcut-hostread-"))
     began = time.perf_counter()
     draw = args.draw
+    # --reuse: the dataset and model of an earlier run in --work (to measure detection settings again)
+    reuse = args.work is not None and (work / "model.safetensors").exists() and args.reuse
     if args.reuse and (work / draw).is_dir():
         from adcut.demo.hostread import hostread_episode
 
@@ -101,8 +103,7 @@ def main() -> None:
             for i in range(args.test)
         ]
     else:
-        reuse_training = args.reuse and (work / "model.safetensors").exists()
-        training = [] if reuse_training else make(work / "train", args.train, args.seed + 1, "train", ads=3)
+        training = [] if reuse else make(work / "train", args.train, args.seed + 1, "train", ads=3)
         test = make(work / draw, args.test, args.seed + 2, draw, ads=args.ads)
     audio_s = sum(e.duration for _, e in test)
     host_ads = sum(k == "host" for _, e in test for k in e.kinds)
@@ -112,10 +113,7 @@ def main() -> None:
         f"{sum(len(e.kinds) for _, e in test)} spots host-read) in {time.perf_counter() - began:.0f} s"
     )
 
-    reuse = args.work is not None and (work / "model.safetensors").exists() and args.reuse
-    if (
-        reuse
-    ):  # --reuse: the dataset and model of an earlier run in --work (to measure detection settings again)
+    if reuse:
         from adcut.learn.dataset import load_dataset
         from adcut.models.checkpoint import load_checkpoint
 

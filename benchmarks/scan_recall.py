@@ -59,8 +59,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from adcut.demo.hostread import espeak_available, hostread_episode
-    from adcut.detect.words import WordsConfig
-    from adcut.words.phrases import BUILTIN_ENGLISH, RETURN
+    from adcut.detect.words import WordsConfig, strong_phrases
+    from adcut.words.phrases import BUILTIN_ENGLISH
     from adcut.words.recognise import SAMPLE_RATE, SCAN, Spotter, dedupe, piece_bounds
 
     if not espeak_available():
@@ -78,8 +78,9 @@ def main() -> None:
         f"{args.episodes} unseen host-read episodes, {audio_seconds / 60:.0f} min, {read_ads} read ads "
         f"(generated in {time.perf_counter() - began:.0f} s)"
     )
-    strong_weight = WordsConfig().strong_weight  # the phrases a scan hit must be to start the search
-    strong = {p.text for p in BUILTIN_ENGLISH if p.role != RETURN and p.weight >= strong_weight}
+    strong = strong_phrases(
+        BUILTIN_ENGLISH, WordsConfig()
+    )  # the phrases a scan hit must be to start the search
     print(
         f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other strong hits':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
     )

@@ -10,7 +10,15 @@ import pytest
 from adcut.detect.config import SegmentationConfig
 from adcut.detect.pipeline import smooth_curve
 from adcut.detect.smoothing import SmoothingConfig
-from adcut.detect.words import WordsConfig, fuse, hear_words, overlay, resolve_phrases, word_ads
+from adcut.detect.words import (
+    WordsConfig,
+    fuse,
+    hear_words,
+    overlay,
+    resolve_phrases,
+    strong_phrases,
+    word_ads,
+)
 from adcut.errors import AdcutError
 from adcut.words import recognise
 from adcut.words.phrases import BUILTIN_ENGLISH, CUE, Phrase, read_phrases
@@ -206,7 +214,7 @@ def test_the_holdout_draw_shares_no_host_brand_or_copy_and_says_few_builtin_phra
         assert not set(table["holdout"]) & (set(table["train"]) | set(table["test"]))
     # What the benchmark's holdout figures mean: no read ad there says two built-in strong phrases,
     # while every test-draw ad does.
-    strong = [p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"]
+    strong = strong_phrases(BUILTIN_ENGLISH, CONFIG)
     rng = np.random.default_rng(0)
 
     def said(draw: str) -> int:
@@ -409,7 +417,7 @@ def test_scan_then_close_search_hears_a_read_ad_inside_long_talk_and_reads_littl
     episode = hostread_episode(5, draw="test", ads=1, host_share=1.0, content_sentences=(14, 18))
     ad = next(s for s in episode.segments if s.label == "ad")
     duration = episode.duration
-    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    strong = strong_phrases(BUILTIN_ENGLISH, CONFIG)
     scanned = spot_stretches([(0.0, duration)], episode.audio, BUILTIN_ENGLISH, triggers=strong)
     full = spot_stretches([(0.0, duration)], episode.audio, BUILTIN_ENGLISH, scan=None)
 
@@ -440,7 +448,7 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
 
     episode = hostread_episode(5, draw="test", ads=1, host_share=1.0, content_sentences=(14, 18))
     ad = next(s for s in episode.segments if s.label == "ad")
-    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    strong = strong_phrases(BUILTIN_ENGLISH, CONFIG)
     candidates = [
         {"start": ad.start, "end": ad.end, "score": 2.0, "phrases": []},
         {"start": 5.0, "end": 30.0, "score": 2.0, "phrases": []},  # talk: loose hits there are not an ad
@@ -463,7 +471,7 @@ def test_the_confirmation_reads_each_ad_at_several_frame_phases():
     ad = [s for s in episode.segments if s.label == "ad"][3]
     assert episode.kinds[3] == "host" and ad.start < 362.76 and 381.72 < ad.end
     found = [{"start": 362.76, "end": 381.72, "score": 2.8, "phrases": []}]
-    strong = {p.text for p in BUILTIN_ENGLISH if p.weight >= 0.8 and p.role != "return"}
+    strong = strong_phrases(BUILTIN_ENGLISH, CONFIG)
     cmn = spot_stretches([(0.0, 30.0)], episode.audio, BUILTIN_ENGLISH, scan=None).cmn
 
     def kept(phases: int) -> bool:

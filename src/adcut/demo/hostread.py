@@ -118,9 +118,10 @@ AD_CLOSINGS = {
     "test": _CLOSINGS,
     "holdout": ("That's {s} dot com.", "Okay, on with the episode.", "Our thanks to {b}."),
 }
+_LEAD_INS = ("And now a word from our sponsor.", "Let's take a quick break for our sponsor.")
 LEAD_INS = {
-    "train": ("And now a word from our sponsor.", "Let's take a quick break for our sponsor."),
-    "test": ("And now a word from our sponsor.", "Let's take a quick break for our sponsor."),
+    "train": _LEAD_INS,
+    "test": _LEAD_INS,
     "holdout": ("Let's pause for a moment.", "Before we go on, a short break."),
 }
 

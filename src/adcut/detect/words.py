@@ -123,6 +123,11 @@ def content_stretches(segments, background: str, min_seconds: float = 3.0) -> li
     ]
 
 
+def strong_phrases(phrases, config: WordsConfig) -> set[str]:
+    """The phrases that can make a read ad's core: at least ``strong_weight`` heavy, and not a return cue."""
+    return {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
+
+
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
     """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough.
 
@@ -137,10 +142,10 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     """
     by_text = {p.text: p for p in phrases}
     hits = sorted((h for h in hits if h.phrase in by_text), key=lambda h: h.start)
+    strong_texts = strong_phrases(phrases, config)
 
     def strong(hit) -> bool:
-        phrase = by_text[hit.phrase]
-        return phrase.role != RETURN and phrase.weight >= config.strong_weight
+        return hit.phrase in strong_texts
 
     returns = [h for h in hits if by_text[h.phrase].role == RETURN]
     weak = [h for h in hits if by_text[h.phrase].role != RETURN and not strong(h)]
@@ -269,7 +274,7 @@ def confirmed(
 ) -> tuple[list[dict], list[dict]]:
     """(kept, rejected) ``ads``: kept where a search with the stricter ``confirm_per_phone`` hears at least
     ``min_strong`` distinct strong phrases in the ad's span (a cluster of loose hits in talk or music is not)."""
-    from adcut.words.recognise import spot_stretches
+    from adcut.words.recognise import Search, spot_stretches
 
     if not ads or config.confirm_per_phone >= config.per_phone:
         return ads, []
@@ -279,12 +284,13 @@ def confirmed(
     # phases, and what any of them heard counts. Most ads are confirmed by the first reading.
     heard: list[set[str]] = [set() for _ in ads]
     phases = max(1, config.confirm_phases)
+    step = Search(config.confirm_per_phone).frame_seconds / phases
     for k in range(phases):
         waiting = [i for i in range(len(ads)) if len(heard[i]) < config.min_strong]
         if not waiting:
             break
         hits = spot_stretches(
-            [(spans[i][0] + k * 0.01 / phases, spans[i][1]) for i in waiting],
+            [(spans[i][0] + k * step, spans[i][1]) for i in waiting],
             audio,
             phrases,
             config.model_dir,
@@ -329,7 +335,7 @@ def hear_words(
     background = background or (classes[1] if len(classes) > 1 else classes[0])
     stretches = content_stretches(segments, background)
     workers = config.workers or os.cpu_count() or 1
-    strong = {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
+    strong = strong_phrases(phrases, config)
     with (
         nullcontext(speech)
         if speech is not None
