@@ -62,6 +62,13 @@ def main() -> None:
         help="the unseen episodes' draw: test (other voices, brands and wording than train), or holdout "
         "(also wording the built-in phrases were not chosen on)",
     )
+    parser.add_argument(
+        "--train-draw",
+        choices=("train", "test", "holdout"),
+        default="train",
+        help="the training episodes' draw (default train: other wording than the unseen episodes); the "
+        "unseen draw's own: one show, whose sponsors and wording recur from the labelled episodes to new ones",
+    )
     parser.add_argument("--ads", type=int, default=4, help="ad breaks per episode (half host-read)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
@@ -103,7 +110,7 @@ def main() -> None:
             for i in range(args.test)
         ]
     else:
-        training = [] if reuse else make(work / "train", args.train, args.seed + 1, "train", ads=3)
+        training = [] if reuse else make(work / "train", args.train, args.seed + 1, args.train_draw, ads=3)
         test = make(work / draw, args.test, args.seed + 2, draw, ads=args.ads)
     audio_s = sum(e.duration for _, e in test)
     host_ads = sum(k == "host" for _, e in test for k in e.kinds)

@@ -1,15 +1,16 @@
 """The word cue's cheap scan (issue 15): which read ads each scan setting hears, and what it costs.
 
 ``adcut process --words auto`` reads every content stretch with a cheap keyword scan and searches
-closely only around the strong phrases the scan heard, so a read ad in which the scan hears no
-strong phrase is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
+closely only around the strong phrases and return cues the scan heard (``detect.words.scan_triggers``),
+so a read ad in which the scan hears none of them is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
 espeak-ng voices, brands and wording the phrase list was not tuned on; half of the spots read by
 the host with no bed) and, for each scan setting (``--search PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE``,
 default: the shipped ``recognise.SCAN`` and the settings it was chosen against), reads each whole
 episode as ``spot_stretches`` does (60 s pieces, one cepstral mean from the first 30 s) and reports:
 
-- read ads heard: host-read ads with at least one strong built-in phrase inside them (+-1 s);
-- strong hits outside the ads, per hour (each makes the full search read up to a minute);
+- read ads heard: host-read ads with at least one trigger (a strong built-in phrase or the return cue)
+  inside them (+-1 s);
+- trigger hits outside the ads, per hour (each makes the full search read up to a minute);
 - CPU seconds, and the scan's speed as x realtime per core (one process, one core).
 
 Speed is the ratio of audio to CPU time in this run; run nothing else beside it when comparing.
@@ -59,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from adcut.demo.hostread import espeak_available, hostread_episode
-    from adcut.detect.words import WordsConfig, strong_phrases
+    from adcut.detect.words import WordsConfig, scan_triggers
     from adcut.words.phrases import BUILTIN_ENGLISH
     from adcut.words.recognise import SAMPLE_RATE, SCAN, Spotter, dedupe, piece_bounds
 
@@ -78,11 +79,9 @@ def main() -> None:
         f"{args.episodes} unseen host-read episodes, {audio_seconds / 60:.0f} min, {read_ads} read ads "
         f"(generated in {time.perf_counter() - began:.0f} s)"
     )
-    strong = strong_phrases(
-        BUILTIN_ENGLISH, WordsConfig()
-    )  # the phrases a scan hit must be to start the search
+    triggers = scan_triggers(BUILTIN_ENGLISH, WordsConfig())  # the phrases whose scan hits start the search
     print(
-        f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other strong hits':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
+        f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other triggers':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
     )
     for search in searches:
         heard = outside = 0
@@ -98,7 +97,7 @@ def main() -> None:
                 for hit in spotter.spot(audio[lo:hi], lo / SAMPLE_RATE)
             ]
             cpu += time.process_time() - started
-            hits = [h for h in dedupe(hits) if h.phrase in strong]
+            hits = [h for h in dedupe(hits) if h.phrase in triggers]
             ads = [s for s in episode.segments if s.label == "ad"]
 
             def inside(hit, ad) -> bool:

@@ -128,6 +128,13 @@ def strong_phrases(phrases, config: WordsConfig) -> set[str]:
     return {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
 
 
+def scan_triggers(phrases, config: WordsConfig) -> set[str]:
+    """The phrases whose scan hits make the full search listen around them: the strong ones and the
+    return cue. The scan can miss every strong phrase of a read ad (what it hears moves with where its
+    pieces start) and still hear the "back to the show" that ends it."""
+    return strong_phrases(phrases, config) | {p.text for p in phrases if p.role == RETURN}
+
+
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
     """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough.
 
@@ -336,6 +343,7 @@ def hear_words(
     stretches = content_stretches(segments, background)
     workers = config.workers or os.cpu_count() or 1
     strong = strong_phrases(phrases, config)
+    triggers = scan_triggers(phrases, config)
     with (
         nullcontext(speech)
         if speech is not None
@@ -349,7 +357,7 @@ def hear_words(
             config.per_phone,
             workers=workers,
             scan=SCAN if config.scan else None,
-            triggers=strong,
+            triggers=triggers,
         )
         hits = spotted.hits
         ads = word_ads(hits, phrases, decoding.pauses(), duration, config)
