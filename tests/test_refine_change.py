@@ -184,3 +184,31 @@ def test_prefer_remove_ads_lets_the_pause_method_follow_a_change_out_of_the_ad()
     )
     assert keep[1].start == pytest.approx(21.0, abs=1e-6) and keep[2].start == pytest.approx(39.0, abs=1e-6)
     assert remove[1].start == pytest.approx(20.0, abs=0.3) and remove[2].start == pytest.approx(40.0, abs=0.3)
+
+
+def test_an_ads_own_opening_sound_joins_it_and_a_longer_unfamiliar_stretch_does_not():
+    from adcut.detect.refine import OPENING_LOOK_SECONDS, _opening_sound
+    from adcut.features.mfcc import FeatureConfig
+
+    config = FeatureConfig()
+    frame = config.frame_seconds
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((int(60 / frame), 2 * config.n_mfcc + 2)).astype(np.float32)
+    start = 50.0  # where the ad's voice was found
+
+    def opening(jingle_seconds: float, odd_frames=()):
+        f = features.copy()
+        first = int(round((start - jingle_seconds) / frame))
+        f[first : int(round(start / frame))] += 6.0  # a sound unlike the content before it
+        for i in odd_frames:  # frames inside it that happen to sound like the content
+            f[first + i] = features[first + i]
+        return _opening_sound(f, config, start, 0.0, 0.0)
+
+    # A 3 s jingle before the voice: the ad starts where it does, within a frame.
+    assert opening(3.0) == pytest.approx(start - 3.0, abs=1.5 * frame)
+    # One familiar-sounding frame inside it does not split it.
+    assert opening(3.0, odd_frames=(20,)) == pytest.approx(start - 3.0, abs=1.5 * frame)
+    # Unfamiliar all the way back past the look (the show's theme before a post-roll), or too short
+    # to be a sound of its own: the start stays at the voice.
+    assert opening(OPENING_LOOK_SECONDS + 2.0) is None
+    assert opening(0.5) is None

@@ -399,9 +399,11 @@ def _opening_sound(
         return None
     loglik = _side_model(features, feature_config, *reference)
     own = loglik(features[max(0, int(reference[0] / frame)) : int(reference[1] / frame)])
-    unfamiliar = (loglik(features[a:b]) < np.percentile(own, OPENING_PERCENTILE)).astype(np.float64)
-    # mostly unfamiliar over a quarter of a second: one odd frame neither starts nor breaks the stretch
-    run = np.convolve(unfamiliar, np.ones(5) / 5, mode="same") > 0.6
+    unfamiliar = (loglik(features[a:b]) < np.percentile(own, OPENING_PERCENTILE)).astype(np.int64)
+    # mostly unfamiliar over a quarter of a second (3 of 5 frames, counting past the ends as familiar):
+    # one odd frame neither starts nor breaks the stretch. Counted in integers: a float mean of 3 of 5
+    # is 0.6000000000000001 or 0.6 depending on the summation, on the edge of any threshold.
+    run = np.convolve(unfamiliar, np.ones(5, dtype=np.int64), mode="same") >= 3
     k = len(run)
     while k > 0 and run[k - 1]:
         k -= 1
