@@ -1,8 +1,8 @@
 """The word cue's cheap scan (issue 15): which read ads each scan setting hears, and what it costs.
 
 ``adcut process --words auto`` reads every content stretch with a cheap keyword scan and searches
-closely only around the strong phrases and return cues the scan heard (``detect.words.scan_triggers``),
-so a read ad in which the scan hears none of them is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
+closely only around the strong phrases the scan heard (``detect.words.scan_triggers``), so a read
+ad in which the scan hears none of them is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
 espeak-ng voices, brands and wording of its own; half of the spots read by
 the host with no bed) and, for each scan setting (``--search PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE``,
 default: the shipped ``recognise.SCAN`` and the settings it was chosen against), reads each
@@ -10,8 +10,7 @@ episode's content as ``detect`` gives it to ``spot_stretches`` (``--read content
 its produced spots, in 60 s pieces from each stretch's start, one cepstral mean from the first 30 s
 read; ``--read whole`` reads the whole episode, which hears more) and reports:
 
-- read ads heard: host-read ads with at least one trigger (a strong built-in phrase or the return cue)
-  inside them (+-1 s);
+- read ads heard: host-read ads with at least one trigger (a strong built-in phrase) inside them (+-1 s);
 - trigger hits outside the ads, per hour read (each makes the full search read up to a minute);
 - CPU seconds, and the scan's speed as x realtime per core (audio read / CPU time) (one process, one core).
 

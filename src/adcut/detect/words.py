@@ -129,10 +129,12 @@ def strong_phrases(phrases, config: WordsConfig) -> set[str]:
 
 
 def scan_triggers(phrases, config: WordsConfig) -> set[str]:
-    """The phrases whose scan hits make the full search listen around them: the strong ones and the
-    return cue. The scan can miss every strong phrase of a read ad (what it hears moves with where its
-    pieces start) and still hear the "back to the show" that ends it."""
-    return strong_phrases(phrases, config) | {p.text for p in phrases if p.role == RETURN}
+    """The phrases whose scan hits make the full search listen around them: the strong ones. Not the
+    return cue, though the scan sometimes hears an ad's "back to the show" and none of its strong
+    phrases: at the scan's loose threshold it also hears it ~21 times an hour in speech-like noise, and
+    searching around those made ``--words auto`` 5.1x ``--words off`` instead of 3.8x
+    (``benchmarks/process_speed.py --words``)."""
+    return strong_phrases(phrases, config)
 
 
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
