@@ -1,7 +1,7 @@
 """The word cue's cheap scan (issue 15): which read ads each scan setting hears, and what it costs.
 
 ``adcut process --words auto`` reads every content stretch with a cheap keyword scan and searches
-closely only around the strong phrases the scan heard (``detect.words.scan_triggers``), so a read
+closely only around the strong phrases the scan heard (``detect.words.strong_phrases``), so a read
 ad in which the scan hears none of them is lost. This generates unseen host-read episodes (``demo.hostread``, test draw:
 espeak-ng voices, brands and wording of its own; half of the spots read by
 the host with no bed) and, for each scan setting (``--search PER_PHONE,FRAMES_A_SECOND,DOWNSAMPLE``,
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from adcut.demo.hostread import espeak_available, hostread_episode
-    from adcut.detect.words import WordsConfig, scan_triggers
+    from adcut.detect.words import WordsConfig, strong_phrases
     from adcut.words.phrases import BUILTIN_ENGLISH
     from adcut.words.recognise import SAMPLE_RATE, SCAN, Spotter, dedupe, piece_bounds
 
@@ -104,7 +104,7 @@ def main() -> None:
         f"{read_ads} read ads "
         f"(generated in {time.perf_counter() - began:.0f} s)"
     )
-    triggers = scan_triggers(BUILTIN_ENGLISH, WordsConfig())  # the phrases whose scan hits start the search
+    triggers = strong_phrases(BUILTIN_ENGLISH, WordsConfig())  # the phrases whose scan hits start the search
     print(
         f"{'per phone, frames/s, downsample':32s} {'read ads heard':>15s} {'other triggers':>18s} {'cpu':>8s} {'x realtime/core':>16s}"
     )

@@ -128,15 +128,6 @@ def strong_phrases(phrases, config: WordsConfig) -> set[str]:
     return {p.text for p in phrases if p.role != RETURN and p.weight >= config.strong_weight}
 
 
-def scan_triggers(phrases, config: WordsConfig) -> set[str]:
-    """The phrases whose scan hits make the full search listen around them: the strong ones. Not the
-    return cue, though the scan sometimes hears an ad's "back to the show" and none of its strong
-    phrases: at the scan's loose threshold it also hears it ~21 times an hour in speech-like noise, and
-    searching around those made ``--words auto`` 5.1x ``--words off`` instead of 3.8x
-    (``benchmarks/process_speed.py --words``)."""
-    return strong_phrases(phrases, config)
-
-
 def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> list[dict]:
     """The ads the words make: ``{"start", "end", "score", "phrases"}`` per cluster of hits that weighs enough.
 
@@ -345,7 +336,6 @@ def hear_words(
     stretches = content_stretches(segments, background)
     workers = config.workers or os.cpu_count() or 1
     strong = strong_phrases(phrases, config)
-    triggers = scan_triggers(phrases, config)
     with (
         nullcontext(speech)
         if speech is not None
@@ -359,7 +349,11 @@ def hear_words(
             config.per_phone,
             workers=workers,
             scan=SCAN if config.scan else None,
-            triggers=triggers,
+            # Only a strong phrase the scan hears starts the search. Not the return cue, though the scan
+            # sometimes hears an ad's "back to the show" and none of its strong phrases: at the scan's
+            # loose threshold it also hears it ~21 times an hour in speech-like noise, and searching
+            # around those made --words auto 5.1x --words off instead of 3.8x (process_speed.py --words).
+            triggers=strong,
         )
         hits = spotted.hits
         ads = word_ads(hits, phrases, decoding.pauses(), duration, config)
