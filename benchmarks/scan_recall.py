@@ -49,14 +49,12 @@ def read_stretches(episode, read: str) -> list[tuple[float, float]]:
     """What the scan reads of ``episode``: all of it, or (``content``) the stretches between its produced spots."""
     if read == "whole":
         return [(0.0, episode.duration)]
+    from adcut.core.segments import subtract_spans
+
     ads = [s for s in episode.segments if s.label == "ad"]
-    produced = sorted((a.start, a.end) for a, kind in zip(ads, episode.kinds) if kind != "host")
-    stretches, at = [], 0.0
-    for lo, hi in produced + [(episode.duration, episode.duration)]:
-        if lo - at >= 3.0:  # detect reads content stretches of 3 s or more (detect.words.content_stretches)
-            stretches.append((at, lo))
-        at = max(at, hi)
-    return stretches
+    produced = [(a.start, a.end) for a, kind in zip(ads, episode.kinds) if kind != "host"]
+    # detect reads content stretches of 3 s or more (detect.words.content_stretches)
+    return subtract_spans([(0.0, episode.duration)], produced, min_seconds=3.0)
 
 
 def main() -> None:
