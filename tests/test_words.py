@@ -12,6 +12,7 @@ from adcut.detect.pipeline import smooth_curve
 from adcut.detect.smoothing import SmoothingConfig
 from adcut.detect.words import (
     WordsConfig,
+    beyond_sound,
     fuse,
     hear_words,
     overlay,
@@ -189,6 +190,46 @@ def test_overlay_adds_word_ads_and_keeps_the_sound_models_segments():
         (200, 230, "ad"),
         (230, 300, "content"),
     ]
+
+
+def test_word_ads_the_sound_model_already_holds_are_not_confirmed():
+    sound = [(0, 100, "content"), (100, 130, "ad"), (130, 300, "content")]
+    inside = {"start": 101.0, "end": 129.0}  # phrases in a produced spot's copy: nothing to add
+    edge = {"start": 120.0, "end": 130.3}  # less than half a second past it
+    past = {"start": 90.0, "end": 125.0}  # the read lead-in before a spot the sound model heard
+    alone = {"start": 200.0, "end": 230.0}
+    sound_ads = [(a, b) for a, b, label in sound if label == "ad"]
+    assert beyond_sound([inside, edge, past, alone], sound_ads) == [past, alone]
+
+
+@needs_espeak
+def test_the_close_search_reads_on_into_what_the_sound_model_calls_an_ad():
+    from adcut.words.recognise import Decoded, spot_stretches
+
+    # A sound model trained on a show's own read ads hears the middle of one (here from 4 s into it):
+    # detect scans only the content, where the scan hears the lead-in's phrase, and only a close search
+    # that may read on into the ad hears the offer that makes the two phrases of an ad.
+    episode = hostread_episode(5, draw="test", ads=1, host_share=1.0, content_sentences=(14, 18))
+    ad = next(s for s in episode.segments if s.label == "ad")
+    content = [(0.0, ad.start + 4.0), (ad.end, episode.duration)]
+    strong = strong_phrases(BUILTIN_ENGLISH, CONFIG)
+    pauses = Decoded(episode.audio).pauses()
+
+    def heard(within):
+        spotted = spot_stretches(
+            content, episode.audio, BUILTIN_ENGLISH, triggers=strong, search_within=within
+        )
+        return spotted.hits, {
+            h.phrase for h in spotted.hits if ad.start - 1 <= h.start <= ad.end + 1
+        } & strong
+
+    hits, strong_in_ad = heard(None)
+    assert len(strong_in_ad) == 1 and all(not ad.start + 4.0 < h.start < ad.end for h in hits)
+    assert word_ads(hits, BUILTIN_ENGLISH, pauses, episode.duration, CONFIG) == []
+    hits, strong_in_ad = heard([(0.0, episode.duration)])
+    assert len(strong_in_ad) >= 2
+    ads = word_ads(hits, BUILTIN_ENGLISH, pauses, episode.duration, CONFIG)
+    assert len(ads) == 1 and abs(ads[0]["start"] - ad.start) < 1.0 and abs(ads[0]["end"] - ad.end) < 1.0
 
 
 def test_fuse_raises_only_the_word_ad_and_keeps_rows_normalised():
@@ -455,6 +496,17 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
     ]
     kept, rejected = confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, CONFIG, workers=1)
     assert kept == candidates[:1] and rejected == candidates[1:]
+    # Phrases the sound model's own ads hold confirm nothing (a produced spot's copy): one must be
+    # heard outside them. Here the sound model would have heard the whole read ad but its first 6 s.
+    held = [(ad.start - 5.0, ad.end + 5.0)]
+    assert (
+        confirmed(candidates[:1], episode.audio, BUILTIN_ENGLISH, strong, CONFIG, 1, sound_ads=held)[0] == []
+    )
+    partly = [(ad.start + 6.0, ad.end + 5.0)]
+    assert (
+        confirmed(candidates[:1], episode.audio, BUILTIN_ENGLISH, strong, CONFIG, 1, sound_ads=partly)[0]
+        == (candidates[:1])
+    )
     # Confirming with a threshold no stricter than the search's changes nothing.
     loose = WordsConfig(mode="on", per_phone=3.5, confirm_per_phone=3.5)
     assert confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, loose, workers=1) == (candidates, [])

@@ -214,6 +214,18 @@ def word_ads(hits, phrases, pauses, duration: float, config: WordsConfig) -> lis
     return ads
 
 
+def beyond_sound(ads: list[dict], sound_ads, min_seconds: float = 0.5) -> list[dict]:
+    """The word ads that reach at least ``min_seconds`` past the ``sound_ads`` spans (what the sound model
+    already calls an ad): the others would change nothing, and confirming them would cost a close reading each."""
+    from adcut.core.segments import subtract_spans
+
+    return [
+        ad
+        for ad in ads
+        if sum(b - a for a, b in subtract_spans([(ad["start"], ad["end"])], sound_ads)) >= min_seconds
+    ]
+
+
 def evidence_curve(hits, phrases, duration: float) -> np.ndarray:
     """Per second: the summed weight of the phrases heard in it."""
     by_text = {p.text: p for p in phrases}
@@ -270,10 +282,20 @@ def overlay(segments, ads: list[dict], ad_label: str, duration: float, min_gap: 
 
 
 def confirmed(
-    ads, audio, phrases, strong, config: WordsConfig, workers: int, cmn: str | None = None
+    ads,
+    audio,
+    phrases,
+    strong,
+    config: WordsConfig,
+    workers: int,
+    cmn: str | None = None,
+    sound_ads=(),
 ) -> tuple[list[dict], list[dict]]:
     """(kept, rejected) ``ads``: kept where a search with the stricter ``confirm_per_phone`` hears at least
-    ``min_strong`` distinct strong phrases in the ad's span (a cluster of loose hits in talk or music is not)."""
+    ``min_strong`` distinct strong phrases in the ad's span (a cluster of loose hits in talk or music is not),
+    one of them outside the ``sound_ads`` spans: the copy of a produced spot the sound model found says
+    sponsor phrases too, and with one misheard in the talk after it would otherwise carry the ad into that talk."""
+    from adcut.core.segments import subtract_spans
     from adcut.words.recognise import Search, spot_stretches
 
     if not ads or config.confirm_per_phone >= config.per_phone:
@@ -283,10 +305,16 @@ def confirmed(
     # missed at the next): an ad not confirmed yet is read again at the next of ``confirm_phases``
     # phases, and what any of them heard counts. Most ads are confirmed by the first reading.
     heard: list[set[str]] = [set() for _ in ads]
+    outside = [False] * len(ads)
+    sound_ads = list(sound_ads)
+
+    def enough(i: int) -> bool:
+        return len(heard[i]) >= config.min_strong and outside[i]
+
     phases = max(1, config.confirm_phases)
     step = Search(config.confirm_per_phone).frame_seconds / phases
     for k in range(phases):
-        waiting = [i for i in range(len(ads)) if len(heard[i]) < config.min_strong]
+        waiting = [i for i in range(len(ads)) if not enough(i)]
         if not waiting:
             break
         hits = spot_stretches(
@@ -301,9 +329,13 @@ def confirmed(
         ).hits
         for i in waiting:
             lo, hi = spans[i]
-            heard[i] |= {h.phrase for h in hits if lo <= h.start and h.end <= hi and h.phrase in strong}
-    kept = [ad for ad, names in zip(ads, heard) if len(names) >= config.min_strong]
-    rejected = [ad for ad, names in zip(ads, heard) if len(names) < config.min_strong]
+            found = [h for h in hits if lo <= h.start and h.end <= hi and h.phrase in strong]
+            heard[i] |= {h.phrase for h in found}
+            outside[i] = outside[i] or any(
+                subtract_spans([(h.start, h.end)], sound_ads, min_seconds=0.25) for h in found
+            )
+    kept = [ad for i, ad in enumerate(ads) if enough(i)]
+    rejected = [ad for i, ad in enumerate(ads) if not enough(i)]
     if rejected:
         log.info("words: %d word ads not confirmed by the stricter search", len(rejected))
     return kept, rejected
@@ -354,10 +386,15 @@ def hear_words(
             # loose threshold it also hears it ~21 times an hour in speech-like noise, and searching
             # around those made --words auto 5.1x --words off instead of 3.8x (process_speed.py --words).
             triggers=strong,
+            # The close search may read on into what the sound model calls an ad: a model trained on a
+            # show's own read ads often hears the middle of one, and the phrases there are what join
+            # the lead-in and the offer heard in the content on either side into one ad.
+            search_within=[(0.0, duration)],
         )
         hits = spotted.hits
-        ads = word_ads(hits, phrases, decoding.pauses(), duration, config)
-        ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers, spotted.cmn)
+        sound_ads = [(float(s.start), float(s.end)) for s in segments if s.label != background]
+        ads = beyond_sound(word_ads(hits, phrases, decoding.pauses(), duration, config), sound_ads)
+        ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers, spotted.cmn, sound_ads)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
         "recognised_seconds": round(seconds_in(stretches), 1),  # asked for (the content stretches)

@@ -47,11 +47,14 @@ DEFAULT_PER_PHONE = 4.5
 
 @dataclass(frozen=True)
 class Search:
-    """The pocketsphinx settings of one pass: threshold exponent per phone, frames a second, GMM every ``downsample`` frames."""
+    """The pocketsphinx settings of one pass: threshold exponent per phone, frames a second, GMM every
+    ``downsample`` frames, from the ``top_gaussians`` best of each codebook, pruning paths ``beam`` below the best."""
 
     per_phone: float = DEFAULT_PER_PHONE
     frame_rate: int = 100
     downsample: int = 1
+    top_gaussians: int = 4  # pocketsphinx's default
+    beam: float = 1e-48  # pocketsphinx's default
 
     @property
     def frame_seconds(self) -> float:
@@ -274,6 +277,8 @@ class Spotter:
                 kws=name,
                 frate=self.search.frame_rate,
                 ds=self.search.downsample,
+                topn=self.search.top_gaussians,
+                beam=self.search.beam,
             )
             # pocketsphinx carries its cepstral mean from one utterance to the next: each piece starts
             # from the same one (``warm_up``), so what is heard does not depend on which pieces a worker
@@ -636,6 +641,7 @@ def spot_stretches(
     triggers=None,
     reach: float = 30.0,
     cmn: str | None = None,
+    search_within=None,
 ) -> Spotted:
     """Spot ``phrases`` in the given (start, end) stretches of ``audio`` (16 kHz samples, or a
     ``Decoding`` still under way: the first pieces are read while the rest decodes), on ``workers``
@@ -643,7 +649,8 @@ def spot_stretches(
 
     With ``scan``: everything is read by that cheap search first, and the full search reads only the
     parts within ``reach`` seconds of a scan hit of a ``triggers`` phrase (all phrases when None),
-    widened again where a full-search hit lies near a part's edge (a read ad runs on past it).
+    widened again where a full-search hit lies near a part's edge (a read ad runs on past it); those
+    parts may reach beyond the stretches into ``search_within`` (default: the stretches only).
     Without: the full search reads everything. Every piece of a search starts from one cepstral mean,
     estimated on the first 30 s asked for; the full search's can be given (``cmn``: the ``Spotted.cmn``
     of an earlier call on the same audio).
@@ -655,6 +662,7 @@ def spot_stretches(
     stretches = [(a, b) for a, b in stretches if b - a > 0.5]
     if not stretches:
         return Spotted([], 0.0, 0.0, cmn)
+    within = stretches if search_within is None else [(a, b) for a, b in search_within if b - a > 0.5]
     workers = max(1, workers)
     if (
         multiprocessing.parent_process() is not None
@@ -700,7 +708,7 @@ def spot_stretches(
         if scan is None:
             return Spotted(read(full, stretches), 0.0, seconds_in(stretches), means.get(full.frame_rate))
         heard = [h for h in read(scan, stretches) if triggers is None or h.phrase in triggers]
-        parts = around(heard, reach, stretches)
+        parts = around(heard, reach, within)
         hits = read(full, parts)
         done = parts
         for _ in range(3):  # an ad's phrases run on past a part's edge: read on from there
@@ -709,7 +717,7 @@ def spot_stretches(
                 for h in hits
                 if any(abs(h.start - a) < reach / 2 or abs(h.end - b) < reach / 2 for a, b in done)
             ]
-            more = subtract_spans(around(edges, reach, stretches), done, min_seconds=0.5)
+            more = subtract_spans(around(edges, reach, within), done, min_seconds=0.5)
             if not more:
                 break
             hits = dedupe(hits + read(full, more))
