@@ -231,6 +231,32 @@ def test_the_close_search_reads_on_into_what_the_sound_model_calls_an_ad():
     ads = word_ads(hits, BUILTIN_ENGLISH, pauses, episode.duration, CONFIG)
     assert len(ads) == 1 and abs(ads[0]["start"] - ad.start) < 1.0 and abs(ads[0]["end"] - ad.end) < 1.0
 
+    # What detect does with it: the scan reads the content only, --words-full the whole episode, and
+    # both give the read ad its lead-in.
+    from adcut.core.segments import Segment
+
+    duration = episode.duration
+    sound = [Segment(0.0, ad.start + 4.0, "content"), Segment(ad.start + 4.0, ad.end, "ad")]
+    sound.append(Segment(ad.end, duration, "content"))
+    curve = np.tile([0.05, 0.95], (int(np.ceil(duration / 0.5)), 1))
+    for config, read in (
+        (CONFIG, duration - (ad.end - ad.start - 4.0)),
+        (WordsConfig(mode="on", scan=False), duration),
+    ):
+        _, record = hear_words(
+            None,
+            curve,
+            0.5,
+            duration,
+            sound,
+            ("ad", "content"),
+            SimpleNamespace(training={}),
+            config,
+            speech=Decoded(episode.audio),
+        )
+        assert record["recognised_seconds"] == pytest.approx(read, abs=0.2)
+        assert [abs(a["start"] - ad.start) < 1.0 for a in record["word_ads"]] == [True], record["word_ads"]
+
 
 def test_fuse_raises_only_the_word_ad_and_keeps_rows_normalised():
     curve = np.tile([0.1, 0.9], (200, 1))

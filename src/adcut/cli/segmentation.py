@@ -140,8 +140,8 @@ def add_words_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--words-full",
         action="store_true",
-        help="search all the content closely instead of scanning it first (~5x slower; a read ad whose "
-        "phrases the scan misses is still found)",
+        help="search the whole episode closely instead of scanning its content first (~5x slower; a read ad "
+        "whose phrases the scan misses is still found)",
     )
     group.add_argument(
         "--ad-phrases",

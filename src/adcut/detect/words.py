@@ -10,9 +10,12 @@ A return cue alone, or one product name said in passing, is not an ad. Inside su
 reads is raised to ``ad_probability``; everywhere else the curve is the sound model's, so produced
 spots keep its precision and content that says no sponsor phrase is untouched.
 
-Recognition runs only on the stretches that the sound model's first smoothing calls content
+Recognition scans only the stretches that the sound model's first smoothing calls content
 (where a word can change the answer), in ``workers`` processes, on the 16 kHz audio that the sound
-model's own decode made on the way (``detect`` passes it in): the file is decoded once.
+model's own decode made on the way (``detect`` passes it in): the file is decoded once. The close
+search around what the scan heard may read on into the sound model's ads (it often hears the middle
+of a read ad, and the phrases there join those on either side); a word ad must then add to the
+sound model's ads and be confirmed by a strong phrase outside them.
 """
 
 from __future__ import annotations
@@ -365,7 +368,9 @@ def hear_words(
     began = time.perf_counter()
     phrases = resolve_phrases(checkpoint, config)
     background = background or (classes[1] if len(classes) > 1 else classes[0])
-    stretches = content_stretches(segments, background)
+    # Without the scan (--words-full) the whole episode is searched closely: the close search after a
+    # scan may read into the sound model's ads too, and the slow way must hear at least what it hears.
+    stretches = content_stretches(segments, background) if config.scan else [(0.0, duration)]
     workers = config.workers or os.cpu_count() or 1
     strong = strong_phrases(phrases, config)
     with (
@@ -397,7 +402,9 @@ def hear_words(
         ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers, spotted.cmn, sound_ads)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
-        "recognised_seconds": round(seconds_in(stretches), 1),  # asked for (the content stretches)
+        "recognised_seconds": round(
+            seconds_in(stretches), 1
+        ),  # asked for (the content, or all with --words-full)
         "scanned_seconds": round(spotted.scanned_seconds, 1),  # read by the cheap scan
         "searched_seconds": round(spotted.searched_seconds, 1),  # read by the full search
         "recognition_wall_seconds": round(time.perf_counter() - began, 2),
