@@ -402,9 +402,8 @@ def hear_words(
         ads, rejected = confirmed(ads, decoding, phrases, strong, config, workers, spotted.cmn, sound_ads)
     fused = fuse(curve, step_seconds, ads, 0, config.ad_probability) if ads else curve
     record = {
-        "recognised_seconds": round(
-            seconds_in(stretches), 1
-        ),  # asked for (the content, or all with --words-full)
+        # asked for: the content stretches (all of the episode with --words-full)
+        "recognised_seconds": round(seconds_in(stretches), 1),
         "scanned_seconds": round(spotted.scanned_seconds, 1),  # read by the cheap scan
         "searched_seconds": round(spotted.searched_seconds, 1),  # read by the full search
         "recognition_wall_seconds": round(time.perf_counter() - began, 2),
