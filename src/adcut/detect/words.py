@@ -297,7 +297,8 @@ def confirmed(
     """(kept, rejected) ``ads``: kept where a search with the stricter ``confirm_per_phone`` hears at least
     ``min_strong`` distinct strong phrases in the ad's span (a cluster of loose hits in talk or music is not),
     one of them outside the ``sound_ads`` spans: the copy of a produced spot the sound model found says
-    sponsor phrases too, and with one misheard in the talk after it would otherwise carry the ad into that talk."""
+    sponsor phrases too, which alone would confirm an ad that a loose hit in the talk beside the spot
+    stretched into that talk."""
     from adcut.core.segments import subtract_spans
     from adcut.words.recognise import Search, spot_stretches
 
