@@ -523,7 +523,7 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
     kept, rejected = confirmed(candidates, episode.audio, BUILTIN_ENGLISH, strong, CONFIG, workers=1)
     assert kept == candidates[:1] and rejected == candidates[1:]
     # Phrases the sound model's own ads hold confirm nothing (a produced spot's copy): one must be
-    # heard outside them. Here the sound model would have heard the whole read ad but its first 6 s.
+    # heard outside them. ``held``: the sound model heard the whole read ad; ``partly``: all but its first 6 s.
     held = [(ad.start - 5.0, ad.end + 5.0)]
     assert (
         confirmed(candidates[:1], episode.audio, BUILTIN_ENGLISH, strong, CONFIG, 1, sound_ads=held)[0] == []
@@ -531,7 +531,7 @@ def test_a_word_ad_is_kept_only_where_the_stricter_search_hears_two_strong_phras
     partly = [(ad.start + 6.0, ad.end + 5.0)]
     assert (
         confirmed(candidates[:1], episode.audio, BUILTIN_ENGLISH, strong, CONFIG, 1, sound_ads=partly)[0]
-        == (candidates[:1])
+        == candidates[:1]
     )
     # Confirming with a threshold no stricter than the search's changes nothing.
     loose = WordsConfig(mode="on", per_phone=3.5, confirm_per_phone=3.5)
